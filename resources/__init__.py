@@ -1,0 +1,1 @@
+"""Package data: the style sheet, icons and desktop file."""

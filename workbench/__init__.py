@@ -1,0 +1,3 @@
+"""Workbench: point-and-click optimization of neural networks."""
+
+__version__ = "0.1.0"

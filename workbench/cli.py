@@ -1,0 +1,177 @@
+"""The `workbench` command: opens the GUI, or runs a headless subcommand.
+
+`workbench [MODEL]` opens the window; `workbench inspect|screenshot ...` runs headless.
+Errors print one line and exit 2; nothing prints a traceback unless WORKBENCH_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from workbench import __version__
+from workbench.core.errors import InvalidParameterError, WorkbenchError
+
+EXIT_USAGE = 2
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in text.replace("x", ",").split(",") if d.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a shape such as 1,3,32,32") from None
+    if not dims or any(d <= 0 for d in dims):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a shape of positive sizes")
+    return dims
+
+
+def _add_load_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", help="architecture for a state dict: zoo name or pkg.module:Class")
+    p.add_argument("--trust", action="store_true",
+                   help="allow loading a full pickle (can run code: only for files you trust)")
+    p.add_argument("--input-shape", type=_shape, metavar="N,C,H,W",
+                   help="input shape, batch first (for zoo models and bare modules)")
+    p.add_argument("--num-classes", type=int, metavar="N", help="class count of a zoo model")
+
+
+def _load_options(args: argparse.Namespace) -> dict[str, Any]:
+    if args.num_classes is not None and args.num_classes < 1:
+        raise InvalidParameterError("--num-classes must be at least 1.")
+    return {"arch": args.arch, "trust": args.trust, "input_shape": args.input_shape,
+            "num_classes": args.num_classes}
+
+
+def _progress_printer(enabled: bool) -> Callable[[Any], None]:
+    def show(step: Any) -> None:
+        if enabled and sys.stderr.isatty():
+            frac = step.fraction if step.fraction is not None else 0.0
+            bar = "#" * int(frac * 20)
+            sys.stderr.write(f"\r[{bar:<20}] {step.message[:60]:<60}")
+            sys.stderr.flush()
+            if frac >= 1.0:
+                sys.stderr.write("\n")
+    return show
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from workbench.core.analysis import open_model
+    from workbench.core.jobs import run_job
+
+    analysis = run_job(open_model(args.model, **_load_options(args)),
+                       _progress_printer(not args.json))
+    summary = analysis.graph.summary()
+    summary["source"] = args.model
+    if args.stats:
+        summary["weights"] = analysis.stats.to_json()
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+    print(f"{args.model}  ({summary['format']})")
+    print(f"  nodes {summary['nodes']:,}   edges {summary['edges']:,}")
+    print(f"  parameters {summary['parameters']:,}   size {_bytes(summary['size_bytes'])}"
+          f"   MACs {summary['macs']:,}")
+    for t in summary["inputs"]:
+        print(f"  input  {t['name']}: {t['shape']} {t['dtype'] or ''}")
+    ops = ", ".join(f"{op}×{n}" for op, n in list(summary["op_counts"].items())[:12])
+    print(f"  ops    {ops}")
+    if args.stats:
+        s = analysis.stats.summary
+        print(f"  weights min {s.min:.4g} max {s.max:.4g} mean {s.mean:.4g} std {s.std:.4g} "
+              f"sparsity {s.sparsity:.1%}")
+    for w in summary["warnings"]:
+        print(f"  warning: {w}")
+    return 0
+
+
+def _bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
+        size /= 1024
+    return f"{n} B"
+
+
+def cmd_screenshot(args: argparse.Namespace) -> int:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from workbench.gui.screenshot import render_screenshot
+
+    size = _shape(args.size) if args.size else (1400, 900)
+    if len(size) != 2:
+        raise InvalidParameterError("--size takes WIDTHxHEIGHT, such as 1400x900.")
+    render_screenshot(args.model, args.tab, args.output, size=(size[0], size[1]),
+                      load_options=_load_options(args), select=args.select)
+    if args.json:
+        print(json.dumps({"output": args.output, "tab": args.tab}))
+    else:
+        print(f"wrote {args.output}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench", description="Inspect and optimize neural networks.")
+    parser.add_argument("--version", action="version", version=f"workbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("inspect", help="print a model's graph summary")
+    p.add_argument("model", help="model file or zoo:NAME")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--stats", action="store_true", help="include weight statistics")
+    _add_load_options(p)
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("screenshot", help="render the window offscreen to a PNG")
+    p.add_argument("model", help="model file or zoo:NAME")
+    p.add_argument("--tab", choices=("graph", "weights", "train", "benchmark", "compare"),
+                   default="graph")
+    p.add_argument("-o", "--output", required=True, help="PNG file to write")
+    p.add_argument("--size", help="window size WIDTHxHEIGHT (default 1400x900)")
+    p.add_argument("--select", help="node to select before the shot")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_load_options(p)
+    p.set_defaults(func=cmd_screenshot)
+    return parser
+
+
+def build_gui_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench", description="Open the Workbench window, optionally on a model. "
+        "Headless commands: inspect, screenshot (see workbench inspect --help).")
+    parser.add_argument("--version", action="version", version=f"workbench {__version__}")
+    parser.add_argument("model", nargs="?", help="model file or zoo:NAME to open")
+    _add_load_options(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not os.environ.get("WORKBENCH_DEBUG"):
+        warnings.simplefilter("ignore")  # library chatter is not for the user's terminal
+    parser = build_parser()
+    commands = {"inspect", "screenshot"}
+    try:
+        if argv and (argv[0] in commands or argv[0] in ("-h", "--help")):
+            args = parser.parse_args(argv)
+            return int(args.func(args))
+        gui_args = build_gui_parser().parse_args(argv)
+        from workbench.gui.app import run_app
+
+        return run_app(gui_args.model, _load_options(gui_args))
+    except WorkbenchError as exc:
+        print(f"workbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("workbench: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        if os.environ.get("WORKBENCH_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(f"workbench: internal error: {type(exc).__name__}: {first}", file=sys.stderr)
+        return 1

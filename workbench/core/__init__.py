@@ -1,0 +1,1 @@
+"""The headless core: everything but drawing. Never imports Qt."""

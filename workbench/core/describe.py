@@ -1,0 +1,16 @@
+"""`describe(variant)`: the LayerGraph of any variant, whatever its backend."""
+
+from __future__ import annotations
+
+from workbench.core.layergraph import LayerGraph
+from workbench.core.variant import Variant
+
+
+def describe(variant: Variant) -> LayerGraph:
+    if variant.backend == "onnx":
+        from workbench.core.graph_onnx import onnx_layer_graph
+
+        return onnx_layer_graph(variant.model)
+    from workbench.core.graph_torch import torch_layer_graph
+
+    return torch_layer_graph(variant)

@@ -1,0 +1,325 @@
+"""Build a LayerGraph from a PyTorch module.
+
+Capture is by `torch.export` (which handles transformers), then `torch.fx` with shape
+propagation, then TorchScript's own graph, and last the module tree alone.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings as warnings_module
+from typing import Any
+
+from workbench.core.layergraph import LayerGraph, Node, TensorInfo, edges_from_nodes
+from workbench.core.variant import Variant
+
+_SKIP_TARGETS = {"getitem", "_assert_tensor_metadata", "sym_size", "_set_grad_enabled"}
+
+
+def torch_layer_graph(variant: Variant) -> LayerGraph:
+    """Describe a torch variant; shapes and MACs use its declared example inputs."""
+    import torch
+
+    model = variant.model
+    params = sum(p.numel() for p in model.parameters())
+    size = sum(t.numel() * t.element_size() for t in _tensors(model))
+    warnings: list[str] = []
+    if not variant.inputs:
+        warnings.append("No input shape given: the graph shows the module tree only.")
+        return _module_tree_graph(model, params, size, warnings)
+    args = variant.example_inputs()
+    if isinstance(model, torch.jit.ScriptModule):
+        graph = _torchscript_graph(model, args, params, size, warnings)
+        if graph is not None:
+            return graph
+        return _module_tree_graph(model, params, size, warnings)
+    try:
+        return _export_graph(model, args, variant, params, size, warnings)
+    except Exception as exc:
+        warnings.append(f"torch.export failed ({_first_line(exc)}); used torch.fx.")
+    try:
+        return _fx_graph(model, args, variant, params, size, warnings)
+    except Exception as exc:
+        warnings.append(f"torch.fx failed ({_first_line(exc)}); showing the module tree.")
+    return _module_tree_graph(model, params, size, warnings)
+
+
+def _tensors(model: Any) -> list[Any]:
+    seen: dict[int, Any] = {}
+    for t in (*model.parameters(), *model.buffers()):
+        seen.setdefault(id(t), t)
+    return list(seen.values())
+
+
+def _module_types(model: Any) -> dict[tuple[str, ...], str]:
+    return {tuple(name.split(".")): type(m).__name__ for name, m in model.named_modules() if name}
+
+
+def _meta_info(name: str, val: Any) -> TensorInfo:
+    if isinstance(val, (list, tuple)):
+        val = val[0] if val else None
+    shape = getattr(val, "shape", None)
+    if shape is None:
+        return TensorInfo(name)
+    dims = tuple(int(d) if str(d).lstrip("-").isdigit() else str(d) for d in shape)
+    return TensorInfo(name, dims, str(getattr(val, "dtype", "")).removeprefix("torch."))
+
+
+def _export_graph(model: Any, args: tuple[Any, ...], variant: Variant, params: int, size: int,
+                  warnings: list[str]) -> LayerGraph:
+    import torch
+    from torch.utils.flop_counter import flop_registry
+
+    with torch.no_grad(), warnings_module.catch_warnings():
+        warnings_module.simplefilter("ignore")
+        program = torch.export.export(model, args, strict=False)
+    sig = program.graph_signature
+    param_of = dict(sig.inputs_to_parameters)
+    sizes = {name: t.numel() for name, t in program.state_dict.items()}
+    nodes: list[Node] = []
+    for fx_node in program.graph.nodes:
+        if fx_node.op != "call_function":
+            continue
+        target = fx_node.target
+        short = getattr(target, "__name__", str(target)).split(".")[0]
+        if short in _SKIP_TARGETS:
+            continue
+        node_inputs: list[TensorInfo] = []
+        param_names: list[str] = []
+        for arg in fx_node.all_input_nodes:
+            real = _through_getitem(arg)
+            node_inputs.append(_meta_info(real.name, real.meta.get("val")))
+            if real.op == "placeholder" and real.name in param_of:
+                param_names.append(param_of[real.name])
+        outputs = [_meta_info(fx_node.name, fx_node.meta.get("val"))]
+        stack = fx_node.meta.get("nn_module_stack") or {}
+        path: tuple[str, ...] = ()
+        mtype = None
+        if stack:
+            fqn, mcls = list(stack.values())[-1]
+            path = _clean_path(fqn)
+            mtype = getattr(mcls, "__name__", str(mcls)).rsplit(".", 1)[-1]
+        op = f"aten.{short}" if "aten" in str(target) or hasattr(target, "_schema") else short
+        node = Node(
+            name=fx_node.name, op=op, inputs=node_inputs, outputs=outputs,
+            attributes=_literal_args(fx_node), params=sum(sizes.get(p, 0) for p in param_names),
+            param_names=param_names, module_path=path, module_type=mtype,
+        )
+        node.macs = op_macs(short, node) or _export_macs(fx_node, flop_registry)
+        nodes.append(node)
+    _reroute_getitems(program, nodes)
+    inputs = [_meta_info(n.name, n.meta.get("val")) for n in program.graph.nodes
+              if n.op == "placeholder" and n.name in sig.user_inputs]
+    return LayerGraph("torch", nodes, edges_from_nodes(nodes), inputs=inputs,
+                      outputs=nodes[-1].outputs if nodes else [], parameters=params,
+                      size_bytes=size, module_types=_module_types(model), warnings=warnings)
+
+
+def _through_getitem(node: Any) -> Any:
+    """`getitem` nodes unpack tuples; edges should start at the producing op."""
+    import operator
+
+    while node.op == "call_function" and node.target is operator.getitem:
+        node = node.args[0]
+    return node
+
+
+def _reroute_getitems(program: Any, nodes: list[Node]) -> None:
+    """Name inputs after the producing op so `edges_from_nodes` can connect them."""
+    names = {n.name for n in nodes}
+    for n in nodes:
+        n.inputs = [t for t in n.inputs if t.name in names or not t.name.startswith("getitem")]
+    del program
+
+
+def _clean_path(fqn: str) -> tuple[str, ...]:
+    fqn = fqn.removeprefix("L['self'].").removeprefix("L__self__.")
+    parts = []
+    for p in fqn.replace("[", ".").replace("]", "").split("."):
+        p = p.strip("'\"")
+        if p and p != "L['self']":
+            parts.append(p.removeprefix("_modules.").strip("'\""))
+    return tuple(parts)
+
+
+def _literal_args(fx_node: Any) -> dict[str, Any]:
+    attrs: dict[str, Any] = {}
+    for i, a in enumerate(fx_node.args):
+        if isinstance(a, (int, float, bool, str)) or (
+                isinstance(a, (list, tuple)) and all(isinstance(x, (int, float)) for x in a)):
+            attrs[f"arg{i}"] = list(a) if isinstance(a, tuple) else a
+    for k, a in fx_node.kwargs.items():
+        if isinstance(a, (int, float, bool, str)):
+            attrs[k] = a
+    return attrs
+
+
+def _export_macs(fx_node: Any, registry: dict[Any, Any]) -> int:
+    """MACs from torch's own FLOP formulas, applied to the recorded fake tensors."""
+    import torch
+
+    target = fx_node.target
+    packet = getattr(target, "overloadpacket", None)
+    if packet is None or packet not in registry:
+        return 0
+
+    def val(a: Any) -> Any:
+        return a.meta.get("val") if isinstance(a, torch.fx.Node) else a
+
+    try:
+        args = torch.fx.node.map_aggregate(fx_node.args, val)
+        kwargs = torch.fx.node.map_aggregate(fx_node.kwargs, val)
+        flops = registry[packet](*args, **kwargs, out_val=fx_node.meta.get("val"))
+    except Exception:
+        return 0
+    return int(flops) // 2
+
+
+def _fx_graph(model: Any, args: tuple[Any, ...], variant: Variant, params: int, size: int,
+              warnings: list[str]) -> LayerGraph:
+    import torch
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    gm = torch.fx.symbolic_trace(model)
+    with torch.no_grad():
+        ShapeProp(gm).propagate(*args)
+    modules = dict(gm.named_modules())
+    nodes: list[Node] = []
+    for fx_node in gm.graph.nodes:
+        if fx_node.op in ("placeholder", "output", "get_attr"):
+            continue
+        meta = fx_node.meta.get("tensor_meta")
+        out = TensorInfo(fx_node.name, tuple(meta.shape), str(meta.dtype).removeprefix(
+            "torch.")) if meta is not None and hasattr(meta, "shape") else TensorInfo(
+            fx_node.name)
+        ins = []
+        for a in fx_node.all_input_nodes:
+            m = a.meta.get("tensor_meta")
+            ins.append(TensorInfo(a.name, tuple(m.shape)) if m is not None and hasattr(
+                m, "shape") else TensorInfo(a.name))
+        n_params, names, mtype, path = 0, [], None, ()
+        if fx_node.op == "call_module":
+            mod = modules[fx_node.target]
+            mtype = type(mod).__name__
+            op = mtype
+            path = tuple(str(fx_node.target).split("."))
+            for pname, p in mod.named_parameters():
+                names.append(f"{fx_node.target}.{pname}")
+                n_params += p.numel()
+        else:
+            op = getattr(fx_node.target, "__name__", str(fx_node.target))
+        node = Node(fx_node.name, op, ins, [out], params=n_params, param_names=names,
+                    module_path=path, module_type=mtype)
+        node.macs = _module_macs(modules.get(fx_node.target) if fx_node.op == "call_module"
+                                 else None, node)
+        nodes.append(node)
+    inputs = [TensorInfo(s.name, s.shape, s.dtype) for s in variant.inputs]
+    return LayerGraph("torch", nodes, edges_from_nodes(nodes), inputs=inputs,
+                      outputs=nodes[-1].outputs if nodes else [], parameters=params,
+                      size_bytes=size, module_types=_module_types(model), warnings=warnings)
+
+
+def op_macs(op: str, node: Node) -> int:
+    """MACs of the common heavy ops from their shapes (0 when unknown)."""
+    out = node.output_shape
+    if not out or not all(isinstance(d, int) for d in out) or not node.inputs:
+        return 0
+    name = op.lower()
+    if name.startswith(("conv", "_convolution")) and len(node.inputs) > 1:
+        w = node.inputs[1].shape
+        if w and all(isinstance(d, int) for d in w):
+            if "transpose" in name:
+                x = node.inputs[0].shape or ()
+                return _prod(x) * _prod(w[1:])
+            return _prod(out) * _prod(w[1:])
+    if name in ("linear", "matmul", "mm", "bmm", "addmm", "baddbmm", "einsum_unused"):
+        a = node.inputs[1 if name in ("addmm", "baddbmm") else 0].shape
+        if a and isinstance(a[-1], int):
+            return _prod(out) * int(a[-1])
+    if name in ("gru", "lstm", "rnn_tanh", "rnn_relu"):
+        x = node.inputs[0].shape
+        if x and all(isinstance(d, int) for d in x):
+            steps = _prod(x[:-1])
+            return steps * node.params
+    if name == "scaled_dot_product_attention" and len(node.inputs) >= 3:
+        q, v = node.inputs[0].shape, node.inputs[2].shape
+        if q and v and all(isinstance(d, int) for d in (*q, *v)):
+            return _prod(q) * int(v[-2]) + _prod(out) * int(v[-2])
+    return 0
+
+
+def _prod(dims: Any) -> int:
+    return math.prod(int(d) for d in dims)
+
+
+def _module_macs(module: Any, node: Node) -> int:
+    from torch import nn
+
+    out = node.output_shape
+    if module is None or not out or not all(isinstance(d, int) for d in out):
+        return 0
+    if isinstance(module, nn.Conv2d | nn.Conv1d | nn.Conv3d):
+        return math.prod(out) * math.prod(module.weight.shape[1:])  # type: ignore[arg-type]
+    if isinstance(module, nn.Linear):
+        return math.prod(out) * module.in_features
+    return 0
+
+
+def _torchscript_graph(model: Any, args: tuple[Any, ...], params: int, size: int,
+                       warnings: list[str]) -> LayerGraph | None:
+    import torch
+
+    try:
+        graph = model.inlined_graph
+        torch._C._jit_pass_inline(graph)
+    except Exception as exc:
+        warnings.append(f"TorchScript graph unavailable: {_first_line(exc)}")
+        return None
+    nodes: list[Node] = []
+    for i, jn in enumerate(graph.nodes()):
+        kind = jn.kind()
+        if kind.startswith("prim::") and kind not in ("prim::CallMethod",):
+            continue
+        outs = [TensorInfo(o.debugName(), _jit_shape(o)) for o in jn.outputs()]
+        ins = [TensorInfo(v.debugName(), _jit_shape(v)) for v in jn.inputs()]
+        scope = jn.scopeName()
+        path = tuple(p.split("(")[0] for p in scope.split("/") if p and p != "__module")
+        nodes.append(Node(f"{kind.split('::')[-1]}_{i}", kind.replace("::", "."), ins, outs,
+                          module_path=tuple(p.removeprefix("__module.") for p in path)))
+    if not nodes:
+        return None
+    warnings.append("TorchScript graph: shapes and MACs are not recorded.")
+    del args
+    return LayerGraph("torchscript", nodes, edges_from_nodes(nodes), parameters=params,
+                      size_bytes=size, warnings=warnings)
+
+
+def _jit_shape(value: Any) -> tuple[int | str, ...] | None:
+    try:
+        sizes = value.type().sizes()
+    except Exception:
+        return None
+    return tuple(sizes) if sizes is not None else None
+
+
+def _module_tree_graph(model: Any, params: int, size: int, warnings: list[str]) -> LayerGraph:
+    """One node per leaf module, chained in definition order."""
+    nodes = []
+    prev: TensorInfo | None = None
+    for name, mod in model.named_modules():
+        if not name or any(True for _ in mod.children()):
+            continue
+        out = TensorInfo(f"{name}:out")
+        own = list(mod.named_parameters(recurse=False))
+        nodes.append(Node(name, type(mod).__name__, [prev] if prev else [], [out],
+                          params=sum(p.numel() for _, p in own),
+                          param_names=[f"{name}.{p}" for p, _ in own],
+                          module_path=tuple(name.split(".")), module_type=type(mod).__name__))
+        prev = out
+    return LayerGraph("torch", nodes, edges_from_nodes(nodes), parameters=params,
+                      size_bytes=size, module_types=_module_types(model), warnings=warnings)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,56 @@
+"""Jobs: generators that yield `Progress` and honour a `CancelToken`.
+
+The GUI runs them with superqt's `create_worker`; the CLI drives them with `run_job`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from workbench.core.errors import CancelledError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A step of a job: a fraction in [0, 1] (or None if unknown), a message, a payload."""
+
+    fraction: float | None
+    message: str = ""
+    payload: Any = None
+
+
+class CancelToken:
+    """Set by the caller; jobs call `check()` between steps."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise CancelledError("Cancelled.")
+
+
+Job = Generator[Progress, None, T]
+
+
+def run_job(job: Job[T], on_progress: Callable[[Progress], None] | None = None) -> T:
+    """Drive a job to completion on the calling thread and return its result."""
+    while True:
+        try:
+            step = next(job)
+        except StopIteration as stop:
+            return stop.value
+        if on_progress is not None:
+            on_progress(step)

@@ -1,0 +1,321 @@
+"""Load a model from a file or the zoo into a `Variant`.
+
+Nothing is unpickled unless the caller opts in with `trust=True`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from workbench.core.errors import (
+    ArchitectureMismatchError,
+    ArchitectureRequiredError,
+    CorruptModelError,
+    ModelNotFoundError,
+    TrustRequiredError,
+    UnsupportedFormatError,
+    WorkbenchError,
+)
+from workbench.core.variant import InputSpec, Variant
+from workbench.core.zoo import ZOO, build_zoo
+
+ONNX_EXTENSIONS = (".onnx",)
+TORCH_EXTENSIONS = (".pt2", ".pt", ".pth", ".ts", ".bin", ".safetensors")
+SUPPORTED_EXTENSIONS = ONNX_EXTENSIONS + TORCH_EXTENSIONS
+FILE_FILTER = (
+    "Models (*.onnx *.pt2 *.pt *.pth *.ts *.safetensors);;ONNX (*.onnx);;"
+    "PyTorch export (*.pt2);;TorchScript (*.pt *.ts);;State dict (*.pt *.pth *.safetensors);;"
+    "All files (*)"
+)
+
+
+def load_model(
+    source: str,
+    *,
+    arch: str | None = None,
+    trust: bool = False,
+    input_shape: tuple[int, ...] | None = None,
+    num_classes: int | None = None,
+) -> Variant:
+    """Load `source` (a path or `zoo:NAME`) as a variant.
+
+    `arch` names the architecture a state dict is joined to (a zoo name or
+    `package.module:ClassName`). `trust` allows a full pickle to be loaded.
+    """
+    if source.startswith("zoo:"):
+        return build_zoo(source, input_shape, num_classes)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise ModelNotFoundError(f"No such file: {path}")
+    if path.is_dir():
+        raise UnsupportedFormatError(f"{path} is a folder, not a model file.")
+    ext = path.suffix.lower()
+    if ext not in SUPPORTED_EXTENSIONS:
+        raise UnsupportedFormatError(
+            f"Unknown model format '{ext or path.name}'. Workbench opens "
+            f"{', '.join(SUPPORTED_EXTENSIONS)} files.")
+    if path.stat().st_size == 0:
+        raise CorruptModelError(f"{path.name} is empty.")
+    if ext == ".onnx":
+        return _load_onnx(path)
+    if ext == ".pt2":
+        return _load_exported(path)
+    if ext == ".safetensors":
+        return _join_state_dict(path, _read_safetensors(path), arch, input_shape, num_classes)
+    if _is_torchscript(path):
+        return _load_torchscript(path, input_shape)
+    return _load_pickle(path, arch, trust, input_shape, num_classes)
+
+
+def _load_onnx(path: Path) -> Variant:
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        model = onnx.load(str(path), load_external_data=True)
+    except DecodeError as exc:
+        raise CorruptModelError(f"{path.name} is not a valid ONNX file (corrupt or truncated)."
+                                ) from exc
+    except FileNotFoundError as exc:
+        raise CorruptModelError(
+            f"{path.name} refers to an external data file that is missing: "
+            f"{Path(str(exc.filename or exc)).name}.") from exc
+    except Exception as exc:  # onnx raises many types for bad files
+        if "should be stored in" in str(exc) or "external" in str(exc).lower():
+            raise CorruptModelError(
+                f"{path.name} refers to external data that is missing or unreadable: "
+                f"{_first_line(exc)}") from exc
+        raise CorruptModelError(f"{path.name} could not be read as ONNX: {_first_line(exc)}"
+                                ) from exc
+    if not model.graph.node:
+        raise CorruptModelError(f"{path.name} holds no ONNX graph (corrupt or not ONNX).")
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        raise CorruptModelError(f"{path.name} is not a valid ONNX model: {_first_line(exc)}"
+                                ) from exc
+    return Variant(name=path.stem, backend="onnx", model=model, format="onnx",
+                   inputs=onnx_input_specs(model), source=str(path))
+
+
+def onnx_input_specs(model: Any) -> tuple[InputSpec, ...]:
+    """Input specs of an ONNX graph's real inputs (initializers excluded, free dims set to 1)."""
+    from onnx import helper
+
+    inits = {i.name for i in model.graph.initializer}
+    specs = []
+    for inp in model.graph.input:
+        if inp.name in inits:
+            continue
+        t = inp.type.tensor_type
+        dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1
+                     for d in t.shape.dim)
+        np_dtype = helper.tensor_dtype_to_np_dtype(t.elem_type) if t.elem_type else None
+        dtype = str(np_dtype) if np_dtype is not None else "float32"
+        specs.append(InputSpec(inp.name, dims, dtype))
+    return tuple(specs)
+
+
+def _load_exported(path: Path) -> Variant:
+    import torch
+
+    try:
+        program = torch.export.load(str(path))
+    except Exception as exc:
+        raise CorruptModelError(f"{path.name} is not a readable torch.export program: "
+                                f"{_first_line(exc)}") from exc
+    specs = []
+    args = program.example_inputs[0] if program.example_inputs else ()
+    if args:
+        for i, a in enumerate(args):
+            specs.append(InputSpec(f"input{i}", tuple(a.shape), str(a.dtype).removeprefix(
+                "torch.")))
+    else:
+        user_inputs = set(program.graph_signature.user_inputs)
+        for node in program.graph.nodes:
+            if node.op == "placeholder" and node.name in user_inputs:
+                val = node.meta.get("val")
+                if val is not None:
+                    shape = tuple(int(d) if isinstance(d, int) else 1 for d in val.shape)
+                    specs.append(InputSpec(node.name, shape, str(val.dtype).removeprefix(
+                        "torch.")))
+    module = program.module()
+    return Variant(name=path.stem, backend="torch", model=module, format="pt2",
+                   inputs=tuple(specs), source=str(path))
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return any(n.endswith("constants.pkl") or "/code/" in n for n in names)
+
+
+def _load_torchscript(path: Path, input_shape: tuple[int, ...] | None) -> Variant:
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated
+            module = torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:
+        raise CorruptModelError(f"{path.name} is not a readable TorchScript file: "
+                                f"{_first_line(exc)}") from exc
+    module.eval()
+    specs = (InputSpec("input", tuple(input_shape)),) if input_shape else ()
+    return Variant(name=path.stem, backend="torch", model=module, format="torchscript",
+                   inputs=specs, source=str(path))
+
+
+def _load_pickle(path: Path, arch: str | None, trust: bool,
+                 input_shape: tuple[int, ...] | None, num_classes: int | None) -> Variant:
+    import pickle
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch's protocol notice
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if not trust:
+            raise TrustRequiredError(
+                f"{path.name} is a full Python pickle, which can run arbitrary code when "
+                "opened. Open it only if you trust its author (--trust in the CLI).") from exc
+        obj = _load_trusted(path)
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CorruptModelError(f"{path.name} is not a readable PyTorch file: "
+                                f"{_first_line(exc)}") from exc
+    if isinstance(obj, torch.nn.Module):
+        return _module_variant(obj, path, "pickle", input_shape)
+    state = _extract_state_dict(obj)
+    if state is None:
+        raise UnsupportedFormatError(
+            f"{path.name} holds a {type(obj).__name__}, not a model or a state dict.")
+    return _join_state_dict(path, state, arch, input_shape, num_classes)
+
+
+def _load_trusted(path: Path) -> Any:
+    import torch
+
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise CorruptModelError(f"{path.name} could not be unpickled: {_first_line(exc)}"
+                                ) from exc
+
+
+def _module_variant(module: Any, path: Path, fmt: str,
+                    input_shape: tuple[int, ...] | None) -> Variant:
+    module.eval()
+    specs = (InputSpec("input", tuple(input_shape)),) if input_shape else ()
+    return Variant(name=path.stem, backend="torch", model=module, format=fmt, inputs=specs,
+                   source=str(path))
+
+
+def _extract_state_dict(obj: Any) -> dict[str, Any] | None:
+    import torch
+
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return dict(obj)
+    return None
+
+
+def _read_safetensors(path: Path) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as exc:
+        raise CorruptModelError(f"{path.name} is not a readable safetensors file: "
+                                f"{_first_line(exc)}") from exc
+
+
+def _join_state_dict(path: Path, state: dict[str, Any], arch: str | None,
+                     input_shape: tuple[int, ...] | None, num_classes: int | None) -> Variant:
+    if not arch:
+        raise ArchitectureRequiredError(
+            f"{path.name} is a state dict (weights only). Name its architecture: a zoo model "
+            f"({', '.join(k for k in ZOO if k != 'minilm')}) or package.module:ClassName "
+            "(--arch in the CLI).")
+    base = _build_architecture(arch, input_shape, num_classes)
+    module = base.model
+    result = _try_load_state(module, state)
+    if result:
+        raise ArchitectureMismatchError(f"{path.name} does not fit {arch}: {result}")
+    fmt = "safetensors" if path.suffix.lower() == ".safetensors" else "state_dict"
+    return Variant(name=path.stem, backend="torch", model=module.eval(), format=fmt,
+                   inputs=base.inputs, source=str(path),
+                   metadata={**base.metadata, "architecture": arch})
+
+
+def _build_architecture(arch: str, input_shape: tuple[int, ...] | None,
+                        num_classes: int | None) -> Variant:
+    name = arch.removeprefix("zoo:")
+    if name in ZOO:
+        return build_zoo(name, input_shape, num_classes)
+    if ":" not in arch:
+        raise ModelNotFoundError(
+            f"Unknown architecture '{arch}': use a zoo name or package.module:ClassName.")
+    mod_name, _, cls_name = arch.partition(":")
+    try:
+        cls = getattr(importlib.import_module(mod_name), cls_name)
+        module = cls()
+    except (ImportError, AttributeError) as exc:
+        raise ModelNotFoundError(f"Cannot import architecture '{arch}': {_first_line(exc)}"
+                                 ) from exc
+    except TypeError as exc:
+        raise ArchitectureMismatchError(
+            f"{arch} cannot be built without arguments: {_first_line(exc)}") from exc
+    specs = (InputSpec("input", tuple(input_shape)),) if input_shape else ()
+    return Variant(name=cls_name, backend="torch", model=module, format="state_dict",
+                   inputs=specs, source=arch)
+
+
+def _try_load_state(module: Any, state: dict[str, Any]) -> str:
+    """Load `state` strictly; return '' on success or a one-line description of the misfit."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+             for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing key(s) ({_few(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key(s) ({_few(unexpected)})")
+    if wrong:
+        parts.append(f"{len(wrong)} shape mismatch(es) ({_few(wrong)})")
+    if parts:
+        return "; ".join(parts) + "."
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        return _first_line(exc)
+    return ""
+
+
+def _few(items: list[str], n: int = 3) -> str:
+    return ", ".join(items[:n]) + (", …" if len(items) > n else "")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+__all__ = ["FILE_FILTER", "SUPPORTED_EXTENSIONS", "WorkbenchError", "load_model",
+           "onnx_input_specs"]

@@ -1,0 +1,75 @@
+"""User settings, evented and saved as JSON in the platform's config folder."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from psygnal import Signal
+
+from workbench.core.fileio import atomic_write_text
+
+SCHEMA_VERSION = 1
+MAX_RECENT = 10
+
+
+def config_dir() -> Path:
+    """`$WORKBENCH_CONFIG_DIR`, or platformdirs' user config folder for workbench."""
+    override = os.environ.get("WORKBENCH_CONFIG_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("workbench", appauthor=False))
+
+
+class Settings:
+    """Device choice and recent files. `changed` fires after every edit, which is saved."""
+
+    changed = Signal()
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or config_dir() / "settings.json"
+        self.device = "cpu"
+        self.recent_files: list[str] = []
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            data: dict[str, Any] = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # missing or unreadable settings fall back to defaults
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION:
+            return
+        if data.get("device") in ("cpu", "cuda"):
+            self.device = data["device"]
+        recent = data.get("recent_files", [])
+        if isinstance(recent, list):
+            self.recent_files = [str(r) for r in recent if isinstance(r, str)][:MAX_RECENT]
+
+    def save(self) -> None:
+        data = {"schema": SCHEMA_VERSION, "device": self.device,
+                "recent_files": self.recent_files}
+        with contextlib.suppress(OSError):  # settings are a convenience: never fail over them
+            atomic_write_text(self.path, json.dumps(data, indent=2))
+
+    def set_device(self, device: str) -> None:
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"Unknown device '{device}': use cpu or cuda.")
+        self.device = device
+        self.save()
+        self.changed.emit()
+
+    def add_recent(self, source: str) -> None:
+        self.recent_files = [source, *(r for r in self.recent_files if r != source)][:MAX_RECENT]
+        self.save()
+        self.changed.emit()
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())

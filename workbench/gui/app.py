@@ -1,0 +1,30 @@
+"""Start the Qt application."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def create_app() -> Any:
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Workbench")
+    app.setOrganizationName("workbench")
+    from workbench.gui.style import apply_style
+
+    apply_style(app)
+    return app
+
+
+def run_app(model: str | None = None, load_options: dict[str, Any] | None = None) -> int:
+    """Open the main window, optionally loading `model`; return the exit code."""
+    app = create_app()
+    from workbench.gui.qt_main_window import QtMainWindow
+
+    window = QtMainWindow()
+    window.show()
+    if model:
+        window.open_source(model, **(load_options or {}))
+    return int(app.exec())

@@ -1,0 +1,328 @@
+"""The main window: variant list, Graph/Weights tabs, inspector, status bar with jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QTabWidget,
+    QWidget,
+)
+
+from workbench.core.analysis import Analysis, open_model
+from workbench.core.errors import (
+    ArchitectureRequiredError,
+    TrustRequiredError,
+    WorkbenchError,
+)
+from workbench.core.jobs import Progress
+from workbench.core.loaders import FILE_FILTER
+from workbench.core.settings import Settings, cuda_available
+from workbench.core.workspace import Workspace
+from workbench.core.zoo import ZOO
+from workbench.gui.qt_graph_view import QtGraphView
+from workbench.gui.qt_inspector import QtInspector
+from workbench.gui.qt_variant_list import QtVariantList
+from workbench.gui.qt_weights_panel import QtWeightsPanel
+from workbench.gui.workers import QtJobRunner
+
+TABS = ("graph", "weights", "train", "benchmark", "compare")
+_PLACEHOLDERS = {
+    "train": "Training, fine-tuning and distillation with live curves arrive here.",
+    "benchmark": "Latency benchmarks with live plots arrive here.",
+    "compare": "Side-by-side comparison of variants and the Pareto view arrive here.",
+}
+
+
+class QtMainWindow(QMainWindow):
+    """Workbench's main window. All state lives in `workspace` and `settings`."""
+
+    model_opened = Signal(str)  # variant id
+    open_failed = Signal(str)  # message
+
+    def __init__(self, settings: Settings | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Workbench")
+        self.resize(1400, 900)
+        self.setAcceptDrops(True)
+        self.settings = settings or Settings()
+        self.workspace = Workspace()
+        self.jobs = QtJobRunner(self)
+        self.show_dialogs = True  # tests turn modal dialogs off and read `last_error`
+        self.last_error: str | None = None
+
+        self.graph_view = QtGraphView()
+        self.weights_panel = QtWeightsPanel()
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.graph_view, "Graph")
+        self.tabs.addTab(self.weights_panel, "Weights")
+        for key in ("train", "benchmark", "compare"):
+            label = QLabel(_PLACEHOLDERS[key])
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            label.setEnabled(False)
+            self.tabs.addTab(label, key.capitalize())
+        self.setCentralWidget(self.tabs)
+
+        self.variant_list = QtVariantList(self.workspace)
+        self.variants_dock = self._dock("Variants", self.variant_list,
+                                        Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.inspector = QtInspector()
+        self.inspector_dock = self._dock("Inspector", self.inspector,
+                                         Qt.DockWidgetArea.RightDockWidgetArea)
+
+        self.status_label = QLabel("Ready")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setMaximumWidth(220)
+        self.progress.setVisible(False)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setVisible(False)
+        self.cancel_button.clicked.connect(self.jobs.cancel)
+        self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.progress)
+        self.statusBar().addPermanentWidget(self.cancel_button)
+        self.jobs.started.connect(self._on_job_started)
+        self.jobs.progress.connect(self._on_job_progress)
+        self.jobs.finished.connect(self._on_job_finished)
+
+        self._build_menus()
+        self.workspace.selection_changed.connect(self._on_variant_selected)
+        self.graph_view.node_selected.connect(self.show_node_details)
+        self.weights_panel.tensor_selected.connect(self._on_tensor_selected)
+        self.settings.changed.connect(self._refresh_recent)
+
+    # construction -------------------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        act = QAction("&Open…", self, shortcut=QKeySequence.StandardKey.Open)
+        act.triggered.connect(self.open_dialog)
+        file_menu.addAction(act)
+        act = QAction("Open &Zoo Model…", self, shortcut="Ctrl+Shift+O")
+        act.triggered.connect(self.open_zoo_dialog)
+        file_menu.addAction(act)
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self._refresh_recent()
+        file_menu.addSeparator()
+        act = QAction("&Close Variant", self, shortcut=QKeySequence.StandardKey.Close)
+        act.triggered.connect(self.close_selected)
+        file_menu.addAction(act)
+        act = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
+        act.triggered.connect(self.close)
+        file_menu.addAction(act)
+
+        view = self.menuBar().addMenu("&View")
+        view.addAction(self.variants_dock.toggleViewAction())
+        view.addAction(self.inspector_dock.toggleViewAction())
+
+        settings = self.menuBar().addMenu("&Settings")
+        device = settings.addMenu("&Device")
+        group = QActionGroup(self)
+        self.device_actions: dict[str, QAction] = {}
+        has_cuda = cuda_available()
+        for key, label in (("cpu", "CPU"), ("cuda", "GPU (CUDA)")):
+            a = QAction(label, self, checkable=True)
+            a.setChecked(self.settings.device == key)
+            a.setEnabled(key == "cpu" or has_cuda)
+            if key == "cuda" and not has_cuda:
+                a.setToolTip("No CUDA device is available on this machine.")
+            a.triggered.connect(lambda _=False, k=key: self.settings.set_device(k))
+            group.addAction(a)
+            device.addAction(a)
+            self.device_actions[key] = a
+
+        help_menu = self.menuBar().addMenu("&Help")
+        act = QAction("&About Workbench", self)
+        act.triggered.connect(lambda: QMessageBox.about(
+            self, "About Workbench",
+            "Workbench — see, prune, quantize, distill, benchmark and export neural networks."))
+        help_menu.addAction(act)
+
+    def _refresh_recent(self) -> None:
+        self.recent_menu.clear()
+        for src in self.settings.recent_files:
+            a = self.recent_menu.addAction(src)
+            a.triggered.connect(lambda _=False, s=src: self.open_source(s))
+        self.recent_menu.setEnabled(bool(self.settings.recent_files))
+
+    # opening ------------------------------------------------------------------------------
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", "", FILE_FILTER)
+        if path:
+            self.open_source(path)
+
+    def open_zoo_dialog(self) -> None:
+        labels = [f"{name} — {e.description}" for name, e in ZOO.items()]
+        choice, ok = QInputDialog.getItem(self, "Open zoo model", "Model:", labels, 0, False)
+        if ok and choice:
+            self.open_source("zoo:" + choice.split(" — ")[0])
+
+    def open_source(self, source: str, **options: Any) -> Any:
+        """Load and analyse `source` in a worker; returns the worker (or None if busy)."""
+        if self.jobs.busy:
+            self._error("Another job is running; wait for it or cancel it first.")
+            return None
+        options = {k: v for k, v in options.items() if v not in (None, False)}
+
+        def job(token: Any) -> Any:
+            return open_model(source, token, **options)
+
+        return self.jobs.run(
+            f"Opening {source}", job,
+            on_result=lambda a: self._on_opened(source, a),
+            on_error=lambda exc: self._on_open_error(source, options, exc))
+
+    def _on_opened(self, source: str, analysis: Analysis) -> None:
+        self.workspace.add(analysis)
+        if not source.startswith("zoo:"):
+            source = str(Path(source).resolve())
+        self.settings.add_recent(source)
+        self.status_label.setText(f"Opened {analysis.variant.name}")
+        self.model_opened.emit(analysis.variant.id)
+
+    def _on_open_error(self, source: str, options: dict[str, Any], exc: BaseException) -> None:
+        if isinstance(exc, TrustRequiredError) and self.show_dialogs:
+            answer = QMessageBox.warning(
+                self, "Untrusted pickle",
+                f"{exc}\n\nLoad it anyway?", QMessageBox.StandardButton.Yes
+                | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+            if answer == QMessageBox.StandardButton.Yes:
+                self._retry(source, {**options, "trust": True})
+            return
+        if isinstance(exc, ArchitectureRequiredError) and self.show_dialogs:
+            names = [n for n in ZOO if n != "minilm"]
+            arch, ok = QInputDialog.getItem(
+                self, "Architecture needed",
+                f"{exc}\n\nArchitecture (zoo name or package.module:Class):", names, 0, True)
+            if ok and arch:
+                self._retry(source, {**options, "arch": arch})
+            return
+        message = str(exc) if isinstance(exc, WorkbenchError) else (
+            f"Unexpected error: {type(exc).__name__}: {exc}")
+        self._error(message)
+        self.open_failed.emit(message)
+
+    def _retry(self, source: str, options: dict[str, Any]) -> None:
+        # The worker's `finished` fires after `errored`; start the retry once it is idle.
+        def again() -> None:
+            self.jobs.finished.disconnect(again)
+            self.open_source(source, **options)
+
+        self.jobs.finished.connect(again)
+
+    def _error(self, message: str) -> None:
+        self.last_error = message
+        self.status_label.setText(message)
+        if self.show_dialogs:
+            QMessageBox.critical(self, "Workbench", message)
+
+    def close_selected(self) -> None:
+        entry = self.workspace.selected
+        if entry is not None:
+            self.workspace.remove(entry.id)
+
+    # drag and drop ------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                self.open_source(url.toLocalFile())
+                event.acceptProposedAction()
+                return
+
+    # jobs ---------------------------------------------------------------------------------
+    def _on_job_started(self, title: str) -> None:
+        self.status_label.setText(title + "…")
+        self.progress.setValue(0)
+        self.progress.setVisible(True)
+        self.cancel_button.setVisible(True)
+
+    def _on_job_progress(self, step: Progress) -> None:
+        if step.fraction is None:
+            self.progress.setRange(0, 0)
+        else:
+            self.progress.setRange(0, 100)
+            self.progress.setValue(int(step.fraction * 100))
+        if step.message:
+            self.status_label.setText(step.message)
+
+    def _on_job_finished(self) -> None:
+        self.progress.setVisible(False)
+        self.cancel_button.setVisible(False)
+
+    # selection ----------------------------------------------------------------------------
+    def _on_variant_selected(self, variant_id: object) -> None:
+        entry = self.workspace.selected
+        if entry is None:
+            self.graph_view.set_graph(None)
+            self.weights_panel.set_stats(None)
+            self.inspector.show_nothing()
+            self.setWindowTitle("Workbench")
+            return
+        a = entry.analysis
+        parent = a.variant.parent
+        reference = self.workspace.get(parent).analysis.stats if parent in self.workspace else None
+        self.graph_view.set_graph(a.graph)
+        self.weights_panel.set_stats(a.stats, reference)
+        self.inspector.show_graph(entry.name, a.graph)
+        self.setWindowTitle(f"Workbench — {entry.name}")
+
+    def show_node_details(self, name: str) -> None:
+        """Fill the inspector and the Weights tab for a node or a group id."""
+        entry = self.workspace.selected
+        if entry is None:
+            return
+        graph = entry.analysis.graph
+        if name.startswith("module:"):
+            path = tuple(name.removeprefix("module:").split("."))
+            members = [n for n in graph.nodes if n.module_path[:len(path)] == path]
+            self.inspector.show_module(path, members, graph.module_types.get(path))
+            tensors = [p for n in members for p in n.param_names]
+        else:
+            try:
+                node = graph.node(name)
+            except KeyError:
+                return
+            self.inspector.show_node(node)
+            tensors = node.param_names
+        for t in tensors:
+            if self.weights_panel.select_tensor(t):
+                break
+
+    def _on_tensor_selected(self, tensor: str) -> None:
+        entry = self.workspace.selected
+        if entry is None:
+            return
+        for node in entry.analysis.graph.nodes:
+            if tensor in node.param_names:
+                self.graph_view.select_node(node.name)
+                self.inspector.show_node(node)
+                return
+
+    def show_tab(self, key: str) -> None:
+        self.tabs.setCurrentIndex(TABS.index(key))
+
+    def closeEvent(self, event: Any) -> None:
+        self.jobs.cancel()
+        super().closeEvent(event)

@@ -1,0 +1,231 @@
+"""The Weights tab: a histogram, per-channel ranges and per-layer sparsity (pyqtgraph)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workbench.core.stats import TensorStats, WeightStats
+from workbench.gui.format import human_count
+
+WHOLE_MODEL = "Whole model"
+_ROLE = Qt.ItemDataRole.UserRole
+
+
+class QtWeightsPanel(QWidget):
+    """Shows the statistics of the chosen weight tensor, or of the whole model."""
+
+    tensor_selected = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._stats: WeightStats | None = None
+        self._reference: WeightStats | None = None
+
+        self.filter = QLineEdit(placeholderText="Filter layers…")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(self._apply_filter)
+        self.layers = QListWidget()
+        self.layers.currentItemChanged.connect(self._on_current)
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.addWidget(self.filter)
+        lv.addWidget(self.layers)
+
+        self.log_scale = QCheckBox("Log scale")
+        self.log_scale.toggled.connect(self._set_log)
+        self.summary = QLabel()
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.summary.setWordWrap(True)
+
+        self.hist_plot = pg.PlotWidget(title="Weight distribution")
+        self.hist_plot.setLabel("bottom", "value")
+        self.hist_plot.setLabel("left", "count")
+        self.hist_plot.addLegend(offset=(-10, 10))
+        self.hist_curve = self.hist_plot.plot(
+            [0, 1], [0], stepMode="center", fillLevel=0, brush=(66, 133, 244, 110),
+            pen=pg.mkPen("#1a5fd0", width=1.5), name="current")
+        self.ref_curve = self.hist_plot.plot(
+            [0, 1], [0], stepMode="center", pen=pg.mkPen("#e0761b", width=1.5,
+                                                          style=Qt.PenStyle.DashLine),
+            name="parent")
+        self.ref_curve.setVisible(False)
+
+        self.channel_plot = pg.PlotWidget(title="Per-output-channel range")
+        self.channel_plot.setLabel("bottom", "output channel")
+        self.channel_plot.setLabel("left", "value")
+        self.channel_bars = pg.ErrorBarItem(x=np.zeros(1), y=np.zeros(1), top=np.zeros(1),
+                                            bottom=np.zeros(1), beam=0.3,
+                                            pen=pg.mkPen("#2f8f5b", width=1.5))
+        self.channel_plot.addItem(self.channel_bars)
+
+        self.sparsity_plot = pg.PlotWidget(title="Sparsity per layer (share of zeros)")
+        self.sparsity_plot.setLabel("left", "sparsity")
+        self.sparsity_plot.setYRange(0, 1)
+        self.sparsity_bars = pg.BarGraphItem(x=[0], height=[0], width=0.8,
+                                             brush="#8e6bd6")
+        self.sparsity_plot.addItem(self.sparsity_bars)
+        self.sparsity_highlight = pg.BarGraphItem(x=[0], height=[0], width=0.8,
+                                                  brush="#f0a030")
+        self.sparsity_plot.addItem(self.sparsity_highlight)
+
+        header = QHBoxLayout()
+        header.addWidget(self.summary, 1)
+        header.addWidget(self.log_scale)
+        plots = QSplitter(Qt.Orientation.Vertical)
+        plots.addWidget(self.hist_plot)
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.addWidget(self.channel_plot)
+        bottom.addWidget(self.sparsity_plot)
+        plots.addWidget(bottom)
+        plots.setSizes([500, 300])
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.setContentsMargins(0, 0, 0, 0)
+        rv.addLayout(header)
+        rv.addWidget(plots, 1)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setSizes([260, 900])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(split)
+        self.set_stats(None)
+
+    # public API ---------------------------------------------------------------------------
+    def set_stats(self, stats: WeightStats | None, reference: WeightStats | None = None) -> None:
+        """Show `stats`; `reference` (e.g. the parent variant's) is overlaid on the histogram."""
+        self._stats, self._reference = stats, reference
+        self.layers.blockSignals(True)
+        self.layers.clear()
+        if stats is not None:
+            item = QListWidgetItem(WHOLE_MODEL)
+            item.setData(_ROLE, WHOLE_MODEL)
+            self.layers.addItem(item)
+            for name, t in stats.tensors.items():
+                item = QListWidgetItem(f"{name}  ({'×'.join(map(str, t.shape))})")
+                item.setData(_ROLE, name)
+                item.setToolTip(name)
+                self.layers.addItem(item)
+        self.layers.blockSignals(False)
+        self._draw_sparsity()
+        self._apply_filter(self.filter.text())
+        if stats is not None:
+            self.layers.setCurrentRow(0)
+        else:
+            self._show(None)
+
+    def select_tensor(self, name: str) -> bool:
+        """Select a tensor by name (no signal loop); return whether it exists."""
+        for row in range(self.layers.count()):
+            item = self.layers.item(row)
+            if item.data(_ROLE) == name:
+                self.layers.blockSignals(True)
+                self.layers.setCurrentItem(item)
+                self.layers.blockSignals(False)
+                self._show(name)
+                return True
+        return False
+
+    def current_tensor(self) -> str | None:
+        item = self.layers.currentItem()
+        return item.data(_ROLE) if item else None
+
+    def histogram_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """The (edges, counts) currently drawn, for tests and export."""
+        x, y = self.hist_curve.getData()
+        return np.asarray(x), np.asarray(y)
+
+    # internals ----------------------------------------------------------------------------
+    def _on_current(self, item: QListWidgetItem | None, _prev: object = None) -> None:
+        name = item.data(_ROLE) if item else None
+        self._show(name)
+        if name is not None:
+            self.tensor_selected.emit(name)
+
+    def _lookup(self, stats: WeightStats | None, name: str | None) -> TensorStats | None:
+        if stats is None or name is None:
+            return None
+        return stats.summary if name == WHOLE_MODEL else stats.tensors.get(name)
+
+    def _show(self, name: str | None) -> None:
+        t = self._lookup(self._stats, name)
+        if t is None:
+            self.hist_curve.setData([0, 1], [0])
+            self.ref_curve.setVisible(False)
+            self.channel_bars.setData(x=np.zeros(1), y=np.zeros(1), top=np.zeros(1),
+                                      bottom=np.zeros(1))
+            self.summary.setText("Open a model to see its weights.")
+            self._highlight_sparsity(None)
+            return
+        self.hist_curve.setData(t.hist_edges, self._counts(t.hist_counts))
+        self.hist_plot.setTitle(f"Weight distribution — {t.name}")
+        ref = self._lookup(self._reference, name)
+        self.ref_curve.setVisible(ref is not None)
+        if ref is not None:
+            self.ref_curve.setData(ref.hist_edges, self._counts(ref.hist_counts))
+        if t.channel_min is not None and t.channel_max is not None:
+            x = np.arange(len(t.channel_min), dtype=float)
+            mid = (t.channel_min + t.channel_max) / 2
+            self.channel_bars.setData(x=x, y=mid, top=t.channel_max - mid,
+                                      bottom=mid - t.channel_min)
+            self.channel_plot.autoRange()
+        else:
+            self.channel_bars.setData(x=np.zeros(1), y=np.zeros(1), top=np.zeros(1),
+                                      bottom=np.zeros(1))
+        distinct = f"  ·  {t.distinct} distinct values" if t.distinct is not None else ""
+        self.summary.setText(
+            f"<b>{t.name}</b>  shape {'×'.join(map(str, t.shape))}  ·  {human_count(t.numel)} "
+            f"values  ·  min {t.min:.4g}  max {t.max:.4g}  mean {t.mean:.4g}  std {t.std:.4g}"
+            f"  ·  sparsity {t.sparsity:.1%}{distinct}")
+        self._highlight_sparsity(name)
+
+    def _draw_sparsity(self) -> None:
+        names = list(self._stats.tensors) if self._stats else []
+        heights = [self._stats.tensors[n].sparsity for n in names] if self._stats else []
+        x = np.arange(len(names), dtype=float)
+        self.sparsity_bars.setOpts(x=x, height=np.asarray(heights, dtype=float), width=0.8)
+        self.sparsity_plot.setXRange(-1, max(len(names), 1))
+        ticks = [(i, n.rsplit(".", 2)[-2] if n.count(".") >= 1 else n)
+                 for i, n in enumerate(names)]
+        step = max(1, len(ticks) // 12)
+        self.sparsity_plot.getAxis("bottom").setTicks([ticks[::step]])
+
+    def _highlight_sparsity(self, name: str | None) -> None:
+        names = list(self._stats.tensors) if self._stats else []
+        if name in names:
+            i = names.index(name)
+            h = self._stats.tensors[name].sparsity if self._stats else 0.0
+            self.sparsity_highlight.setOpts(x=[i], height=[h], width=0.8)
+            self.sparsity_highlight.setVisible(True)
+        else:
+            self.sparsity_highlight.setVisible(False)
+
+    def _counts(self, counts: np.ndarray) -> np.ndarray:
+        return np.log10(counts + 1.0) if self.log_scale.isChecked() else counts
+
+    def _set_log(self, on: bool) -> None:
+        self.hist_plot.setLabel("left", "log10(count + 1)" if on else "count")
+        self._show(self.current_tensor())
+
+    def _apply_filter(self, text: str) -> None:
+        text = text.lower().strip()
+        for row in range(self.layers.count()):
+            item = self.layers.item(row)
+            item.setHidden(bool(text) and text not in item.text().lower()
+                           and item.data(_ROLE) != WHOLE_MODEL)

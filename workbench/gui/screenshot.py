@@ -1,0 +1,41 @@
+"""Render the main window offscreen to a PNG (for docs and tests)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from workbench.core.analysis import open_model
+from workbench.core.errors import InvalidParameterError
+from workbench.core.fileio import atomic_path
+from workbench.core.jobs import run_job
+
+
+def render_screenshot(source: str, tab: str, output: str, size: tuple[int, int] = (1400, 900),
+                      load_options: dict[str, Any] | None = None,
+                      select: str | None = None) -> None:
+    """Open `source`, show `tab` and write the window to `output` atomically."""
+    from workbench.gui.app import create_app
+    from workbench.gui.qt_main_window import TABS, QtMainWindow
+
+    if tab not in TABS:
+        raise InvalidParameterError(f"Unknown tab '{tab}': use one of {', '.join(TABS)}.")
+    options = {k: v for k, v in (load_options or {}).items() if v not in (None, False)}
+    analysis = run_job(open_model(source, **options))
+    app = create_app()
+    window = QtMainWindow()
+    window.resize(*size)
+    window.workspace.add(analysis)
+    window.show_tab(tab)
+    window.show()
+    if select:
+        window.graph_view.select_node(select)
+        window.show_node_details(select)
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        app.processEvents()
+    image = window.grab()
+    with atomic_path(output) as tmp:
+        if not image.save(str(tmp), "PNG"):
+            raise InvalidParameterError(f"Could not write {output}.")
+    window.close()
