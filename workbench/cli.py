@@ -113,6 +113,119 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_passes(args: argparse.Namespace) -> int:
+    from workbench.core.plugins import discover
+
+    registry = discover()
+    if args.json:
+        data = [{**p.pass_cls.describe(), "origin": p.origin} for p in registry.plugins
+                if p.pass_cls is not None]
+        failed = [{"entry_point": p.entry_point, "origin": p.origin, "error": p.error}
+                  for p in registry.failed]
+        print(json.dumps({"passes": data, "failed": failed}, indent=2, default=str))
+        return 0
+    for category, passes in registry.by_category().items():
+        print(f"{category}:")
+        for cls in passes:
+            print(f"  {cls.name:<24} {cls.title}  [{', '.join(cls.backends)}]")
+            for spec in cls.param_specs():
+                rng = ""
+                if spec.choices:
+                    rng = " {" + "|".join(map(str, spec.choices)) + "}"
+                elif spec.min is not None or spec.max is not None:
+                    rng = f" [{spec.min if spec.min is not None else ''}..{spec.max if spec.max is not None else ''}]"
+                print(f"      {spec.name}={spec.default!r}{rng}  {spec.help}")
+    for p in registry.failed:
+        print(f"failed: {p.entry_point} ({p.origin}): {p.error}")
+    return 0
+
+
+def _parse_param_args(items: list[str]) -> dict[str, str]:
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidParameterError(f"--param takes key=value, not '{item}'.")
+        params[key.strip()] = value.strip()
+    return params
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from workbench.core.analysis import open_model
+    from workbench.core.export import export_format, export_variant
+    from workbench.core.jobs import run_job
+    from workbench.core.passes import PassContext, apply_pass
+    from workbench.core.plugins import discover
+    from workbench.core.recipe import Recipe
+
+    export_format(args.output)  # fail early on an unknown output extension
+    pass_obj = discover().get(args.pass_id)
+    params = _parse_param_args(args.param)
+    analysis = run_job(open_model(args.source, **_load_options(args)),
+                       _progress_printer(not args.json))
+    result = apply_pass(pass_obj, analysis, params, PassContext(device=args.device))
+    written = export_variant(result.variant, args.output, opset=args.opset)
+    report = result.report.to_json()
+    report["output"] = written["output"]
+    if args.recipe:
+        Recipe.of(result.variant).save(args.recipe)
+        report["recipe"] = args.recipe
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    b, a = report["before"], report["after"]
+    print(f"{report['pass']} on {args.source} ({report['seconds']:.2f} s)")
+    for key in ("parameters", "size_bytes", "macs", "sparsity"):
+        print(f"  {key:<11} {b[key]:>14,} -> {a[key]:>14,}" if key != "sparsity" else
+              f"  {key:<11} {b[key]:>14.1%} -> {a[key]:>14.1%}")
+    fid = report["details"].get("fidelity")
+    if isinstance(fid, dict) and "cosine" in fid:
+        print(f"  fidelity    cosine {fid['cosine']:.5f}  max |diff| {fid['max_abs_diff']:.4g}")
+    for w in report["warnings"]:
+        print(f"  warning: {w}")
+    print(f"wrote {written['output']}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from workbench.core.export import export_variant
+    from workbench.core.loaders import load_model
+    from workbench.core.recipe import Recipe
+
+    variant = load_model(args.source, **_load_options(args))
+    written = export_variant(variant, args.output, args.format, opset=args.opset)
+    if args.recipe:
+        Recipe.of(variant).save(args.recipe)
+        written["recipe"] = args.recipe
+    print(json.dumps(written) if args.json else f"wrote {written['output']}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from workbench.core.export import export_variant
+    from workbench.core.recipe import Recipe
+
+    recipe = Recipe.load_file(args.recipe)
+
+    def show(i: int, name: str) -> None:
+        if not args.json:
+            print(f"[{i + 1}/{len(recipe.steps)}] {name}", file=sys.stderr)
+
+    result = recipe.replay(show, trust=args.trust)
+    variant = getattr(result, "variant", None)
+    reports = [] if variant is None else [result.report.to_json()]
+    if variant is None:
+        variant = result.variant if hasattr(result, "variant") else result
+    out = {"steps": len(recipe.steps), "reports": reports}
+    if args.output:
+        out.update(export_variant(variant, args.output, opset=args.opset))
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+    elif args.output:
+        print(f"wrote {out['output']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench", description="Inspect and optimize neural networks.")
@@ -136,6 +249,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_load_options(p)
     p.set_defaults(func=cmd_screenshot)
+
+    p = sub.add_parser("passes", help="list the optimization passes and their parameters")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_passes)
+
+    p = sub.add_parser("apply", help="apply a pass and write the new variant")
+    p.add_argument("source", help="model file or zoo:NAME")
+    p.add_argument("pass_id", metavar="PASS", help="pass name, e.g. prune.magnitude")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a pass parameter (repeatable)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output file: .onnx, .pt2, .ts/.pt (TorchScript) or .safetensors")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset for .onnx output")
+    p.add_argument("--recipe", help="also write the recipe (JSON) that replays this")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_load_options(p)
+    p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("export", help="write a model as ONNX, .pt2, TorchScript or safetensors")
+    p.add_argument("source", help="model file or zoo:NAME")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--format", choices=("onnx", "pt2", "torchscript", "safetensors"))
+    p.add_argument("--opset", type=int, default=18)
+    p.add_argument("--recipe", help="also write the recipe (JSON)")
+    p.add_argument("--json", action="store_true")
+    _add_load_options(p)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("run", help="replay a recipe headless")
+    p.add_argument("recipe", help="recipe JSON written by the GUI or `apply --recipe`")
+    p.add_argument("-o", "--output", help="write the final variant here")
+    p.add_argument("--opset", type=int, default=18)
+    p.add_argument("--trust", action="store_true",
+                   help="allow a pickled source (never read from the recipe itself)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_run)
     return parser
 
 
@@ -154,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not os.environ.get("WORKBENCH_DEBUG"):
         warnings.simplefilter("ignore")  # library chatter is not for the user's terminal
     parser = build_parser()
-    commands = {"inspect", "screenshot"}
+    commands = {"inspect", "screenshot", "passes", "apply", "export", "run"}
     try:
         if argv and (argv[0] in commands or argv[0] in ("-h", "--help")):
             args = parser.parse_args(argv)

@@ -46,6 +46,16 @@ def load_model(
     `arch` names the architecture a state dict is joined to (a zoo name or
     `package.module:ClassName`). `trust` allows a full pickle to be loaded.
     """
+    variant = _load(source, arch, trust, input_shape, num_classes)
+    options = {"arch": arch, "trust": trust, "input_shape": input_shape,
+               "num_classes": num_classes}
+    variant.metadata["load_options"] = {k: v for k, v in options.items()
+                                        if v not in (None, False)}
+    return variant
+
+
+def _load(source: str, arch: str | None, trust: bool, input_shape: tuple[int, ...] | None,
+          num_classes: int | None) -> Variant:
     if source.startswith("zoo:"):
         return build_zoo(source, input_shape, num_classes)
     path = Path(source).expanduser()

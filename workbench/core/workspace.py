@@ -50,8 +50,9 @@ class Workspace:
     def get(self, variant_id: str) -> Entry:
         return self._entries[variant_id]
 
-    def add(self, analysis: Analysis, select: bool = True) -> Entry:
-        entry = Entry(analysis, analysis.variant.name)
+    def add(self, analysis: Analysis, select: bool = True, name: str | None = None,
+            results: dict[str, Any] | None = None) -> Entry:
+        entry = Entry(analysis, name or analysis.variant.name, dict(results or {}))
         self._entries[entry.id] = entry
         self.added.emit(entry.id)
         if select:
@@ -85,3 +86,14 @@ class Workspace:
 
     def children(self, variant_id: str) -> list[Entry]:
         return [e for e in self._entries.values() if e.analysis.variant.parent == variant_id]
+
+    def subtree(self, variant_id: str) -> list[Entry]:
+        """The entry and all its descendants, parents before children."""
+        out = [self._entries[variant_id]]
+        for child in self.children(variant_id):
+            out.extend(self.subtree(child.id))
+        return out
+
+    def parent_of(self, variant_id: str) -> Entry | None:
+        parent = self._entries[variant_id].analysis.variant.parent
+        return self._entries.get(parent) if parent else None

@@ -6,7 +6,15 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+    QUndoCommand,
+    QUndoStack,
+)
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -21,6 +29,9 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.core.analysis import Analysis, open_model
+from workbench.core.commands import AddVariant, DeleteVariant, RenameVariant
+from workbench.core.export import EXPORT_FILTER, export_variant
+from workbench.core.graph_diff import diff_graphs
 from workbench.core.errors import (
     ArchitectureRequiredError,
     TrustRequiredError,
@@ -28,11 +39,16 @@ from workbench.core.errors import (
 )
 from workbench.core.jobs import Progress
 from workbench.core.loaders import FILE_FILTER
+from workbench.core.passes import PassContext, apply_pass, parse_params
+from workbench.core.plugins import discover
+from workbench.core.recipe import Recipe
 from workbench.core.settings import Settings, cuda_available
 from workbench.core.workspace import Workspace
 from workbench.core.zoo import ZOO
 from workbench.gui.qt_graph_view import QtGraphView
 from workbench.gui.qt_inspector import QtInspector
+from workbench.gui.qt_passes_panel import QtPassesPanel
+from workbench.gui.qt_plugins_dialog import QtPluginsDialog
 from workbench.gui.qt_variant_list import QtVariantList
 from workbench.gui.qt_weights_panel import QtWeightsPanel
 from workbench.gui.workers import QtJobRunner
@@ -50,6 +66,8 @@ class QtMainWindow(QMainWindow):
 
     model_opened = Signal(str)  # variant id
     open_failed = Signal(str)  # message
+    pass_applied = Signal(str)  # new variant id
+    pass_failed = Signal(str)  # message
 
     def __init__(self, settings: Settings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -81,6 +99,17 @@ class QtMainWindow(QMainWindow):
         self.inspector = QtInspector()
         self.inspector_dock = self._dock("Inspector", self.inspector,
                                          Qt.DockWidgetArea.RightDockWidgetArea)
+        self.registry = discover()
+        self.passes_panel = QtPassesPanel(self.registry)
+        self.passes_dock = self._dock("Passes", self.passes_panel,
+                                      Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.inspector_dock, self.passes_dock)
+        self.inspector_dock.raise_()
+        self.resizeDocks([self.variants_dock, self.inspector_dock], [360, 340],
+                         Qt.Orientation.Horizontal)
+        self.undo_stack = QUndoStack(self)
+        self.passes_panel.apply_requested.connect(self.apply_pass)
+        self.passes_panel.pick_nodes.connect(self._pick_nodes)
 
         self.status_label = QLabel("Ready")
         self.progress = QProgressBar()
@@ -122,16 +151,41 @@ class QtMainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self._refresh_recent()
         file_menu.addSeparator()
-        act = QAction("&Close Variant", self, shortcut=QKeySequence.StandardKey.Close)
-        act.triggered.connect(self.close_selected)
+        act = QAction("&Export Variant…", self, shortcut="Ctrl+E")
+        act.triggered.connect(self.export_dialog)
         file_menu.addAction(act)
+        act = QAction("Save &Recipe…", self)
+        act.triggered.connect(self.save_recipe_dialog)
+        file_menu.addAction(act)
+        file_menu.addSeparator()
         act = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         act.triggered.connect(self.close)
         file_menu.addAction(act)
 
+        edit = self.menuBar().addMenu("&Edit")
+        undo = self.undo_stack.createUndoAction(self, "&Undo")
+        undo.setShortcut(QKeySequence.StandardKey.Undo)
+        redo = self.undo_stack.createRedoAction(self, "&Redo")
+        redo.setShortcut(QKeySequence.StandardKey.Redo)
+        edit.addAction(undo)
+        edit.addAction(redo)
+        edit.addSeparator()
+        act = QAction("Re&name Variant…", self, shortcut="F2")
+        act.triggered.connect(self.rename_dialog)
+        edit.addAction(act)
+        act = QAction("&Delete Variant", self, shortcut=QKeySequence.StandardKey.Delete)
+        act.triggered.connect(self.delete_selected)
+        edit.addAction(act)
+
         view = self.menuBar().addMenu("&View")
         view.addAction(self.variants_dock.toggleViewAction())
         view.addAction(self.inspector_dock.toggleViewAction())
+        view.addAction(self.passes_dock.toggleViewAction())
+
+        tools = self.menuBar().addMenu("&Tools")
+        act = QAction("&Plugins…", self)
+        act.triggered.connect(lambda: QtPluginsDialog(self.registry, self).exec())
+        tools.addAction(act)
 
         settings = self.menuBar().addMenu("&Settings")
         device = settings.addMenu("&Device")
@@ -191,7 +245,7 @@ class QtMainWindow(QMainWindow):
             on_error=lambda exc: self._on_open_error(source, options, exc))
 
     def _on_opened(self, source: str, analysis: Analysis) -> None:
-        self.workspace.add(analysis)
+        self.push(AddVariant(self.workspace, analysis))
         if not source.startswith("zoo:"):
             source = str(Path(source).resolve())
         self.settings.add_recent(source)
@@ -234,10 +288,120 @@ class QtMainWindow(QMainWindow):
         if self.show_dialogs:
             QMessageBox.critical(self, "Workbench", message)
 
-    def close_selected(self) -> None:
+    # variants: apply, delete, rename (undoable), export ---------------------------------
+    def push(self, command: Any) -> None:
+        """Run a core command through the undo stack."""
+        self.undo_stack.push(_QtCommand(command))
+
+    def delete_selected(self) -> None:
         entry = self.workspace.selected
         if entry is not None:
-            self.workspace.remove(entry.id)
+            self.push(DeleteVariant(self.workspace, entry.id))
+
+    def rename_dialog(self) -> None:
+        entry = self.workspace.selected
+        if entry is None:
+            return
+        name, ok = QInputDialog.getText(self, "Rename variant", "Name:", text=entry.name)
+        if ok and name.strip() and name.strip() != entry.name:
+            self.push(RenameVariant(self.workspace, entry.id, name.strip()))
+
+    def apply_pass(self, pass_name: str, values: dict[str, Any]) -> Any:
+        """Apply a pass to the selected variant in a worker; returns the worker."""
+        entry = self.workspace.selected
+        if entry is None:
+            self._error("Open a model first.")
+            return None
+        if self.jobs.busy:
+            self._error("Another job is running; wait for it or cancel it first.")
+            return None
+        try:
+            pass_obj = self.registry.get(pass_name)
+            params = parse_params(type(pass_obj), values)
+        except WorkbenchError as exc:
+            self._error(str(exc))
+            self.pass_failed.emit(str(exc))
+            return None
+        source = entry.analysis
+        device = self.settings.device
+
+        def job(token: Any) -> Any:
+            yield Progress(0.05, f"Applying {pass_name}…")
+            ctx = PassContext(device=device, cancel=token,
+                              progress=lambda f, m: self.jobs.report(f, m))
+            result = apply_pass(pass_obj, source, params, ctx)
+            yield Progress(1.0, f"{pass_name} done")
+            return result
+
+        def done(result: Any) -> None:
+            self.push(AddVariant(self.workspace, result.analysis,
+                                 {"report": result.report}))
+            self.passes_panel.show_report(result.report)
+            self.status_label.setText(f"{pass_name}: new variant {result.variant.name}")
+            self.pass_applied.emit(result.variant.id)
+
+        def failed(exc: BaseException) -> None:
+            message = str(exc) if isinstance(exc, WorkbenchError) else (
+                f"{pass_name} failed: {type(exc).__name__}: {exc}")
+            self._error(message)
+            self.pass_failed.emit(message)
+
+        return self.jobs.run(f"Applying {pass_name}", job, done, failed)
+
+    def _pick_nodes(self, param: str) -> None:
+        entry = self.workspace.selected
+        node_name = self.graph_view.selected_node()
+        if entry is None or not node_name:
+            self._error("Select a node in the Graph tab first.")
+            return
+        graph = entry.analysis.graph
+        if node_name.startswith("module:"):
+            value = node_name.removeprefix("module:")
+        elif entry.analysis.variant.backend == "torch":
+            value = ".".join(graph.node(node_name).module_path) or node_name
+        else:
+            value = node_name
+        self.passes_panel.add_to_list_param(param, [value])
+
+    def export_dialog(self) -> None:
+        entry = self.workspace.selected
+        if entry is None:
+            self._error("Open a model first.")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export variant", entry.name.replace(
+            "·", "_").replace(":", "_"), EXPORT_FILTER)
+        if path:
+            self.export_to(path)
+
+    def export_to(self, path: str) -> Any:
+        """Export the selected variant in a worker (ONNX conversion can take a while)."""
+        entry = self.workspace.selected
+        if entry is None or self.jobs.busy:
+            return None
+        variant = entry.analysis.variant
+
+        def job(token: Any) -> Any:
+            yield Progress(None, f"Exporting to {path}…")
+            return export_variant(variant, path)
+
+        return self.jobs.run(
+            "Exporting", job,
+            on_result=lambda w: self.status_label.setText(f"Wrote {w['output']}"),
+            on_error=lambda exc: self._error(str(exc)))
+
+    def save_recipe_dialog(self) -> None:
+        entry = self.workspace.selected
+        if entry is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save recipe", "recipe.json",
+                                              "Recipe (*.json)")
+        if path:
+            try:
+                Recipe.of(entry.analysis.variant).save(path)
+            except OSError as exc:
+                self._error(f"Could not write {path}: {exc}")
+                return
+            self.status_label.setText(f"Wrote {path}")
 
     # drag and drop ------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -278,14 +442,23 @@ class QtMainWindow(QMainWindow):
             self.graph_view.set_graph(None)
             self.weights_panel.set_stats(None)
             self.inspector.show_nothing()
+            self.passes_panel.set_variant(None)
             self.setWindowTitle("Workbench")
             return
         a = entry.analysis
-        parent = a.variant.parent
-        reference = self.workspace.get(parent).analysis.stats if parent in self.workspace else None
+        parent = self.workspace.parent_of(entry.id)
         self.graph_view.set_graph(a.graph)
-        self.weights_panel.set_stats(a.stats, reference)
+        self.weights_panel.set_stats(a.stats, parent.analysis.stats if parent else None)
         self.inspector.show_graph(entry.name, a.graph)
+        self.passes_panel.set_variant(a.variant)
+        report = entry.results.get("report")
+        if report is not None:
+            self.passes_panel.show_report(report)
+        if parent is not None:
+            diff = diff_graphs(parent.analysis.graph, a.graph)
+            if diff.comparable:
+                self.graph_view.set_highlight(
+                    [c["name"] for c in diff.changed] + diff.added, "#f59e0b")
         self.setWindowTitle(f"Workbench — {entry.name}")
 
     def show_node_details(self, name: str) -> None:
@@ -326,3 +499,17 @@ class QtMainWindow(QMainWindow):
     def closeEvent(self, event: Any) -> None:
         self.jobs.cancel()
         super().closeEvent(event)
+
+
+class _QtCommand(QUndoCommand):
+    """Adapts a core command (redo/undo/text) to Qt's undo stack."""
+
+    def __init__(self, command: Any) -> None:
+        super().__init__(command.text)
+        self.command = command
+
+    def redo(self) -> None:
+        self.command.redo()
+
+    def undo(self) -> None:
+        self.command.undo()

