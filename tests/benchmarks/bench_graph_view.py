@@ -20,88 +20,81 @@ from workbench.core.graph_layout import build_display_graph, collapsible_modules
 from workbench.core.layergraph import LayerGraph, Node, TensorInfo, edges_from_nodes
 from workbench.gui.qt_graph_view import QtGraphView
 
+
 def synthetic_graph(n_nodes: int) -> LayerGraph:
-    """ResNet bottlenecks, DenseNet blocks and attention branches, repeated to `n_nodes`."""
+    """ResNet bottlenecks, DenseNet blocks and attention branches, repeated up to `n_nodes`."""
     nodes: list[Node] = []
     types: dict[tuple[str, ...], str] = {}
-    cur = TensorInfo("x", (1, 64, 56, 56), "float32")
 
-    def add(name, op, inputs, path, mtype=None, channels=64, params=0):
+    def add(path: tuple[str, ...], leaf: str | None, op: str, inputs: list[TensorInfo],
+            channels: int = 64, params: int = 0, mtype: str | None = None) -> TensorInfo:
+        """A node named after its module path (plus `leaf`, a submodule or an op name)."""
+        full = (*path, leaf) if leaf and mtype else path
+        name = ".".join((*path, leaf) if leaf else path)
         out = TensorInfo(name + ":0", (1, channels, 56, 56), "float32")
         nodes.append(Node(name, op, list(inputs), [out], params=params, macs=params * 3136,
-                          module_path=path, module_type=mtype))
+                          module_path=full, module_type=mtype))
         return out
 
+    def conv_bn(path: tuple[str, ...], i: str, x: TensorInfo, c: int, k: int) -> TensorInfo:
+        h = add(path, f"conv{i}", "Conv", [x], c, c * c * k, "Conv2d")
+        return add(path, f"bn{i}", "BatchNormalization", [h], c, 2 * c, "BatchNorm2d")
+
+    cur = TensorInfo("x", (1, 64, 56, 56), "float32")
     stage = 0
     while len(nodes) < n_nodes:
         stage += 1
-        kind = stage % 3
-        if kind == 1:  # ResNet stage of bottlenecks
-            sp = (f"layer{stage}",)
-            types[sp] = "Sequential"
+        if stage % 3 == 1:  # a ResNet stage of bottlenecks
+            types[(f"layer{stage}",)] = "Sequential"
             for b in range(8):
-                bp = (*sp, str(b))
+                bp = (f"layer{stage}", str(b))
                 types[bp] = "Bottleneck"
-                pre = ".".join(bp)
                 x = cur
-                h = add(pre + ".conv1", "Conv", [x], (*bp, "conv1"), "Conv2d", 64, 4096)
-                h = add(pre + ".bn1", "BatchNormalization", [h], (*bp, "bn1"), "BatchNorm2d", 64, 128)
-                h = add(pre + ".relu1", "Relu", [h], (*bp, "relu"), "ReLU", 64)
-                h = add(pre + ".conv2", "Conv", [h], (*bp, "conv2"), "Conv2d", 64, 36864)
-                h = add(pre + ".bn2", "BatchNormalization", [h], (*bp, "bn2"), "BatchNorm2d", 64, 128)
-                h = add(pre + ".relu2", "Relu", [h], (*bp, "relu"), "ReLU", 64)
-                h = add(pre + ".conv3", "Conv", [h], (*bp, "conv3"), "Conv2d", 256, 16384)
-                h = add(pre + ".bn3", "BatchNormalization", [h], (*bp, "bn3"), "BatchNorm2d", 256, 512)
+                h = add(bp, "relu1", "Relu", [conv_bn(bp, "1", x, 64, 1)], 64, 0, "ReLU")
+                h = add(bp, "relu2", "Relu", [conv_bn(bp, "2", h, 64, 9)], 64, 0, "ReLU")
+                h = conv_bn(bp, "3", h, 256, 1)
                 if b == 0:
-                    types[(*bp, "downsample")] = "Sequential"
-                    x = add(pre + ".downsample.0", "Conv", [x], (*bp, "downsample", "0"), "Conv2d", 256, 16384)
-                    x = add(pre + ".downsample.1", "BatchNormalization", [x], (*bp, "downsample", "1"), "BatchNorm2d", 256, 512)
-                h = add(pre + ".add", "Add", [h, x], bp, None, 256)
-                cur = add(pre + ".relu3", "Relu", [h], bp, None, 256)
-        elif kind == 2:  # DenseNet block
+                    dp = (*bp, "downsample")
+                    types[dp] = "Sequential"
+                    x = conv_bn(dp, "", x, 256, 1)
+                h = add(bp, "add", "Add", [h, x], 256)
+                cur = add(bp, "relu3", "Relu", [h], 256)
+        elif stage % 3 == 2:  # a DenseNet block: every layer concatenates all before it
             sp = (f"dense{stage}",)
             types[sp] = "DenseBlock"
             feats = [cur]
             for k in range(10):
                 lp = (*sp, f"denselayer{k}")
                 types[lp] = "DenseLayer"
-                pre = ".".join(lp)
-                h = add(pre + ".cat", "Concat", feats, lp, None, 64 + 32 * k)
-                h = add(pre + ".norm1", "BatchNormalization", [h], (*lp, "norm1"), "BatchNorm2d", 64 + 32 * k, 128)
-                h = add(pre + ".relu1", "Relu", [h], (*lp, "relu1"), "ReLU", 64 + 32 * k)
-                h = add(pre + ".conv1", "Conv", [h], (*lp, "conv1"), "Conv2d", 128, 8192)
-                h = add(pre + ".norm2", "BatchNormalization", [h], (*lp, "norm2"), "BatchNorm2d", 128, 256)
-                h = add(pre + ".relu2", "Relu", [h], (*lp, "relu2"), "ReLU", 128)
-                h = add(pre + ".conv2", "Conv", [h], (*lp, "conv2"), "Conv2d", 32, 36864)
-                feats.append(h)
-            cur = add(".".join(sp) + ".cat", "Concat", feats, sp, None, 384)
-        else:  # transformer-ish blocks with q/k/v branches
-            sp = (f"encoder{stage}",)
-            types[sp] = "TransformerEncoder"
+                c = 64 + 32 * k
+                h = add(lp, "cat", "Concat", feats, c)
+                h = add(lp, "relu1", "Relu", [conv_bn(lp, "1", h, c, 1)], c, 0, "ReLU")
+                h = add(lp, "relu2", "Relu", [conv_bn(lp, "2", h, 128, 1)], 128, 0, "ReLU")
+                feats.append(add(lp, "conv3", "Conv", [h], 32, 36864, "Conv2d"))
+            cur = add(sp, "cat", "Concat", feats, 384)
+        else:  # transformer encoder layers: q/k/v branches and two residuals
+            types[(f"encoder{stage}",)] = "TransformerEncoder"
             for b in range(6):
-                bp = (*sp, "layers", str(b))
-                types[bp] = "EncoderLayer"
-                types[(*bp, "attn")] = "MultiheadAttention"
-                pre = ".".join(bp)
+                bp = (f"encoder{stage}", "layers", str(b))
+                ap = (*bp, "attn")
+                types[bp], types[ap] = "EncoderLayer", "MultiheadAttention"
                 x = cur
-                q = add(pre + ".attn.q", "MatMul", [x], (*bp, "attn", "q"), "Linear", 256, 65536)
-                k_ = add(pre + ".attn.k", "MatMul", [x], (*bp, "attn", "k"), "Linear", 256, 65536)
-                v = add(pre + ".attn.v", "MatMul", [x], (*bp, "attn", "v"), "Linear", 256, 65536)
-                kt = add(pre + ".attn.kt", "Transpose", [k_], (*bp, "attn"), None, 256)
-                s = add(pre + ".attn.scores", "MatMul", [q, kt], (*bp, "attn"), None, 256)
-                p = add(pre + ".attn.softmax", "Softmax", [s], (*bp, "attn"), None, 256)
-                o = add(pre + ".attn.ctx", "MatMul", [p, v], (*bp, "attn"), None, 256)
-                o = add(pre + ".attn.out", "Gemm", [o], (*bp, "attn", "out_proj"), "Linear", 256, 65536)
-                h = add(pre + ".add1", "Add", [o, x], bp, None, 256)
-                h = add(pre + ".norm1", "LayerNormalization", [h], (*bp, "norm1"), "LayerNorm", 256, 512)
-                f = add(pre + ".ff1", "Gemm", [h], (*bp, "linear1"), "Linear", 1024, 262144)
-                f = add(pre + ".gelu", "Gelu", [f], (*bp, "activation"), "GELU", 1024)
-                f = add(pre + ".ff2", "Gemm", [f], (*bp, "linear2"), "Linear", 256, 262144)
-                h = add(pre + ".add2", "Add", [f, h], bp, None, 256)
-                cur = add(pre + ".norm2", "LayerNormalization", [h], (*bp, "norm2"), "LayerNorm", 256, 512)
+                q, k, v = (add(ap, p, "MatMul", [x], 256, 65536, "Linear") for p in "qkv")
+                kt = add(ap, "kt", "Transpose", [k], 256)
+                s = add(ap, "softmax", "Softmax", [add(ap, "scores", "MatMul", [q, kt], 256)])
+                o = add(ap, "ctx", "MatMul", [s, v], 256)
+                o = add(ap, "out_proj", "Gemm", [o], 256, 65536, "Linear")
+                h = add(bp, "add1", "Add", [o, x], 256)
+                h = add(bp, "norm1", "LayerNormalization", [h], 256, 512, "LayerNorm")
+                f = add(bp, "linear1", "Gemm", [h], 1024, 262144, "Linear")
+                f = add(bp, "gelu", "Gelu", [f], 1024, 0, "GELU")
+                f = add(bp, "linear2", "Gemm", [f], 256, 262144, "Linear")
+                h = add(bp, "add2", "Add", [f, h], 256)
+                cur = add(bp, "norm2", "LayerNormalization", [h], 256, 512, "LayerNorm")
     nodes = nodes[:n_nodes]
-    return LayerGraph("onnx", nodes, edges_from_nodes(nodes), inputs=[TensorInfo("x", (1, 64, 56, 56))],
-                      module_types=types, parameters=sum(n.params for n in nodes))
+    return LayerGraph("onnx", nodes, edges_from_nodes(nodes), module_types=types,
+                      inputs=[TensorInfo("x", (1, 64, 56, 56))],
+                      parameters=sum(n.params for n in nodes))
 
 
 def _frames(app: QApplication, w: QtGraphView, step) -> float:

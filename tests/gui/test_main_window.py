@@ -133,3 +133,60 @@ def test_clicking_empty_space_keeps_app_alive(qtbot: Any, main_window: Any) -> N
     qtbot.mouseClick(main_window.graph_view.view.viewport(), Qt.MouseButton.LeftButton,
                      pos=QPoint(2, 2))
     assert main_window.isVisible()
+
+
+def test_pickle_asks_for_trust_in_a_dialog(qtbot: Any, main_window: Any, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+    from PySide6.QtWidgets import QMessageBox
+
+    from workbench.core.zoo import build_zoo
+
+    path = tmp_path / "whole.pt"
+    torch.save(build_zoo("mlp").model, path)
+    asked: list[str] = []
+
+    def answer(parent: Any, title: str, text: str, *args: Any) -> Any:
+        asked.append(text)
+        return QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "warning", answer)
+    main_window.show_dialogs = True
+    with qtbot.waitSignal(main_window.model_opened, timeout=30_000):
+        main_window.open_source(str(path))
+    assert "arbitrary code" in asked[0]
+    assert main_window.workspace.selected.analysis.variant.format == "pickle"
+
+
+def test_declining_trust_loads_nothing(qtbot: Any, main_window: Any, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+    from PySide6.QtWidgets import QMessageBox
+
+    from workbench.core.zoo import build_zoo
+
+    path = tmp_path / "whole.pt"
+    torch.save(build_zoo("mlp").model, path)
+    monkeypatch.setattr(QMessageBox, "warning",
+                        lambda *a: QMessageBox.StandardButton.No)
+    main_window.show_dialogs = True
+    with qtbot.waitSignal(main_window.jobs.finished, timeout=30_000):
+        main_window.open_source(str(path))
+    qtbot.wait(50)
+    assert len(main_window.workspace) == 0
+
+
+def test_state_dict_asks_for_its_architecture(qtbot: Any, main_window: Any, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+    from PySide6.QtWidgets import QInputDialog
+
+    from workbench.core.zoo import build_zoo
+
+    path = tmp_path / "weights.pth"
+    torch.save(build_zoo("lenet5").model.state_dict(), path)
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *a, **k: ("lenet5", True))
+    main_window.show_dialogs = True
+    with qtbot.waitSignal(main_window.model_opened, timeout=30_000):
+        main_window.open_source(str(path))
+    assert main_window.workspace.selected.analysis.variant.metadata["architecture"] == "lenet5"

@@ -14,6 +14,7 @@ import heapq
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from workbench.core.layergraph import LayerGraph, Node, op_category
 
@@ -311,7 +312,7 @@ def _isotonic(targets: list[float], weights: list[float]) -> list[float]:
     vals: list[float] = []
     wts: list[float] = []
     cnts: list[int] = []
-    for t, w in zip(targets, weights):
+    for t, w in zip(targets, weights, strict=True):
         c = 1
         while vals and vals[-1] > t:
             pw = wts.pop()
@@ -322,7 +323,7 @@ def _isotonic(targets: list[float], weights: list[float]) -> list[float]:
         wts.append(w)
         cnts.append(c)
     out: list[float] = []
-    for v, c in zip(vals, cnts):
+    for v, c in zip(vals, cnts, strict=True):
         out.extend([v] * c)
     return out
 
@@ -475,13 +476,13 @@ def _layered_layout(
     offsets: list[list[float]] = []
     for nodes in layers:
         offs = [0.0]
-        for a, b in zip(nodes, nodes[1:]):
+        for a, b in pairwise(nodes):
             gap = (node_gap if not (dummy[a] or dummy[b])
                    else 10.0 if dummy[a] and dummy[b] else 0.65 * node_gap)
             offs.append(offs[-1] + half[a] + half[b] + gap)
         offsets.append(offs)
         shift = offs[-1] / 2
-        for v, o in zip(nodes, offs):
+        for v, o in zip(nodes, offs, strict=True):
             x[v] = o - shift
 
     # A real node follows its real neighbours when it has any, so a main path stays straight
@@ -515,22 +516,22 @@ def _layered_layout(
                 if one >= 0:
                     x[v] = x[one]
                 elif nb:
-                    x[v] = sum(w * x[u] for u, w in zip(nb, ws)) / sw
+                    x[v] = sum(w * x[u] for u, w in zip(nb, ws, strict=True)) / sw
                 continue
             targets = []
             stiffs = []
-            for v, o in zip(nodes, offsets[li]):
+            for v, o in zip(nodes, offsets[li], strict=True):
                 one, nb, ws, sw, stiff = pull[v]
                 if one >= 0:
                     targets.append(x[one] - o)
                 elif nb:
-                    targets.append(sum(w * x[u] for u, w in zip(nb, ws)) / sw - o)
+                    targets.append(sum(w * x[u] for u, w in zip(nb, ws, strict=True)) / sw - o)
                 else:
                     targets.append(x[v] - o)
                 stiffs.append(stiff)
-            if any(a > b for a, b in zip(targets, targets[1:])):
+            if any(a > b for a, b in pairwise(targets)):
                 targets = _isotonic(targets, stiffs)
-            for v, t, o in zip(nodes, targets, offsets[li]):
+            for v, t, o in zip(nodes, targets, offsets[li], strict=True):
                 x[v] = t + o
 
     # 6. y per layer, then normalise so the drawing starts at (0, 0).

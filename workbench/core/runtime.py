@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -73,6 +73,22 @@ def run_variant(variant: Variant, inputs: Sequence[Any]) -> np.ndarray:
     if variant.backend == "onnx":
         return run_session(cached_session(variant), inputs)
     return run_torch(variant, inputs)
+
+
+def run_samples(run: Callable[[tuple[Any, ...]], np.ndarray],
+                samples: Sequence[tuple[Any, ...]]) -> np.ndarray:
+    """Outputs for batch-1 `samples`: one stacked run, or one run each if that fails
+    (a graph with a fixed batch of 1, say)."""
+    from workbench.core.sample_inputs import stack_inputs
+
+    if len(samples) > 1:
+        try:
+            out = run(stack_inputs(samples))
+            if out.shape[:1] == (len(samples),):
+                return out
+        except Exception:  # fall back to one sample at a time
+            pass
+    return np.concatenate([run(tuple(s)) for s in samples], axis=0)
 
 
 def run_onnx(model_proto: Any, inputs: Sequence[Any], threads: int | None = None

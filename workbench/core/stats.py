@@ -47,6 +47,9 @@ class WeightStats:
                 "tensors": [t.to_json() for t in self.tensors.values()]}
 
 
+SUMMARY_SAMPLE = 2_000_000
+
+
 def named_weights(variant: Variant) -> dict[str, Any]:
     """The variant's numeric weight tensors as float32 torch tensors, by name."""
     import torch
@@ -87,9 +90,9 @@ def stats_from_tensors(weights: dict[str, Any], bins: int = 64) -> WeightStats:
             flat = t.reshape(-1)
             tmin, tmax = (float(v) for v in torch.aminmax(flat))
             n = flat.numel()
-            s = float(flat.sum(dtype=torch.float64))
-            sq = float((flat.to(torch.float64) ** 2).sum())
-            nz = int((flat == 0).sum())
+            s = float(flat.sum())
+            sq = float(torch.linalg.vector_norm(flat)) ** 2
+            nz = n - int(torch.count_nonzero(flat))
             mean = s / n
             std = max(sq / n - mean * mean, 0.0) ** 0.5
             counts, edges = _histogram(flat, bins, tmin, tmax)
@@ -97,10 +100,7 @@ def stats_from_tensors(weights: dict[str, Any], bins: int = 64) -> WeightStats:
             if t.ndim >= 2:
                 per = torch.aminmax(t.reshape(t.shape[0], -1), dim=1)
                 cmin, cmax = per.min.numpy().copy(), per.max.numpy().copy()
-            distinct = None
-            if n <= 4_000_000:
-                uniq = torch.unique(flat)
-                distinct = int(uniq.numel()) if uniq.numel() <= 256 else None
+            distinct = _distinct(flat)
             tensors[name] = TensorStats(name, tuple(t.shape), n, tmin, tmax, mean, std,
                                         nz / n, counts, edges, cmin, cmax, distinct)
             total += n
@@ -114,14 +114,30 @@ def stats_from_tensors(weights: dict[str, Any], bins: int = 64) -> WeightStats:
             return WeightStats({}, empty, bins)
         counts = np.zeros(bins, dtype=np.float64)
         edges = np.linspace(lo, hi if hi > lo else lo + 1e-12, bins + 1)
+        # Above a few million values the summary histogram is taken on an even subsample
+        # (scaled back to counts), as napari's HistogramModel does.
+        step = max(1, -(-total // SUMMARY_SAMPLE))
         for t in weights.values():
-            c, _ = _histogram(t.reshape(-1), bins, lo, hi)
-            counts += c
+            c, _ = _histogram(t.reshape(-1)[::step], bins, lo, hi)
+            counts += c * step
     mean = total_sum / total
     std = max(total_sq / total - mean * mean, 0.0) ** 0.5
     summary = TensorStats("model", (total,), total, lo, hi, mean, std, zeros / total, counts,
                           edges)
     return WeightStats(tensors, summary, bins)
+
+
+def _distinct(flat: Any, limit: int = 256) -> int | None:
+    """The number of distinct values when it is at most `limit` (quantized layers), else None.
+
+    A sample decides first, so full-precision layers cost almost nothing.
+    """
+    import torch
+
+    if torch.unique(flat[:4096]).numel() > limit:
+        return None
+    uniq = torch.unique(flat)
+    return int(uniq.numel()) if uniq.numel() <= limit else None
 
 
 def _histogram(flat: Any, bins: int, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:

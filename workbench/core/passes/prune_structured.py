@@ -1,0 +1,264 @@
+"""Structured (channel) pruning with Torch-Pruning: physically remove filters and channels.
+
+Torch-Pruning's `DependencyGraph` traces the model on its example inputs and groups every
+layer whose channels must go together (a convolution, its BatchNorm, the next layer's input
+channels, every branch of a residual add, the slices of a concatenation, depthwise convs).
+`BasePruner` (alias `MetaPruner`) then ranks each group's channels by the chosen importance
+and removes the weakest share. The layer producing the model's output is always kept whole,
+so the output shape does not change; `ensures` checks it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param
+from workbench.core.passes.prune_unstructured import (
+    bake_existing_masks,
+    check_ignore,
+    is_ignored,
+    seeded,
+)
+from workbench.core.variant import Variant
+
+_ROOT_TYPES: tuple[type[nn.Module], ...] = (nn.modules.conv._ConvNd, nn.Linear, nn.LSTM)
+_REPORTED_TYPES: tuple[type[nn.Module], ...] = (
+    nn.modules.conv._ConvNd, nn.Linear, nn.LSTM, nn.MultiheadAttention, nn.Embedding)
+_IGNORE_HELP = ("module names whose output channels are kept (the layer producing the "
+                "output is always kept)")
+
+
+class StructuredPrune(Pass):
+    """Remove whole channels (conv filters, linear features) and everything tied to them."""
+
+    name = "prune.structured"
+    title = "Channel pruning (structured)"
+    category = "prune"
+    backends = ("torch",)
+    description = ("Removes the least important channels of every prunable layer group, "
+                   "with Torch-Pruning's dependency graph keeping residual adds, "
+                   "concatenations and depthwise convolutions consistent. The model gets "
+                   "smaller and faster; it usually needs fine-tuning to recover accuracy.")
+
+    @dataclass
+    class Params:
+        ratio: float = param(0.5, min=0.0, max=0.9, widget="slider",
+                             help="share of channels removed from each layer group")
+        importance: str = param("l1", choices=("l1", "l2", "bn_scale", "random"),
+                                help="how channels are ranked: weight L1/L2 norm, "
+                                     "BatchNorm scale (L1 where a group has no BatchNorm), "
+                                     "or at random")
+        # param() gives list defaults a default_factory, so they are not shared (RUF009)
+        ignore: list[str] = param([], widget="nodes", help=_IGNORE_HELP)  # noqa: RUF009
+        round_to: int = param(1, min=1, max=256,
+                              help="keep channel counts a multiple of this (1: no rounding)")
+        seed: int = param(0, min=0, max=2**31 - 1, help="random seed (importance=random)")
+
+    def requires(self, variant: Variant, params: Any) -> None:
+        model = variant.model
+        if isinstance(model, torch.jit.ScriptModule):
+            raise PassError(f"{self.name} needs an eager nn.Module; {variant.name} is "
+                            "TorchScript.")
+        check_ignore(self.name, model, params.ignore)
+        if not variant.inputs:
+            raise PassError(f"{self.name} traces the model and needs its input shape; "
+                            f"{variant.name} has none.")
+        if not any(isinstance(m, _ROOT_TYPES) and not is_ignored(name, params.ignore)
+                   for name, m in model.named_modules() if name):
+            raise PassError(f"nothing to prune: {variant.name} has no convolution or linear "
+                            "layer" + (" outside the ignore list." if params.ignore else "."))
+
+    def run(self, variant: Variant, params: Any, ctx: PassContext) -> PassOutput:
+        import torch_pruning as tp
+
+        model = self.clone_model(variant)
+        was_training = model.training
+        for m in model.modules():
+            bake_existing_masks(m)
+        example = variant.example_inputs()
+        modules = dict(model.named_modules())
+        ctx.progress(0.05, "Finding the output layer…")
+        output_layers = _output_layers(model, example)
+        kept = list(dict.fromkeys((*output_layers, *params.ignore)))
+        ignored = [modules[n] for n in kept]
+        before = _channels(model)
+        grad_flags = {n: p.requires_grad for n, p in model.named_parameters()}
+        model.requires_grad_(True)  # tracing follows grad_fn
+        caught: list[warnings.WarningMessage] = []
+        ctx.progress(0.2, "Building the dependency graph…")
+        try:
+            with warnings.catch_warnings(record=True) as caught, torch.enable_grad(), \
+                    seeded(params.seed):
+                warnings.simplefilter("always")
+                pruner = tp.pruner.BasePruner(
+                    model, example, importance=_importance(params),
+                    pruning_ratio=float(params.ratio), ignored_layers=ignored,
+                    round_to=params.round_to if params.round_to > 1 else None,
+                    # fresh dicts: Torch-Pruning mutates its mutable defaults
+                    in_channel_groups={}, out_channel_groups=_head_groups(model),
+                    num_heads={}, pruning_ratio_dict={}, head_pruning_ratio_dict={},
+                    customized_pruners={}, unwrapped_parameters=None)
+                groups = list(pruner.DG.get_all_groups(
+                    ignored_layers=pruner.ignored_layers,
+                    root_module_types=pruner.root_module_types))
+                if not groups:
+                    raise PassError(
+                        f"nothing to prune: Torch-Pruning found no prunable channel group "
+                        f"in {variant.name} (kept whole: "
+                        f"{', '.join(kept) or 'none'}; "
+                        "GRU and other unsupported layers cannot be pruned).")
+                ctx.cancel.check()
+                ctx.progress(0.5, f"Pruning {len(groups)} channel groups…")
+                pruner.step()
+        except AssertionError as exc:  # Torch-Pruning checks channel arithmetic by assert
+            raise PassError(f"{self.name}: Torch-Pruning cannot prune {variant.name} at "
+                            f"ratio {params.ratio}: {exc}") from exc
+        for n, p in model.named_parameters():
+            p.requires_grad_(grad_flags.get(n, True))
+        model.train(was_training)
+        after = _channels(model)
+        rows = [{"name": n, "type": t, "before": b, "after": after.get(n, (t, 0))[1]}
+                for n, (t, b) in before.items()]
+        removed = sum(r["before"] - r["after"] for r in rows)
+        out_warnings = sorted({_first_line(w.message) for w in caught
+                               if issubclass(w.category, UserWarning)})
+        if removed == 0:
+            out_warnings.append(f"ratio {params.ratio} removed no channel.")
+        ctx.progress(1.0, "Done")
+        return PassOutput(model=model, warnings=out_warnings, details={
+            "layers": rows, "channels_removed": removed, "groups": len(groups),
+            "kept_whole": kept, "importance": params.importance})
+
+    def ensures(self, before: Variant, after: Variant, params: Any, output: PassOutput
+                ) -> None:
+        example = before.example_inputs()
+        with torch.no_grad():
+            old = _shapes(before.model(*example))
+            try:
+                new = _shapes(after.model(*example))
+            except Exception as exc:
+                raise PassError(f"{self.name}: the pruned model no longer runs: "
+                                f"{type(exc).__name__}: {_first_line(exc)}") from exc
+        if old != new:
+            raise PassError(f"{self.name} changed the output shape from {old} to {new}; the "
+                            "layers producing the output must be added to ignore.")
+
+
+def _importance(params: Any) -> Any:
+    import torch_pruning as tp
+
+    if params.importance == "l2":
+        return tp.importance.GroupMagnitudeImportance(p=2)
+    if params.importance == "bn_scale":
+        return _BNScaleOrL1()
+    if params.importance == "random":
+        return _SeededRandomImportance(params.seed)
+    return tp.importance.GroupMagnitudeImportance(p=1)
+
+
+class _BNScaleOrL1:
+    """BatchNorm-scale importance; group L1 for groups without a BatchNorm."""
+
+    def __init__(self) -> None:
+        import torch_pruning as tp
+
+        self.bn = tp.importance.BNScaleImportance()
+        self.l1 = tp.importance.GroupMagnitudeImportance(p=1)
+
+    def __call__(self, group: Any) -> Any:
+        imp = self.bn(group)
+        return imp if imp is not None and len(imp) else self.l1(group)
+
+
+class _SeededRandomImportance:
+    """Random channel ranking from a private generator (Torch-Pruning's uses the global one)."""
+
+    def __init__(self, seed: int) -> None:
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, group: Any) -> torch.Tensor:
+        _, idxs = group[0]
+        return torch.rand(len(idxs), generator=self.generator)
+
+
+def _head_groups(model: nn.Module) -> dict[nn.Module, int]:
+    """Attention layers' head counts as channel groups: every head keeps the same width.
+
+    (Torch-Pruning's own `num_heads` route skips these groups in local pruning: its
+    re-rooted attention group shares a scope name with the next linear layer.)
+    """
+    return {m: m.num_heads for m in model.modules() if isinstance(m, nn.MultiheadAttention)}
+
+
+def _output_layers(model: nn.Module, example: tuple[Any, ...]) -> list[str]:
+    """Names of the conv/linear layers whose output is a model output, or else the last one.
+
+    Pruning their output channels would change the model's output shape.
+    """
+    produced: dict[int, str] = {}
+    order: list[str] = []
+    names = {m: n for n, m in model.named_modules() if n}
+
+    def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+        name = names.get(module)
+        if name is not None and isinstance(output, torch.Tensor):
+            produced[id(output)] = name
+            order.append(name)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, _ROOT_TYPES)]
+    try:
+        with torch.no_grad():
+            out = model(*example)
+    finally:
+        for h in handles:
+            h.remove()
+    found = [produced[id(t)] for t in _flatten(out) if id(t) in produced]
+    if not found and order:
+        found = [order[-1]]
+    return list(dict.fromkeys(found))
+
+
+def _flatten(out: Any) -> list[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (list, tuple)):
+        return [t for o in out for t in _flatten(o)]
+    return []
+
+
+def _shapes(out: Any) -> list[tuple[int, ...]]:
+    return [tuple(t.shape) for t in _flatten(out)]
+
+
+def _channels(model: nn.Module) -> dict[str, tuple[str, int]]:
+    """Module name -> (type, output channels) for the layers that define channel counts."""
+    out: dict[str, tuple[str, int]] = {}
+    for name, m in model.named_modules():
+        if not name or not isinstance(m, _REPORTED_TYPES):
+            continue
+        if isinstance(m, nn.modules.conv._ConvNd):
+            n = m.out_channels
+        elif isinstance(m, nn.Linear):
+            n = m.out_features
+        elif isinstance(m, nn.LSTM):
+            n = m.hidden_size
+        elif isinstance(m, nn.MultiheadAttention):
+            n = m.embed_dim
+        else:
+            n = m.embedding_dim
+        out[name] = (type(m).__name__, int(n))
+    return out
+
+
+def _first_line(exc: Any) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
