@@ -133,7 +133,9 @@ def cmd_passes(args: argparse.Namespace) -> int:
                 if spec.choices:
                     rng = " {" + "|".join(map(str, spec.choices)) + "}"
                 elif spec.min is not None or spec.max is not None:
-                    rng = f" [{spec.min if spec.min is not None else ''}..{spec.max if spec.max is not None else ''}]"
+                    lo = "" if spec.min is None else spec.min
+                    hi = "" if spec.max is None else spec.max
+                    rng = f" [{lo}..{hi}]"
                 print(f"      {spec.name}={spec.default!r}{rng}  {spec.help}")
     for p in registry.failed:
         print(f"failed: {p.entry_point} ({p.origin}): {p.error}")

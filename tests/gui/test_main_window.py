@@ -39,7 +39,7 @@ def test_open_select_node_inspector_and_histogram_follow(qtbot: Any, main_window
     assert main_window.inspector.value_of("Name") == conv.name
     assert main_window.inspector.value_of("Op") == "aten.conv2d"
     assert main_window.weights_panel.current_tensor() == "layer2.0.conv1.weight"
-    x, y = main_window.weights_panel.histogram_data()
+    _, y = main_window.weights_panel.histogram_data()
     assert y.sum() == 64 * 32 * 9  # the histogram now counts that layer's weights
     assert not np.array_equal(y, whole_y)
     del whole_x

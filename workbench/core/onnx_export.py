@@ -184,7 +184,7 @@ def _export_torchscript(variant: Variant, opset: int, dynamic_batch: bool) -> An
     if dynamic_batch:
         dynamic["output"] = {0: "batch"}
     buffer = io.BytesIO()
-    with _quiet():
+    with _quiet(), _no_native_stdout():
         torch.onnx.export(variant.model, _example_args(variant, dynamic_batch), buffer,
                           dynamo=False, opset_version=opset, input_names=names,
                           output_names=["output"], dynamic_axes=dynamic or None,
@@ -206,6 +206,30 @@ def _quiet() -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
+
+
+@contextlib.contextmanager
+def _no_native_stdout() -> Iterator[None]:
+    """Drop native writes to stdout: the TorchScript exporter dumps its whole IR graph there
+    on failure (its log switch is stuck on in torch 2.13)."""
+    import os
+    import sys
+
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stdout (a GUI, or captured)
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), fd)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, fd)
+        os.close(saved)
 
 
 # ONNX tidying -----------------------------------------------------------------------------

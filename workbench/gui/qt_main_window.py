@@ -30,13 +30,13 @@ from PySide6.QtWidgets import (
 
 from workbench.core.analysis import Analysis, open_model
 from workbench.core.commands import AddVariant, DeleteVariant, RenameVariant
-from workbench.core.export import EXPORT_FILTER, export_variant
-from workbench.core.graph_diff import diff_graphs
 from workbench.core.errors import (
     ArchitectureRequiredError,
     TrustRequiredError,
     WorkbenchError,
 )
+from workbench.core.export import EXPORT_FILTER, export_variant
+from workbench.core.graph_diff import diff_graphs
 from workbench.core.jobs import Progress
 from workbench.core.loaders import FILE_FILTER
 from workbench.core.passes import PassContext, apply_pass, parse_params

@@ -151,8 +151,8 @@ class MagnitudePrune(Pass):
                            help="layer: every layer gets the same sparsity; global: one "
                                 "threshold across all chosen layers")
         # param() gives list defaults a default_factory, so they are not shared (RUF009)
-        layer_types: list[str] = param(["conv", "linear"], help=_TYPES_HELP)  # noqa: RUF009
-        ignore: list[str] = param([], widget="nodes", help=_IGNORE_HELP)  # noqa: RUF009
+        layer_types: list[str] = param(["conv", "linear"], help=_TYPES_HELP)
+        ignore: list[str] = param([], widget="nodes", help=_IGNORE_HELP)
         permanent: bool = param(True, help="bake the zeros in (no masks left in the model)")
 
         def __post_init__(self) -> None:
