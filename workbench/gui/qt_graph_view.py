@@ -450,7 +450,6 @@ class QtGraphView(QWidget):
             f = target / scale
             self._view.scale(f, f)
             self._update_lod()
-            self._populate_view()
 
     def zoom_in(self) -> None:
         self.zoom_by(1.25)
@@ -802,6 +801,7 @@ class QtGraphView(QWidget):
             scale >= _EDGE_LABEL_SCALE,  # edge shape tags
         )
         if state == self._lod:
+            self._populate_view()
             return
         old, self._lod = self._lod, state
         if overview and self._overview_dirty:
