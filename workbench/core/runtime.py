@@ -31,7 +31,10 @@ _ORT_DTYPES = {
 def ort_session(model_proto: Any, threads: int | None = None) -> Any:
     """A CPU `onnxruntime.InferenceSession` built from an in-memory ModelProto.
 
-    `threads` sets the intra-op thread count (None: ONNX Runtime's default).
+    `threads` sets the intra-op thread count (None: ONNX Runtime's default). Graphs holding
+    float16 tensors are built without ORT's NCHWc layout transformer: in ORT 1.31 it crashes
+    the process on some fp16 graphs (the fp16 transformer-tiny, for one), and it only ever
+    speeds up float32 convolutions.
     """
     import onnxruntime as ort
 
@@ -40,8 +43,30 @@ def ort_session(model_proto: Any, threads: int | None = None) -> Any:
     if threads is not None:
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
-    data = model_proto if isinstance(model_proto, bytes) else model_proto.SerializeToString()
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    if isinstance(model_proto, bytes):
+        data, disabled = model_proto, []
+    else:
+        data = model_proto.SerializeToString()
+        disabled = list(UNSAFE_FP16_OPTIMIZERS) if has_float16(model_proto) else []
+    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"],
+                                disabled_optimizers=disabled or None)
+
+
+UNSAFE_FP16_OPTIMIZERS = ("NchwcTransformer",)
+
+
+def has_float16(model_proto: Any) -> bool:
+    """Whether an ONNX graph stores or casts to float16 anywhere."""
+    fp16 = 10  # onnx.TensorProto.FLOAT16
+    graph = model_proto.graph
+    if any(i.data_type == fp16 for i in graph.initializer):
+        return True
+    for node in graph.node:
+        if node.op_type == "Cast" and any(a.name == "to" and a.i == fp16
+                                          for a in node.attribute):
+            return True
+    return any(v.type.tensor_type.elem_type == fp16
+               for v in (*graph.input, *graph.output, *graph.value_info))
 
 
 def cached_session(variant: Variant, threads: int | None = None) -> Any:

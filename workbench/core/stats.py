@@ -65,7 +65,34 @@ def named_weights(variant: Variant) -> dict[str, Any]:
         return out
     for name, p in variant.model.named_parameters():
         if p.numel() > 1:
-            out[name] = p.detach().to(torch.float32)
+            out[name] = p.detach().to(torch.float32)  # fp16/bf16 weights read as float32
+    out.update(_packed_weights(variant.model))
+    return out
+
+
+def _packed_weights(model: Any) -> dict[str, Any]:
+    """Dequantized weights of quantized modules (dynamic int8 Linear/LSTM/GRU), whose
+    packed parameters `named_parameters` does not list."""
+    import torch
+
+    out: dict[str, Any] = {}
+    for mod_name, module in model.named_modules():
+        if not type(module).__module__.startswith(("torch.ao.nn.quantized",
+                                                   "torch.nn.quantized")):
+            continue
+        unpack = getattr(module, "_weight_bias", None)
+        if not callable(unpack):
+            continue
+        try:
+            packed = unpack()
+        except Exception:  # an exotic packing: leave it out of the statistics
+            continue
+        weights = packed["weight"] if isinstance(packed, dict) else {"weight": packed[0]}
+        prefix = f"{mod_name}." if mod_name else ""
+        for key, w in weights.items():
+            if isinstance(w, torch.Tensor) and w.numel() > 1:
+                w = w.dequantize() if w.is_quantized else w
+                out[prefix + key] = w.detach().to(torch.float32)
     return out
 
 

@@ -8,9 +8,7 @@ hidden below a zoom threshold, and, when zoomed far out, every box drawn by one 
 
 from __future__ import annotations
 
-import ctypes
 import gc
-import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -96,26 +94,6 @@ _EDGE_LABEL_SCALE = 0.7  # from here: tensor shapes on edges
 _MAX_SCALE = 4.0
 _CHUNK = 400  # edges or boxes merged into one path item
 _ARROW = 7.0
-
-
-def _guard_none_refcount() -> None:
-    """Work around PySide6 6.12.0 on CPython < 3.12 dropping a reference to None per void call.
-
-    After a few thousand such calls CPython aborts with "none_dealloc: deallocating None".
-    If the bug is present, give None a huge reference count (as CPython 3.12 makes it immortal).
-    Remove once PySide6 is pinned below 6.12 or the project runs on Python >= 3.12.
-    """
-    if sys.version_info >= (3, 12) or sys.implementation.name != "cpython":
-        return
-    probe = QPointF()
-    before = sys.getrefcount(None)
-    for _ in range(8):
-        probe.setX(1.0)
-    if sys.getrefcount(None) <= before - 4:
-        ctypes.c_ssize_t.from_address(id(None)).value += 1 << 40
-
-
-_guard_none_refcount()
 
 
 @contextmanager

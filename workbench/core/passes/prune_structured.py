@@ -4,8 +4,8 @@ Torch-Pruning's `DependencyGraph` traces the model on its example inputs and gro
 layer whose channels must go together (a convolution, its BatchNorm, the next layer's input
 channels, every branch of a residual add, the slices of a concatenation, depthwise convs).
 `BasePruner` (alias `MetaPruner`) then ranks each group's channels by the chosen importance
-and removes the weakest share. The layer producing the model's output is always kept whole,
-so the output shape does not change; `ensures` checks it.
+and removes the weakest share. Every group that reaches a model output (the classifier's
+outputs, say) is kept whole, so the output shape does not change; `ensures` checks it.
 """
 
 from __future__ import annotations
@@ -82,27 +82,26 @@ class StructuredPrune(Pass):
             bake_existing_masks(m)
         example = variant.example_inputs()
         modules = dict(model.named_modules())
-        ctx.progress(0.05, "Finding the output layer…")
-        output_layers = _output_layers(model, example)
-        kept = list(dict.fromkeys((*output_layers, *params.ignore)))
-        ignored = [modules[n] for n in kept]
         before = _channels(model)
+        direct = _output_layers(model, example)
         grad_flags = {n: p.requires_grad for n, p in model.named_parameters()}
         model.requires_grad_(True)  # tracing follows grad_fn
         caught: list[warnings.WarningMessage] = []
-        ctx.progress(0.2, "Building the dependency graph…")
+        ctx.progress(0.1, "Building the dependency graph…")
         try:
             with warnings.catch_warnings(record=True) as caught, torch.enable_grad(), \
                     seeded(params.seed):
                 warnings.simplefilter("always")
                 pruner = tp.pruner.BasePruner(
                     model, example, importance=_importance(params),
-                    pruning_ratio=float(params.ratio), ignored_layers=ignored,
+                    pruning_ratio=float(params.ratio),
+                    ignored_layers=[modules[n] for n in (*params.ignore, *direct)],
                     round_to=params.round_to if params.round_to > 1 else None,
                     # fresh dicts: Torch-Pruning mutates its mutable defaults
                     in_channel_groups={}, out_channel_groups=_head_groups(model),
                     num_heads={}, pruning_ratio_dict={}, head_pruning_ratio_dict={},
                     customized_pruners={}, unwrapped_parameters=None)
+                kept = list(dict.fromkeys((*direct, *_protect_outputs(pruner))))
                 groups = list(pruner.DG.get_all_groups(
                     ignored_layers=pruner.ignored_layers,
                     root_module_types=pruner.root_module_types))
@@ -110,7 +109,7 @@ class StructuredPrune(Pass):
                     raise PassError(
                         f"nothing to prune: Torch-Pruning found no prunable channel group "
                         f"in {variant.name} (kept whole: "
-                        f"{', '.join(kept) or 'none'}; "
+                        f"{', '.join((*kept, *params.ignore)) or 'none'}; "
                         "GRU and other unsupported layers cannot be pruned).")
                 ctx.cancel.check()
                 ctx.progress(0.5, f"Pruning {len(groups)} channel groups…")
@@ -195,20 +194,42 @@ def _head_groups(model: nn.Module) -> dict[nn.Module, int]:
     return {m: m.num_heads for m in model.modules() if isinstance(m, nn.MultiheadAttention)}
 
 
-def _output_layers(model: nn.Module, example: tuple[Any, ...]) -> list[str]:
-    """Names of the conv/linear layers whose output is a model output, or else the last one.
+def _protect_outputs(pruner: Any) -> list[str]:
+    """Keep whole every channel group that reaches a model output; return its layers' names.
 
-    Pruning their output channels would change the model's output shape.
+    Pruning such a group (the classifier's outputs, or a residual stream returned as is)
+    would change the output shape. Torch-Pruning marks outputs with `_OutputOp` nodes; a
+    group that holds an ignored layer is skipped whole, so ignoring them is enough.
+    """
+    from torch_pruning import ops
+
+    graph = pruner.DG
+    outputs = [m for m in graph.module2node if isinstance(m, ops._OutputOp)]
+    kept: list[str] = []
+    for group in graph.get_all_groups(ignored_layers=pruner.ignored_layers,
+                                      root_module_types=pruner.root_module_types):
+        if not any(isinstance(dep.target.module, ops._OutputOp) for dep, _ in group):
+            continue
+        for dep, _ in group:
+            module = dep.target.module
+            if isinstance(module, _ROOT_TYPES) and graph.is_out_channel_pruning_fn(dep.handler):
+                kept.append(graph._module2name[module])
+    pruner.ignored_layers.extend(outputs)
+    return list(dict.fromkeys(kept))
+
+
+def _output_layers(model: nn.Module, example: tuple[Any, ...]) -> list[str]:
+    """Names of the conv/linear layers whose own output is returned by the model.
+
+    (Torch-Pruning marks an output with an `_OutputOp` only when an operation follows the
+    last layer; a classifier returned as is must be ignored by name.)
     """
     produced: dict[int, str] = {}
-    order: list[str] = []
     names = {m: n for n, m in model.named_modules() if n}
 
     def hook(module: nn.Module, inputs: Any, output: Any) -> None:
-        name = names.get(module)
-        if name is not None and isinstance(output, torch.Tensor):
-            produced[id(output)] = name
-            order.append(name)
+        if isinstance(output, torch.Tensor) and module in names:
+            produced[id(output)] = names[module]
 
     handles = [m.register_forward_hook(hook) for m in model.modules()
                if isinstance(m, _ROOT_TYPES)]
@@ -218,10 +239,7 @@ def _output_layers(model: nn.Module, example: tuple[Any, ...]) -> list[str]:
     finally:
         for h in handles:
             h.remove()
-    found = [produced[id(t)] for t in _flatten(out) if id(t) in produced]
-    if not found and order:
-        found = [order[-1]]
-    return list(dict.fromkeys(found))
+    return list(dict.fromkeys(produced[id(t)] for t in _flatten(out) if id(t) in produced))
 
 
 def _flatten(out: Any) -> list[torch.Tensor]:

@@ -1,0 +1,192 @@
+"""Structured pruning: channels really go, the graph stays consistent, errors are clear."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from workbench.core.describe import describe
+from workbench.core.errors import InvalidParameterError
+from workbench.core.loaders import load_model
+from workbench.core.passes.base import PassError, PassResult, apply_pass, fingerprint
+from workbench.core.passes.prune_structured import StructuredPrune
+from workbench.core.variant import InputSpec, Variant
+from workbench.core.zoo import build_zoo
+
+
+def _rows(result: PassResult) -> dict[str, dict[str, Any]]:
+    return {row["name"]: row for row in result.report.details["layers"]}
+
+
+def _check_shrunk(before: Variant, result: PassResult) -> None:
+    """Fewer parameters and MACs; runs on a new batch size with the same output shape."""
+    b, a = result.report.before, result.report.after
+    assert a["parameters"] < b["parameters"]
+    assert 0 < a["macs"] < b["macs"]
+    x = before.example_inputs(batch=3)
+    with torch.no_grad():
+        assert result.variant.model(*x).shape == before.model(*x).shape
+
+
+@pytest.fixture(scope="module")
+def resnet() -> Variant:
+    return build_zoo("resnet-mini")
+
+
+@pytest.fixture(scope="module")
+def resnet_half(resnet: Variant) -> tuple[str, PassResult]:
+    stamp = fingerprint(resnet)
+    return stamp, apply_pass(StructuredPrune(), resnet, {"ratio": 0.5})
+
+
+def test_resnet_half_the_channels_quarter_the_macs(resnet: Variant,
+                                                   resnet_half: tuple[str, PassResult]) -> None:
+    stamp, result = resnet_half
+    assert fingerprint(resnet) == stamp  # the input is untouched
+    _check_shrunk(resnet, result)
+    assert result.report.after["macs"] / result.report.before["macs"] <= 0.35
+    assert describe(result.variant).macs == result.report.after["macs"]
+    rows = _rows(result)
+    assert rows["fc"]["after"] == rows["fc"]["before"] == 10  # the classifier is kept whole
+    assert result.report.details["kept_whole"] == ["fc"]
+    for name in ("stem.0", "layer1.0.conv1", "layer3.1.conv2", "layer2.0.shortcut.0"):
+        assert rows[name]["after"] == rows[name]["before"] // 2, name
+    model = result.variant.model
+    # residual branches stay in step: the shortcut and conv2 outputs still add up
+    block = model.layer2[0]
+    assert block.conv2.out_channels == block.shortcut[0].out_channels == block.bn2.num_features
+    assert model.fc.in_features == model.layer3[1].conv2.out_channels
+    assert result.report.details["channels_removed"] > 0
+
+
+def test_mobilenet_depthwise_convs_stay_depthwise() -> None:
+    variant = build_zoo("mobilenet-mini")
+    result = apply_pass(StructuredPrune(), variant, {"ratio": 0.5})
+    _check_shrunk(variant, result)
+    depthwise = [m for m in result.variant.model.modules()
+                 if isinstance(m, nn.Conv2d) and m.groups > 1]
+    assert len(depthwise) == 5
+    for conv in depthwise:
+        assert conv.groups == conv.in_channels == conv.out_channels
+        assert conv.out_channels < 4 * 64
+    assert _rows(result)["blocks.0.block.3"]["after"] == 32  # 64 hidden channels -> 32
+
+
+@pytest.mark.parametrize("name", ["lenet5", "mlp"])
+def test_small_models_shrink(name: str) -> None:
+    variant = build_zoo(name)
+    result = apply_pass(StructuredPrune(), variant, {"ratio": 0.5, "importance": "l2"})
+    _check_shrunk(variant, result)
+
+
+def test_transformer_keeps_heads_even() -> None:
+    variant = build_zoo("transformer-tiny")
+    result = apply_pass(StructuredPrune(), variant, {"ratio": 0.3})
+    _check_shrunk(variant, result)
+    attn = [m for m in result.variant.model.modules() if isinstance(m, nn.MultiheadAttention)]
+    for m in attn:
+        assert m.embed_dim < 64
+        assert m.embed_dim % m.num_heads == 0
+        assert m.head_dim * m.num_heads == m.embed_dim
+
+
+def test_unsupported_layers_give_a_clear_error() -> None:
+    with pytest.raises(PassError, match="nothing to prune.*GRU"):
+        apply_pass(StructuredPrune(), build_zoo("gru"), {"ratio": 0.5})
+
+
+def test_ignore_list_is_honoured(resnet: Variant) -> None:
+    result = apply_pass(StructuredPrune(), resnet,
+                        {"ratio": 0.5, "ignore": ["layer1.0.conv1", "layer3.0"]})
+    rows = _rows(result)
+    assert rows["layer1.0.conv1"]["after"] == 32
+    assert rows["layer1.1.conv1"]["after"] == 16
+    assert rows["layer3.0.conv1"]["after"] == 128  # a whole block named by its parent
+    assert result.variant.model.layer1[0].conv1.out_channels == 32
+
+
+def test_round_to_keeps_multiples(resnet: Variant) -> None:
+    result = apply_pass(StructuredPrune(), resnet, {"ratio": 0.3, "round_to": 8})
+    rows = [r for r in result.report.details["layers"] if r["name"] != "fc"]
+    assert all(r["after"] % 8 == 0 for r in rows)
+    assert any(r["after"] < r["before"] for r in rows)
+
+
+@pytest.mark.parametrize("importance", ["l1", "bn_scale", "random"])
+def test_importance_picks_which_channels_go(resnet: Variant, importance: str,
+                                            resnet_half: tuple[str, PassResult]) -> None:
+    _, l1 = resnet_half
+    result = apply_pass(StructuredPrune(), resnet, {"ratio": 0.5, "importance": importance})
+    assert result.report.after["macs"] == l1.report.after["macs"]  # same widths
+    same = fingerprint(result.variant) == fingerprint(l1.variant)
+    assert same == (importance == "l1")
+
+
+def test_random_importance_is_seeded(resnet: Variant) -> None:
+    def run(seed: int) -> str:
+        params = {"ratio": 0.4, "importance": "random", "seed": seed}
+        return fingerprint(apply_pass(StructuredPrune(), resnet, params).variant)
+
+    state = torch.random.get_rng_state()
+    assert run(1) == run(1) != run(2)
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_l1_keeps_the_strongest_filters() -> None:
+    variant = build_zoo("mlp")
+    first = variant.model[1]
+    with torch.no_grad():
+        first.weight[:64] *= 10  # the first 64 hidden units dominate
+    result = apply_pass(StructuredPrune(), variant, {"ratio": 0.5})
+    torch.testing.assert_close(result.variant.model[1].weight, first.weight[:64])
+
+
+@pytest.mark.parametrize("params", [
+    {"ratio": 0.95}, {"ratio": -0.1}, {"importance": "taylor"}, {"round_to": 0},
+    {"round_to": 2.5}, {"ignore": ["layer9"]}, {"seed": -1},
+])
+def test_bad_params_are_rejected(resnet: Variant, params: dict[str, Any]) -> None:
+    stamp = fingerprint(resnet)
+    with pytest.raises(InvalidParameterError):
+        apply_pass(StructuredPrune(), resnet, params)
+    assert fingerprint(resnet) == stamp
+
+
+def test_onnx_models_are_rejected(onnx_mlp: Path) -> None:
+    with pytest.raises(PassError, match="works on torch"):
+        apply_pass(StructuredPrune(), load_model(str(onnx_mlp)), {"ratio": 0.5})
+
+
+def test_nothing_to_prune() -> None:
+    relu = Variant("relu", "torch", nn.Sequential(nn.ReLU()), "zoo",
+                   inputs=(InputSpec("x", (1, 4)),))
+    with pytest.raises(PassError, match="nothing to prune"):
+        apply_pass(StructuredPrune(), relu, {"ratio": 0.5})
+    mlp = build_zoo("mlp")
+    with pytest.raises(PassError, match="nothing to prune"):
+        apply_pass(StructuredPrune(), mlp, {"ignore": ["1", "3"]})  # "5" is the output
+
+
+def test_groups_reaching_the_output_are_kept_whole() -> None:
+    class TwoBranches(nn.Module):  # the output is a sum, not any layer's own output
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(8, 16)
+            self.b = nn.Linear(16, 16)
+            self.c = nn.Linear(8, 16)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(torch.relu(self.a(x))) + self.c(x)
+
+    variant = Variant("branches", "torch", TwoBranches().eval(), "zoo",
+                      inputs=(InputSpec("x", (1, 8)),))
+    result = apply_pass(StructuredPrune(), variant, {"ratio": 0.5})
+    assert sorted(result.report.details["kept_whole"]) == ["b", "c"]
+    model = result.variant.model
+    assert (model.a.out_features, model.b.out_features, model.c.out_features) == (8, 16, 16)
+    with torch.no_grad():
+        assert model(*variant.example_inputs()).shape == (1, 16)

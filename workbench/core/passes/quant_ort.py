@@ -1,0 +1,369 @@
+"""quantize.ort_dynamic and quantize.ort_static: int8 quantization with ONNX Runtime.
+
+Torch variants are exported to ONNX first (`onnx_export`). Every model then goes through
+`quant_pre_process` (shape inference and graph optimisation; symbolic shape inference is
+skipped for transformer-like graphs, or when it fails) in a temporary folder, and then
+through `quantize_dynamic` or `quantize_static` (QDQ or QOperator format, calibrated on
+real sample inputs). Node names in `exclude` are kept in float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import warnings as warnings_module
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.core.errors import InvalidParameterError
+from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param
+from workbench.core.variant import Variant
+
+QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger",
+             "ConvInteger", "QLinearConv", "QLinearMatMul", "QGemm", "QAttention",
+             "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "QLinearAdd", "QLinearMul",
+             "QLinearSigmoid", "QLinearLeakyRelu", "QLinearConcat", "QLinearAveragePool",
+             "QLinearGlobalAveragePool", "QLinearSoftmax", "DynamicQuantizeLSTM")
+_TYPES = {"int8": "QInt8", "uint8": "QUInt8"}
+_CALIBRATION = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+_CALIB_CHUNK = 16
+
+
+class UnknownNodeError(PassError, InvalidParameterError):
+    """`exclude` names nodes that the graph does not have."""
+
+
+class _OrtQuantize(Pass):
+    """Shared steps: export, pre-process, quantize, then measure."""
+
+    category = "quantize"
+    backends = ("onnx", "torch")
+
+    def requires(self, variant: Variant, params: Any) -> None:
+        if variant.backend == "onnx":
+            _check_exclude(self.name, params.exclude, _node_names(variant.model))
+
+    def run(self, variant: Variant, params: Any, ctx: PassContext) -> PassOutput:
+        import onnx
+
+        from workbench.core.fidelity import fidelity_report, layer_sqnr
+        from workbench.core.sample_inputs import sample_inputs
+
+        notes: list[str] = []
+        details: dict[str, Any] = {}
+        fp32, inputs = self._fp32(variant, params, ctx, details, notes)
+        ctx.cancel.check()
+        with tempfile.TemporaryDirectory(prefix="workbench-quant-") as tmp:
+            src = os.path.join(tmp, "model.onnx")
+            onnx.save(fp32, src)
+            ctx.progress(0.3, "Pre-processing (shape inference, graph optimisation)…")
+            pre_path, pre_info = _preprocess(src, tmp, params.exclude)
+            details["preprocess"] = pre_info
+            ctx.cancel.check()
+            ctx.progress(0.45, "Quantizing…")
+            out = os.path.join(tmp, "quantized.onnx")
+            with _quiet():
+                self._quantize(pre_path, out, params, variant, inputs, ctx, details, notes)
+            pre = onnx.load(pre_path)
+            model = onnx.load(out)
+        ctx.cancel.check()
+        ctx.progress(0.8, "Measuring fidelity…")
+        child = Variant(variant.name, "onnx", model, "onnx", inputs)
+        samples = sample_inputs(variant, 16, seed=1)
+        fid, warns = fidelity_report(variant, child, inputs=samples)
+        if "error" in fid:
+            raise PassError(f"{self.name}: the quantized model does not run in ONNX Runtime: "
+                            f"{fid['error']}")
+        if samples.warning:
+            warns.append(f"Fidelity: {samples.warning}")
+        fid["per_layer"] = layer_sqnr(Variant("fp32", "onnx", pre, "onnx", inputs), child,
+                                      samples)
+        details.update(_graph_figures(pre, model, params.exclude))
+        details["size_bytes_before"] = fp32.ByteSize()
+        details["size_bytes_after"] = model.ByteSize()
+        details["size_ratio"] = round(model.ByteSize() / max(fp32.ByteSize(), 1), 4)
+        details["fidelity"] = fid
+        ctx.progress(1.0, "Done")
+        return PassOutput(model, backend="onnx", format="onnx", details=details,
+                          warnings=notes + warns, inputs=inputs)
+
+    def ensures(self, before: Variant, after: Variant, params: Any, output: PassOutput
+                ) -> None:
+        if not output.details.get("excluded_honoured", True):
+            raise PassError(f"{self.name}: excluded nodes were quantized anyway: "
+                            f"{', '.join(output.details.get('excluded_missing', []))}.")
+        if not output.details.get("quantized_nodes"):
+            raise PassError(f"{self.name}: nothing in {before.name} could be quantized "
+                            "(no MatMul, Gemm or Conv with constant weights).")
+
+    # steps ----------------------------------------------------------------------------------
+    def _fp32(self, variant: Variant, params: Any, ctx: PassContext, details: dict[str, Any],
+              notes: list[str]) -> tuple[Any, tuple[Any, ...]]:
+        """The float32 ONNX model to quantize and its input specs (exporting torch)."""
+        if variant.backend == "onnx":
+            return variant.model, variant.inputs
+        from workbench.core.onnx_export import OnnxExportError, export_onnx, exported_input_specs
+
+        ctx.progress(0.05, "Exporting to ONNX…")
+        try:
+            exported = export_onnx(variant, 18, True)
+        except OnnxExportError as exc:
+            raise PassError(f"{self.name}: {exc}") from exc
+        details["exporter"] = exported.exporter
+        notes.extend(exported.warnings)
+        _check_exclude(self.name, params.exclude, _node_names(exported.model))
+        return exported.model, exported_input_specs(variant, exported.model)
+
+    def _quantize(self, src: str, out: str, params: Any, variant: Variant,
+                  inputs: tuple[Any, ...], ctx: PassContext, details: dict[str, Any],
+                  notes: list[str]) -> None:
+        raise NotImplementedError
+
+
+class OrtDynamicQuantize(_OrtQuantize):
+    name = "quantize.ort_dynamic"
+    title = "Dynamic int8 (ONNX Runtime)"
+    description = ("Int8 weights for MatMul/Gemm/Conv; activations quantized on the fly. "
+                   "Torch models are exported to ONNX first.")
+
+    @dataclass
+    class Params:
+        per_channel: bool = param(True, help="One scale per output channel (better accuracy)")
+        weight_type: str = param("int8", help="Weight integer type", choices=("int8", "uint8"))
+        exclude: list[str] = param([], help="ONNX node names to keep in float32",
+                                   widget="nodes")
+        reduce_range: bool = param(False, help="7-bit weights (for CPUs without VNNI)")
+
+    def _quantize(self, src: str, out: str, params: Any, variant: Variant,
+                  inputs: tuple[Any, ...], ctx: PassContext, details: dict[str, Any],
+                  notes: list[str]) -> None:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(src, out, per_channel=params.per_channel,
+                         reduce_range=params.reduce_range,
+                         weight_type=getattr(QuantType, _TYPES[params.weight_type]),
+                         nodes_to_exclude=list(params.exclude) or None,
+                         extra_options={"MatMulConstBOnly": True})
+
+
+class OrtStaticQuantize(_OrtQuantize):
+    name = "quantize.ort_static"
+    title = "Static int8 (ONNX Runtime)"
+    description = ("Int8 weights and activations, with activation ranges calibrated on "
+                   "sample inputs (QDQ or QOperator format).")
+
+    @dataclass
+    class Params:
+        per_channel: bool = param(True, help="One scale per output channel (better accuracy)")
+        weight_type: str = param("int8", help="Weight integer type", choices=("int8", "uint8"))
+        activation_type: str = param("uint8", help="Activation integer type",
+                                     choices=("uint8", "int8"))
+        calibration: str = param("minmax", help="How activation ranges are chosen",
+                                 choices=("minmax", "entropy", "percentile"))
+        samples: int = param(64, help="Calibration samples", min=1, max=1000)
+        format: str = param("qdq", help="QDQ (Quantize/DequantizeLinear pairs) or QOperator "
+                            "(QLinearConv, ...)", choices=("qdq", "qoperator"))
+        exclude: list[str] = param([], help="ONNX node names to keep in float32",
+                                   widget="nodes")
+        reduce_range: bool = param(False, help="7-bit weights (for CPUs without VNNI)")
+
+    def _quantize(self, src: str, out: str, params: Any, variant: Variant,
+                  inputs: tuple[Any, ...], ctx: PassContext, details: dict[str, Any],
+                  notes: list[str]) -> None:
+        import onnx
+        from onnxruntime.quantization import (
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
+
+        data, source = _calibration_samples(variant, params.samples, ctx)
+        if source == "random":
+            notes.append("Calibration used random inputs (no real data fits the inputs); "
+                         "activation ranges may be off.")
+        details["calibration_samples"] = len(data)
+        details["calibration_inputs"] = source
+        reader = _make_reader(onnx.load(src, load_external_data=False), data)
+        fmt = QuantFormat.QDQ if params.format == "qdq" else QuantFormat.QOperator
+        extra = {"CalibPercentile": 99.99} if params.calibration == "percentile" else {}
+        quantize_static(src, out, reader, quant_format=fmt, per_channel=params.per_channel,
+                        reduce_range=params.reduce_range,
+                        activation_type=getattr(QuantType, _TYPES[params.activation_type]),
+                        weight_type=getattr(QuantType, _TYPES[params.weight_type]),
+                        nodes_to_exclude=list(params.exclude) or None,
+                        calibrate_method=getattr(CalibrationMethod,
+                                                 _CALIBRATION[params.calibration]),
+                        extra_options=extra)
+
+
+def _make_reader(model: Any, samples: Sequence[tuple[Any, ...]]) -> Any:
+    """A `CalibrationDataReader` over `samples`, in chunks when the batch axis is free."""
+    from onnx import helper
+    from onnxruntime.quantization import CalibrationDataReader
+
+    from workbench.core.runtime import to_numpy
+    from workbench.core.sample_inputs import stack_inputs
+
+    inits = {i.name for i in model.graph.initializer}
+    graph_inputs = [i for i in model.graph.input if i.name not in inits]
+    names = [i.name for i in graph_inputs]
+    types = [i.type.tensor_type.elem_type for i in graph_inputs]
+    dim0 = [i.type.tensor_type.shape.dim[0] for i in graph_inputs
+            if i.type.tensor_type.shape.dim]
+    free = all(not (d.HasField("dim_value") and d.dim_value > 0) for d in dim0)
+    step = _CALIB_CHUNK if free else 1
+    feeds = []
+    for k in range(0, len(samples), step):
+        batch = stack_inputs(samples[k:k + step])
+        feeds.append({name: to_numpy(value).astype(helper.tensor_dtype_to_np_dtype(elem),
+                                                    copy=False) if elem else to_numpy(value)
+                      for name, elem, value in zip(names, types, batch, strict=False)})
+
+    class Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.position = 0
+
+        def get_next(self) -> dict[str, Any] | None:
+            if self.position >= len(feeds):
+                return None
+            self.position += 1
+            return feeds[self.position - 1]
+
+        def rewind(self) -> None:
+            self.position = 0
+
+    return Reader()
+
+
+def _calibration_samples(variant: Variant, n: int, ctx: PassContext
+                         ) -> tuple[list[tuple[Any, ...]], str]:
+    """Calibration inputs: `ctx.data` when it holds samples, else `sample_inputs`."""
+    from workbench.core.sample_inputs import sample_inputs
+
+    given = _context_samples(ctx.data, n)
+    if given:
+        return given, "context"
+    samples = sample_inputs(variant, n, seed=0)
+    return list(samples), samples.source
+
+
+def _context_samples(data: Any, n: int) -> list[tuple[Any, ...]] | None:
+    """Batch-1 input tuples from a context's data, if it holds any in a form we know:
+    a list of tuples or tensors, a stacked tensor/array, or an object with `.samples(n)`
+    or a `calibration` attribute holding one of those."""
+    if data is None:
+        return None
+    if callable(getattr(data, "samples", None)):
+        return _context_samples(data.samples(n), n)
+    if getattr(data, "calibration", None) is not None:
+        return _context_samples(data.calibration, n)
+    if hasattr(data, "shape") and len(data.shape) >= 1:
+        return [(data[k:k + 1],) for k in range(min(n, data.shape[0]))]
+    if isinstance(data, (list, tuple)) and data:
+        items = [d if isinstance(d, tuple) else (d,) for d in data[:n]]
+        return [tuple(x if getattr(x, "ndim", 0) and x.shape[0] == 1 else x[None]
+                      for x in item) for item in items]
+    return None
+
+
+# graph helpers -----------------------------------------------------------------------------
+def _node_names(model: Any) -> set[str]:
+    return {n.name for n in model.graph.node if n.name}
+
+
+def _check_exclude(pass_name: str, exclude: Sequence[str], names: set[str]) -> None:
+    unknown = [n for n in exclude if n not in names]
+    if unknown:
+        raise UnknownNodeError(f"{pass_name}: exclude names node(s) the graph does not have: "
+                               f"{', '.join(map(repr, unknown))}.")
+
+
+def _is_transformer(model: Any) -> bool:
+    ops = {n.op_type for n in model.graph.node}
+    return "Attention" in ops or ("Softmax" in ops and bool(
+        ops & {"LayerNormalization", "ReduceMean", "SkipLayerNormalization"}))
+
+
+def _preprocess(src: str, folder: str, exclude: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """Run `quant_pre_process`; returns the new path and how it was run.
+
+    Symbolic shape inference is skipped for transformer-like graphs (it fails on their
+    dynamic sequence axes) and retried without when it fails. Graph optimisation is turned
+    off when it would fuse away a node named in `exclude`.
+    """
+    import onnx
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    model = onnx.load(src, load_external_data=False)
+    skip_symbolic = _is_transformer(model)
+    out = os.path.join(folder, "preprocessed.onnx")
+    info: dict[str, Any] = {"symbolic_shape": not skip_symbolic, "optimized": True}
+    attempts = [(False, skip_symbolic), (False, True)]
+    if skip_symbolic:
+        attempts = attempts[1:]
+    error: Exception | None = None
+    for skip_opt, skip_sym in attempts:
+        try:
+            with _quiet():
+                quant_pre_process(src, out, skip_optimization=skip_opt,
+                                  skip_symbolic_shape=skip_sym)
+            info["symbolic_shape"] = not skip_sym
+            error = None
+            break
+        except Exception as exc:  # symbolic shape inference gives up on some graphs
+            error = exc
+    if error is not None:
+        raise PassError(f"quant_pre_process failed: {type(error).__name__}: {error}")
+    if exclude and not set(exclude) <= _node_names(onnx.load(out, load_external_data=False)):
+        with _quiet():
+            quant_pre_process(src, out, skip_optimization=True,
+                              skip_symbolic_shape=not info["symbolic_shape"])
+        info["optimized"] = False
+    return out, info
+
+
+def _graph_figures(before: Any, after: Any, exclude: Sequence[str]) -> dict[str, Any]:
+    """Inserted node counts, int8 initializers, and whether exclusions were honoured."""
+    from onnx import TensorProto
+
+    ops_before = Counter(n.op_type for n in before.graph.node)
+    ops_after = Counter(n.op_type for n in after.graph.node)
+    inserted = {op: ops_after[op] - ops_before.get(op, 0) for op in ops_after
+                if ops_after[op] > ops_before.get(op, 0)}
+    quant = {op: ops_after[op] for op in QUANT_OPS if ops_after.get(op)}
+    int_types = (TensorProto.INT8, TensorProto.UINT8)
+    int8_inits = sum(1 for i in after.graph.initializer if i.data_type in int_types)
+    types_before = {n.name: n.op_type for n in before.graph.node if n.name}
+    after_nodes = {n.name: n for n in after.graph.node if n.name}
+    missing = [name for name in exclude
+               if name not in after_nodes or after_nodes[name].op_type != types_before.get(name)]
+    return {"inserted_nodes": inserted, "quant_nodes": quant,
+            "quantized_nodes": sum(quant.values()), "int8_initializers": int8_inits,
+            "excluded": list(exclude), "excluded_honoured": not missing,
+            "excluded_missing": missing}
+
+
+class _DropOrtQuantLogs(logging.Filter):
+    """Drops the INFO/WARNING chatter ONNX Runtime's quantization tools send to the root
+    logger ("please run pre-processing", shape inference notes); errors still pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or "onnxruntime" not in record.pathname
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    root = logging.getLogger()
+    drop = _DropOrtQuantLogs()
+    root.addFilter(drop)
+    try:
+        with warnings_module.catch_warnings():
+            warnings_module.simplefilter("ignore")
+            yield
+    finally:
+        root.removeFilter(drop)
