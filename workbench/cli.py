@@ -228,6 +228,160 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True,
+                   help="digits, synthetic, synthetic:regression, an image folder, .npz or .csv")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw", "rmsprop"), default="adam")
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--nesterov", action="store_true")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--schedule", choices=("none", "step", "exponential", "cosine", "plateau"),
+                   default="cosine")
+    p.add_argument("--warmup-epochs", type=int, default=0)
+    p.add_argument("--grad-clip", type=float, default=0.0)
+    p.add_argument("--patience", type=int, default=0, help="early stopping (0: off)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-dir", help="write last.pt/best.pt here every epoch")
+    p.add_argument("--resume", action="store_true", help="resume from --checkpoint-dir")
+    p.add_argument("--json", action="store_true")
+
+
+def _train_config(args: argparse.Namespace) -> Any:
+    from workbench.core.training import TrainConfig
+
+    return TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+        momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay,
+        schedule=args.schedule, warmup_epochs=args.warmup_epochs, grad_clip=args.grad_clip,
+        patience=args.patience, device=args.device, seed=args.seed,
+        checkpoint_dir=args.checkpoint_dir, resume=args.resume)
+
+
+def _dataset_for(variant: Any, spec: str, seed: int) -> Any:
+    from workbench.core.data import load_dataset
+
+    if not variant.inputs:
+        raise InvalidParameterError(f"{variant.name} has no declared input shape: pass "
+                                    "--input-shape.")
+    spec0 = variant.inputs[0]
+    return load_dataset(spec, spec0.shape, seed=seed, input_dtype=spec0.dtype)
+
+
+def _train_progress(enabled: bool) -> Callable[[Any], None]:
+    def show(step: Any) -> None:
+        if not enabled:
+            return
+        payload = step.payload or {}
+        if payload.get("kind") == "epoch":
+            acc = payload.get("val_accuracy")
+            acc_text = f" val_acc {acc:.4f}" if acc is not None else ""
+            print(f"epoch {payload['epoch']:>3}  train_loss {payload['train_loss']:.4f}  "
+                  f"val_loss {payload['val_loss']:.4f}{acc_text}  lr {payload['lr']:.2e}",
+                  file=sys.stderr)
+        elif payload.get("kind") == "batch" and sys.stderr.isatty():
+            frac = step.fraction or 0.0
+            sys.stderr.write(f"\r[{'#' * int(frac * 30):<30}] {step.message} "
+                             f"ETA {payload.get('eta_s', 0):.0f}s ")
+            sys.stderr.flush()
+    return show
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from workbench.core.export import export_format, export_variant
+    from workbench.core.jobs import run_job
+    from workbench.core.loaders import load_model
+    from workbench.core.training import train
+
+    export_format(args.output)
+    cfg = _train_config(args)
+    cfg.validate()
+    variant = load_model(args.source, **_load_options(args))
+    dataset = _dataset_for(variant, args.data, args.seed)
+    result = run_job(train(variant, dataset, cfg), _train_progress(not args.json))
+    written = export_variant(result.variant, args.output)
+    test = result.test
+    out = {"test_accuracy": test.accuracy if test else None,
+           "test_loss": test.loss if test else None, "history": result.history,
+           "best_epoch": result.best_epoch, "early_stopped": result.early_stopped,
+           "output": written["output"]}
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+    else:
+        acc = f"{out['test_accuracy']:.4f}" if out["test_accuracy"] is not None else "n/a"
+        print(f"test accuracy {acc}  test loss {out['test_loss']:.4f}  "
+              f"(best epoch {result.best_epoch})")
+        print(f"wrote {written['output']}")
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from workbench.core.distill import distill
+    from workbench.core.export import export_format, export_variant
+    from workbench.core.jobs import run_job
+    from workbench.core.loaders import load_model
+    from workbench.core.training import evaluate, train
+
+    export_format(args.output)
+    cfg = _train_config(args)
+    cfg.validate()
+    teacher = load_model(args.teacher, trust=args.trust)
+    student = load_model(args.student, arch=args.arch, trust=args.trust,
+                         input_shape=args.input_shape or (
+                             teacher.inputs[0].shape if teacher.inputs else None),
+                         num_classes=args.num_classes)
+    dataset = _dataset_for(student, args.data, args.seed)
+    teacher_data = _dataset_for(teacher, args.data, args.seed) if teacher.inputs and \
+        teacher.inputs[0].shape != student.inputs[0].shape else dataset
+    if args.train_teacher:
+        teacher = run_job(train(teacher, teacher_data, cfg), _train_progress(not args.json)
+                          ).variant
+    teacher_acc = evaluate(teacher, teacher_data).accuracy
+    if teacher_data is not dataset:
+        raise InvalidParameterError("Teacher and student must take the same input shape.")
+    show = _train_progress(not args.json)
+    baseline = run_job(train(student, dataset, cfg), show)
+    result = run_job(distill(teacher, student, dataset, cfg, args.temperature, args.alpha,
+                             args.transfer), show)
+    written = export_variant(result.variant, args.output)
+    def count(v: Any) -> int | None:
+        return sum(p.numel() for p in v.model.parameters()) if v.backend == "torch" else None
+
+    out = {"teacher_accuracy": teacher_acc,
+           "student_accuracy": result.test.accuracy if result.test else None,
+           "baseline_student_accuracy": baseline.test.accuracy if baseline.test else None,
+           "teacher_parameters": count(teacher), "student_parameters": count(student),
+           "output": written["output"]}
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+    else:
+        for k, v in out.items():
+            print(f"{k:<28} {v}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from workbench.core.loaders import load_model
+    from workbench.core.training import evaluate
+
+    variant = load_model(args.source, **_load_options(args))
+    dataset = _dataset_for(variant, args.data, args.seed)
+    result = evaluate(variant, dataset, args.split)
+    out = {"accuracy": result.accuracy, "loss": result.loss, "top5": result.top5,
+           "samples": result.samples, "split": args.split}
+    if args.confusion:
+        out["confusion"] = result.confusion
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        acc = f"{result.accuracy:.4f}" if result.accuracy is not None else "n/a"
+        print(f"accuracy {acc}  loss {result.loss:.4f}  ({result.samples} {args.split} samples)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench", description="Inspect and optimize neural networks.")
@@ -280,6 +434,38 @@ def build_parser() -> argparse.ArgumentParser:
     _add_load_options(p)
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser("train", help="train or fine-tune a torch model")
+    p.add_argument("source", help="model file or zoo:NAME")
+    p.add_argument("-o", "--output", required=True, help="trained model (.pt2, .ts, .onnx, "
+                   ".safetensors)")
+    _add_train_options(p)
+    _add_load_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("distill", help="distill a teacher into a student")
+    p.add_argument("--teacher", required=True, help="teacher model (any variant, ONNX too)")
+    p.add_argument("--student", required=True, help="student model (zoo:NAME or file)")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--temperature", type=float, default=4.0)
+    p.add_argument("--alpha", type=float, default=0.7, help="weight of the KL term")
+    p.add_argument("--transfer", action="store_true",
+                   help="initialise the student from the teacher's matching tensors")
+    p.add_argument("--train-teacher", action="store_true",
+                   help="train the teacher on the data first (for untrained zoo teachers)")
+    _add_train_options(p)
+    _add_load_options(p)
+    p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("eval", help="evaluate a model on a dataset")
+    p.add_argument("source", help="model file or zoo:NAME")
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", choices=("train", "val", "test"), default="test")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--confusion", action="store_true", help="include the confusion matrix")
+    p.add_argument("--json", action="store_true")
+    _add_load_options(p)
+    p.set_defaults(func=cmd_eval)
+
     p = sub.add_parser("run", help="replay a recipe headless")
     p.add_argument("recipe", help="recipe JSON written by the GUI or `apply --recipe`")
     p.add_argument("-o", "--output", help="write the final variant here")
@@ -306,7 +492,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not os.environ.get("WORKBENCH_DEBUG"):
         warnings.simplefilter("ignore")  # library chatter is not for the user's terminal
     parser = build_parser()
-    commands = {"inspect", "screenshot", "passes", "apply", "export", "run"}
+    commands = {"inspect", "screenshot", "passes", "apply", "export", "run", "train",
+                "distill", "eval"}
     try:
         if argv and (argv[0] in commands or argv[0] in ("-h", "--help")):
             args = parser.parse_args(argv)

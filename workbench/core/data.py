@@ -93,8 +93,8 @@ def split_indices(n: int, val: float, test: float, seed: int,
         groups = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
     parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
     for g in groups:
-        n_test = int(round(len(g) * test))
-        n_val = int(round(len(g) * val))
+        n_test = round(len(g) * test)
+        n_val = round(len(g) * val)
         parts["test"].extend(g[:n_test])
         parts["val"].extend(g[n_test:n_test + n_val])
         parts["train"].extend(g[n_test + n_val:])

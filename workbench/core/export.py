@@ -67,8 +67,12 @@ def _write_onnx(variant: Variant, path: Path, opset: int) -> None:
 def _write_pt2(variant: Variant, path: Path) -> None:
     import torch
 
+    # batch 2 examples with an automatic batch dimension: the program keeps a dynamic batch
+    args = variant.example_inputs(batch=2)
+    dynamic = tuple({0: torch.export.Dim.AUTO} for _ in args)
     try:
-        program = torch.export.export(variant.model, variant.example_inputs(), strict=False)
+        program = torch.export.export(variant.model, args, dynamic_shapes=dynamic,
+                                      strict=False)
     except Exception as exc:
         raise ExportError(f"torch.export cannot capture {variant.name}: "
                           f"{str(exc).splitlines()[0]}") from exc

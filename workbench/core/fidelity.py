@@ -33,6 +33,8 @@ _TORCH_LAYERS = ("Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
                  "ConvTranspose2d", "ConvTranspose3d", "GRU", "LSTM", "RNN", "Embedding")
 _ONNX_LAYERS = {"MatMul", "Gemm", "Conv", "ConvTranspose", "GRU", "LSTM", "RNN", "Gather",
                 "Attention", "MatMulInteger", "ConvInteger"}
+_ELEMENTWISE = {"Relu", "Clip", "Add", "Mul", "Sigmoid", "Tanh", "Gelu", "LeakyRelu",
+                "BatchNormalization", "HardSigmoid", "HardSwish"}
 _MAX_ONNX_LAYERS = 256
 
 
@@ -147,15 +149,27 @@ def _onnx_layer_sqnr(parent: Any, child: Any, inputs: Sequence[tuple[Any, ...]]
     from workbench.core.runtime import ort_session, session_feed
     from workbench.core.sample_inputs import stack_inputs
 
-    produced = {o for node in child.graph.node for o in node.output}
     float_types = _float_value_types(parent)
     child_types = _float_value_types(child)
+    produced = {o for node in child.graph.node for o in node.output} & set(child_types)
+    consumers: dict[str, list[Any]] = {}
+    for node in parent.graph.node:
+        for i in node.input:
+            consumers.setdefault(i, []).append(node)
     layers: dict[str, str] = {}  # tensor name -> layer (node) name
     for node in parent.graph.node:
-        if node.op_type in _ONNX_LAYERS and node.output and node.output[0] in produced:
-            t = node.output[0]
-            if t in float_types and t in child_types:
-                layers[t] = node.name or t
+        if node.op_type not in _ONNX_LAYERS or not node.output:
+            continue
+        t = node.output[0]
+        for _ in range(3):  # a quantizer may fold the activation after a layer into it
+            if t in produced:
+                break
+            nxt = consumers.get(t, [])
+            if len(nxt) != 1 or nxt[0].op_type not in _ELEMENTWISE or not nxt[0].output:
+                break
+            t = nxt[0].output[0]
+        if t in produced and t in float_types and t not in layers:
+            layers[t] = node.name or t
         if len(layers) >= _MAX_ONNX_LAYERS:
             break
     if not layers:

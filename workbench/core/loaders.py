@@ -142,8 +142,8 @@ def _load_exported(path: Path) -> Variant:
     args = program.example_inputs[0] if program.example_inputs else ()
     if args:
         for i, a in enumerate(args):
-            specs.append(InputSpec(f"input{i}", tuple(a.shape), str(a.dtype).removeprefix(
-                "torch.")))
+            shape = (1, *a.shape[1:]) if a.ndim else tuple(a.shape)
+            specs.append(InputSpec(f"input{i}", shape, str(a.dtype).removeprefix("torch.")))
     else:
         user_inputs = set(program.graph_signature.user_inputs)
         for node in program.graph.nodes:

@@ -17,7 +17,7 @@ from typing import Any
 from workbench.core.data import Dataset
 from workbench.core.errors import InvalidParameterError, WorkbenchError
 from workbench.core.jobs import CancelToken, Job, Progress
-from workbench.core.variant import Variant, new_variant_id
+from workbench.core.variant import Variant, new_variant_id, set_mode
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("none", "step", "exponential", "cosine", "plateau")
@@ -156,11 +156,10 @@ def evaluate_model(model: Any, dataset: Dataset, split: str = "test", device: st
                    batch_size: int = 256) -> EvalResult:
     """Loss, top-1/top-5 accuracy and the confusion matrix of a torch module."""
     import torch
-    import torch.nn.functional as F
 
     x, y = dataset.part(split)
     outs = []
-    model.eval()
+    set_mode(model, False)
     dtype = next((p.dtype for p in model.parameters()), torch.float32)
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
@@ -202,10 +201,11 @@ def evaluate(variant: Variant, dataset: Dataset, split: str = "test",
 
 
 def _check_fits(model: Any, dataset: Dataset) -> None:
+    """Fail early, with a clear message, when the model's output does not fit the labels."""
     import torch
 
     with torch.no_grad():
-        out = model.eval()(dataset.x[:2])
+        out = set_mode(model, False)(dataset.x[:2])
     if dataset.task == "classification" and (out.ndim != 2 or out.shape[1] <
                                              dataset.num_classes):
         raise TrainError(f"The model outputs {tuple(out.shape)} but {dataset.name} has "
@@ -222,7 +222,6 @@ def train(variant: Variant, dataset: Dataset, cfg: TrainConfig,
     loss is α·T²·KL(softmax(s/T) ‖ softmax(t/T)) + (1−α)·CE.
     """
     import torch
-    import torch.nn.functional as F
 
     cfg.validate()
     cancel = cancel or CancelToken()
@@ -262,7 +261,7 @@ def train(variant: Variant, dataset: Dataset, cfg: TrainConfig,
     t0 = time.perf_counter()
     bad_epochs = 0
     for epoch in range(start_epoch, cfg.epochs):
-        model.train()
+        set_mode(model, True)
         order = torch.randperm(n, generator=gen)
         total_loss = correct = seen = 0.0
         for step in range(steps):
@@ -335,7 +334,7 @@ def train(variant: Variant, dataset: Dataset, cfg: TrainConfig,
             early = True
             break
     model.load_state_dict(best_state)
-    model.eval().cpu()
+    set_mode(model, False).cpu()
     test = evaluate_model(model, dataset, "test")
     step_info = {"pass": "train", "params": {**asdict(cfg), "dataset": dataset.name,
                                              "alpha": alpha, "temperature": temperature}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,3 +53,11 @@ class Variant:
 
     def example_inputs(self, seed: int = 0, batch: int | None = None) -> tuple[Any, ...]:
         return tuple(spec.example(seed + i, batch) for i, spec in enumerate(self.inputs))
+
+
+def set_mode(model: Any, training: bool) -> Any:
+    """`model.train(training)`, tolerating modules that cannot switch (torch.export's)."""
+    # an unlifted torch.export module keeps the mode it was captured in
+    with contextlib.suppress(NotImplementedError):
+        model.train(training)
+    return model

@@ -10,6 +10,7 @@ real sample inputs). Node names in `exclude` are kept in float32.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import tempfile
@@ -66,8 +67,20 @@ class _OrtQuantize(Pass):
             ctx.cancel.check()
             ctx.progress(0.45, "Quantizing…")
             out = os.path.join(tmp, "quantized.onnx")
-            with _quiet():
-                self._quantize(pre_path, out, params, variant, inputs, ctx, details, notes)
+            try:
+                with _quiet():
+                    self._quantize(pre_path, out, params, variant, inputs, ctx, details,
+                                   notes)
+            except Exception as exc:
+                if "ShapeInferenceError" not in str(exc):
+                    raise
+                # Stale shapes left by pre-processing trip the quantizer's strict shape
+                # inference (seen on transformer-tiny); drop them and let it infer afresh.
+                _strip_value_info(pre_path)
+                details["preprocess"]["value_info_dropped"] = True
+                with _quiet():
+                    self._quantize(pre_path, out, params, variant, inputs, ctx, details,
+                                   notes)
             pre = onnx.load(pre_path)
             model = onnx.load(out)
         ctx.cancel.check()
@@ -327,6 +340,14 @@ def _preprocess(src: str, folder: str, exclude: Sequence[str]) -> tuple[str, dic
     return out, info
 
 
+def _strip_value_info(path: str) -> None:
+    import onnx
+
+    model = onnx.load(path)
+    del model.graph.value_info[:]
+    onnx.save(model, path)
+
+
 def _graph_figures(before: Any, after: Any, exclude: Sequence[str]) -> dict[str, Any]:
     """Inserted node counts, int8 initializers, and whether exclusions were honoured."""
     from onnx import TensorProto
@@ -358,11 +379,13 @@ class _DropOrtQuantLogs(logging.Filter):
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
+    """Silence the quantization tools: root-logger chatter, warnings, and the progress
+    lines the entropy calibrator prints."""
     root = logging.getLogger()
     drop = _DropOrtQuantLogs()
     root.addFilter(drop)
     try:
-        with warnings_module.catch_warnings():
+        with warnings_module.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings_module.simplefilter("ignore")
             yield
     finally:
