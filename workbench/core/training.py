@@ -256,13 +256,14 @@ def train(variant: Variant, dataset: Dataset, cfg: TrainConfig,
     x_train, y_train = dataset.part("train")
     n = len(x_train)
     steps = math.ceil(n / cfg.batch_size)
-    gen = torch.Generator().manual_seed(cfg.seed)
     stopped = early = False
     t0 = time.perf_counter()
     bad_epochs = 0
     for epoch in range(start_epoch, cfg.epochs):
         set_mode(model, True)
-        order = torch.randperm(n, generator=gen)
+        # one generator per epoch, so a resumed run sees the same batches as a straight one
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003
+                                                                          + epoch))
         total_loss = correct = seen = 0.0
         for step in range(steps):
             cancel.wait_while_paused()

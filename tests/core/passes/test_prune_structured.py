@@ -16,6 +16,7 @@ from workbench.core.jobs import run_job
 from workbench.core.loaders import load_model
 from workbench.core.passes.base import PassError, PassResult, apply_pass, fingerprint
 from workbench.core.passes.prune_structured import StructuredPrune
+from workbench.core.passes.prune_unstructured import MagnitudePrune
 from workbench.core.variant import InputSpec, Variant
 from workbench.core.zoo import build_zoo
 
@@ -199,3 +200,24 @@ def test_groups_reaching_the_output_are_kept_whole() -> None:
     assert (model.a.out_features, model.b.out_features, model.c.out_features) == (8, 16, 16)
     with torch.no_grad():
         assert model(*variant.example_inputs()).shape == (1, 16)
+
+
+def test_training_mode_model_keeps_its_mode_and_statistics() -> None:
+    variant = build_zoo("resnet-mini")
+    variant.model.train()
+    stamp = fingerprint(variant)  # includes BatchNorm running statistics
+    result = apply_pass(StructuredPrune(), variant, {"ratio": 0.5, "ignore": ["layer1.0.conv1"]})
+    assert fingerprint(variant) == stamp
+    assert variant.model.training
+    assert result.variant.model.training
+    kept_bn, old_bn = result.variant.model.layer1[0].bn1, variant.model.layer1[0].bn1
+    assert torch.equal(kept_bn.running_mean, old_bn.running_mean)
+    assert int(kept_bn.num_batches_tracked) == int(old_bn.num_batches_tracked)
+
+
+def test_masked_unstructured_result_can_be_pruned_structurally() -> None:
+    lenet = build_zoo("lenet5")
+    masked = apply_pass(MagnitudePrune(), lenet, {"sparsity": 0.5, "permanent": False})
+    result = apply_pass(StructuredPrune(), masked.variant, {"ratio": 0.5})
+    _check_shrunk(lenet, result)
+    assert not any(hasattr(m, "weight_orig") for m in result.variant.model.modules())

@@ -78,12 +78,13 @@ class StructuredPrune(Pass):
 
         model = self.clone_model(variant)
         was_training = model.training
+        model.eval()  # tracing runs the model: BatchNorm statistics must not move
         for m in model.modules():
             bake_existing_masks(m)
         example = variant.example_inputs()
         modules = dict(model.named_modules())
         before = _channels(model)
-        direct = _output_layers(model, example)
+        direct, out_shapes = _output_layers(model, example)
         grad_flags = {n: p.requires_grad for n, p in model.named_parameters()}
         model.requires_grad_(True)  # tracing follows grad_fn
         caught: list[warnings.WarningMessage] = []
@@ -131,21 +132,27 @@ class StructuredPrune(Pass):
         ctx.progress(1.0, "Done")
         return PassOutput(model=model, warnings=out_warnings, details={
             "layers": rows, "channels_removed": removed, "groups": len(groups),
-            "kept_whole": kept, "importance": params.importance})
+            "kept_whole": kept, "importance": params.importance,
+            "output_shapes": [list(shape) for shape in out_shapes]})
 
     def ensures(self, before: Variant, after: Variant, params: Any, output: PassOutput
                 ) -> None:
-        example = before.example_inputs()
-        with torch.no_grad():
-            old = _shapes(before.model(*example))
-            try:
-                new = _shapes(after.model(*example))
-            except Exception as exc:
-                raise PassError(f"{self.name}: the pruned model no longer runs: "
-                                f"{type(exc).__name__}: {_first_line(exc)}") from exc
+        """The pruned model runs and returns the shapes the original did."""
+        old = [tuple(shape) for shape in output.details["output_shapes"]]
+        model = after.model
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                new = _shapes(model(*before.example_inputs()))
+        except Exception as exc:
+            raise PassError(f"{self.name}: the pruned model no longer runs: "
+                            f"{type(exc).__name__}: {_first_line(exc)}") from exc
+        finally:
+            model.train(was_training)
         if old != new:
-            raise PassError(f"{self.name} changed the output shape from {old} to {new}; the "
-                            "layers producing the output must be added to ignore.")
+            raise PassError(f"{self.name} changed the output shape from {old} to {new}; add "
+                            "the layers producing the output to ignore.")
 
 
 def _importance(params: Any) -> Any:
@@ -218,8 +225,9 @@ def _protect_outputs(pruner: Any) -> list[str]:
     return list(dict.fromkeys(kept))
 
 
-def _output_layers(model: nn.Module, example: tuple[Any, ...]) -> list[str]:
-    """Names of the conv/linear layers whose own output is returned by the model.
+def _output_layers(model: nn.Module, example: tuple[Any, ...]
+                   ) -> tuple[list[str], list[tuple[int, ...]]]:
+    """Names of the conv/linear layers whose own output is returned, and the output shapes.
 
     (Torch-Pruning marks an output with an `_OutputOp` only when an operation follows the
     last layer; a classifier returned as is must be ignored by name.)
@@ -239,7 +247,8 @@ def _output_layers(model: nn.Module, example: tuple[Any, ...]) -> list[str]:
     finally:
         for h in handles:
             h.remove()
-    return list(dict.fromkeys(produced[id(t)] for t in _flatten(out) if id(t) in produced))
+    names_out = [produced[id(t)] for t in _flatten(out) if id(t) in produced]
+    return list(dict.fromkeys(names_out)), _shapes(out)
 
 
 def _flatten(out: Any) -> list[torch.Tensor]:

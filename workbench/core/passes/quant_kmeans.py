@@ -27,7 +27,8 @@ ONNX_OPS = {"Linear": ("MatMul", "Gemm"), "Conv1d": ("Conv",), "Conv2d": ("Conv"
             "Conv3d": ("Conv",), "ConvTranspose1d": ("ConvTranspose",),
             "ConvTranspose2d": ("ConvTranspose",), "ConvTranspose3d": ("ConvTranspose",),
             "Embedding": ("Gather",), "GRU": ("GRU",), "LSTM": ("LSTM",), "RNN": ("RNN",)}
-FIT_SAMPLE = 200_000
+FIT_SAMPLE = 1_000_000  # larger layers are fitted on a random subsample
+SEED_SAMPLE = 20_000  # k-means++ seeds from this many points
 
 
 class KMeansQuantize(Pass):
@@ -87,12 +88,13 @@ class KMeansQuantize(Pass):
                 w = get()
                 flat = w.detach().reshape(-1).to(torch.float32)
                 centroids, idx = kmeans_1d(flat, k, params.iterations, params.init, gen)
-                put(centroids[idx].reshape(w.shape).to(w.dtype))
+                shared = centroids[idx]
+                put(shared.reshape(w.shape).to(w.dtype))
                 counts = torch.bincount(idx, minlength=centroids.numel())
-                err = float(((centroids[idx] - flat) ** 2).mean())
+                err = float(((shared - flat) ** 2).mean())
                 layers[tname] = {
                     "layer": layer, "numel": int(flat.numel()),
-                    "distinct": int(torch.unique(centroids[idx]).numel()),
+                    "distinct": int(torch.unique(centroids[counts > 0]).numel()),
                     "codebook": [round(float(c), 7) for c in centroids],
                     "counts": [int(c) for c in counts],
                     "weight_sqnr_db": _db(float((flat ** 2).mean()), err)}
@@ -116,30 +118,38 @@ def kmeans_1d(x: Any, k: int, iterations: int = 12, init: str = "kmeans++",
               generator: Any = None) -> tuple[Any, Any]:
     """Cluster the 1-D float tensor `x` into at most `k` values.
 
-    Returns (centroids sorted ascending, index of each element's centroid). Vectorised:
-    no Python loop runs over elements, only over iterations and (for k-means++) centroids.
+    Returns (centroids sorted ascending, index of each element's centroid). In 1-D each
+    cluster is an interval of the sorted data, so a Lloyd step is `searchsorted` of the
+    k-1 midpoints plus prefix sums: O(k log n) per iteration after one sort. No Python loop
+    runs over elements, only over iterations and (for k-means++) centroids.
     """
     import torch
 
     n = x.numel()
-    uniq = torch.unique(x)
-    if uniq.numel() <= k:  # already few enough values: exact
+    if n <= k:
+        uniq = torch.unique(x)
         return uniq, torch.bucketize(x, uniq)
-    fit = x
-    if n > FIT_SAMPLE:
-        fit = x[torch.randint(0, n, (FIT_SAMPLE,), generator=generator)]
+    fit = x if n <= FIT_SAMPLE else x[torch.randint(0, n, (FIT_SAMPLE,), generator=generator)]
+    xs = torch.sort(fit).values
+    prefix = torch.cat([torch.zeros(1, dtype=torch.float64),
+                        torch.cumsum(xs.to(torch.float64), 0)])
     if init == "quantile":
-        q = (torch.arange(k, dtype=torch.float32) + 0.5) / k
-        centroids = torch.quantile(fit, q)
+        q = (torch.arange(k, dtype=torch.float64) + 0.5) / k
+        centroids = xs[(q * xs.numel()).long().clamp(max=xs.numel() - 1)]
     else:
-        centroids = _kmeans_pp(fit, k, generator)
+        seed_set = xs if xs.numel() <= SEED_SAMPLE else \
+            xs[torch.randint(0, xs.numel(), (SEED_SAMPLE,), generator=generator)]
+        centroids = _kmeans_pp(seed_set, k, generator)
     centroids = torch.sort(centroids).values
+    ends = torch.tensor([xs.numel()])
+    starts0 = torch.zeros(1, dtype=torch.long)
     for _ in range(iterations):
-        idx = _assign(fit, centroids)
-        sums = torch.bincount(idx, weights=fit.to(torch.float64), minlength=k)
-        counts = torch.bincount(idx, minlength=k)
-        updated = torch.where(counts > 0, sums / counts.clamp(min=1), centroids.to(torch.float64))
-        updated = torch.sort(updated.to(torch.float32)).values
+        cuts = torch.searchsorted(xs, (centroids[1:] + centroids[:-1]) / 2)
+        lo, hi = torch.cat([starts0, cuts]), torch.cat([cuts, ends])
+        counts = hi - lo
+        sums = prefix[hi] - prefix[lo]
+        means = (sums / counts.clamp(min=1)).to(torch.float32)
+        updated = torch.sort(torch.where(counts > 0, means, centroids)).values
         if torch.equal(updated, centroids):
             break
         centroids = updated
@@ -155,24 +165,27 @@ def _assign(x: Any, centroids: Any) -> Any:
 
 
 def _kmeans_pp(x: Any, k: int, generator: Any) -> Any:
-    """k-means++ seeding: each next centroid drawn with probability ∝ squared distance."""
+    """k-means++ seeding: each next centroid drawn with probability ∝ squared distance
+    (inverse-CDF sampling with `cumsum` + `searchsorted`)."""
     import torch
 
     first = x[torch.randint(0, x.numel(), (1,), generator=generator)]
     chosen = [first]
-    d2 = (x - first) ** 2
+    d2 = (x - first).to(torch.float64) ** 2
     for _ in range(k - 1):
-        total = d2.sum()
+        cdf = torch.cumsum(d2, 0)
+        total = cdf[-1]
         if total <= 0:
             break
-        pick = torch.multinomial(d2 / total, 1, generator=generator)
-        c = x[pick]
+        u = torch.rand(1, generator=generator, dtype=torch.float64) * total
+        c = x[torch.searchsorted(cdf, u).clamp(max=x.numel() - 1)]
         chosen.append(c)
-        d2 = torch.minimum(d2, (x - c) ** 2)
+        d2 = torch.minimum(d2, (x - c).to(torch.float64) ** 2)
     centroids = torch.cat(chosen)
     if centroids.numel() < k:  # fewer distinct points than clusters: pad with quantiles
-        extra = torch.quantile(x, torch.linspace(0, 1, k - centroids.numel()))
-        centroids = torch.cat([centroids, extra])
+        q = torch.linspace(0, 1, k - centroids.numel(), dtype=torch.float64)
+        xs = torch.sort(x).values
+        centroids = torch.cat([centroids, xs[(q * (x.numel() - 1)).long()]])
     return centroids
 
 

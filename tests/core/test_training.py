@@ -1,0 +1,202 @@
+"""Datasets, training, evaluation and distillation on real data (scikit-learn's digits)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.core.data import load_dataset
+from workbench.core.distill import distill, transfer_parameters
+from workbench.core.errors import InvalidParameterError
+from workbench.core.jobs import CancelToken, run_job
+from workbench.core.training import TrainConfig, TrainError, evaluate, train
+from workbench.core.zoo import build_zoo
+
+SMALL = (1, 1, 8, 8)
+
+
+@pytest.fixture(scope="module")
+def digits() -> Any:
+    return load_dataset("digits", SMALL)
+
+
+@pytest.fixture(scope="module")
+def teacher(digits: Any) -> Any:
+    """resnet-mini trained from scratch on digits (8x8 inputs keep it quick)."""
+    return run_job(train(build_zoo("resnet-mini", input_shape=SMALL), digits,
+                         TrainConfig(epochs=8, lr=3e-3)))
+
+
+def test_digits_adapt_to_every_input_shape() -> None:
+    for shape in [(1, 1, 32, 32), (1, 3, 28, 28), (1, 8, 8), (1, 64)]:
+        d = load_dataset("digits", shape)
+        assert tuple(d.x.shape[1:]) == shape[1:]
+        assert len(d) == 1797
+        assert d.num_classes == 10
+    a, b = load_dataset("digits", SMALL, seed=3), load_dataset("digits", SMALL, seed=3)
+    assert torch.equal(a.splits["train"], b.splits["train"])
+    c = load_dataset("digits", SMALL, seed=4)
+    assert not torch.equal(a.splits["train"], c.splits["train"])
+    sizes = {k: len(v) for k, v in a.splits.items()}
+    assert sum(sizes.values()) == 1797 and sizes["test"] > 250
+
+
+def test_npz_csv_and_image_folder(tmp_path: Path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.random((40, 64), dtype=np.float32),
+             y=np.arange(40) % 4)
+    d = load_dataset(str(tmp_path / "d.npz"), SMALL)
+    assert d.x.shape == (40, 1, 8, 8) and d.num_classes == 4
+    lines = ["a,b,c,label"] + [f"{i},{i * 2},{i % 3},{'cat' if i % 2 else 'dog'}"
+                               for i in range(30)]
+    (tmp_path / "t.csv").write_text("\n".join(lines))
+    d = load_dataset(str(tmp_path / "t.csv"), (1, 3))
+    assert d.class_names == ["cat", "dog"] and d.x.shape == (30, 3)
+    for cls in ("circle", "square"):
+        (tmp_path / "img" / cls).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray((rng.random((12, 12)) * 255).astype(np.uint8)).save(
+                tmp_path / "img" / cls / f"{i}.png")
+    d = load_dataset(str(tmp_path / "img"), (1, 1, 16, 16))
+    assert d.x.shape == (6, 1, 16, 16) and d.class_names == ["circle", "square"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [("/no/such/data", "No such dataset"), ("synthetic:weird", "Unknown synthetic task")],
+)
+def test_bad_datasets(spec: str, message: str) -> None:
+    with pytest.raises(Exception, match=message):
+        load_dataset(spec, SMALL)
+
+
+def test_bad_npz(tmp_path: Path) -> None:
+    np.savez(tmp_path / "bad.npz", a=np.zeros(3))
+    with pytest.raises(InvalidParameterError, match="x and y"):
+        load_dataset(str(tmp_path / "bad.npz"), SMALL)
+
+
+def test_token_models_refuse_image_data() -> None:
+    with pytest.raises(InvalidParameterError, match="token ids"):
+        load_dataset("digits", (1, 128), input_dtype="int64")
+
+
+def test_trained_from_scratch_reaches_97_percent(teacher: Any, digits: Any) -> None:
+    assert teacher.test.accuracy >= 0.97
+    assert len(teacher.history) == 8
+    assert teacher.history[-1]["train_loss"] < teacher.history[0]["train_loss"]
+    again = evaluate(teacher.variant, digits)
+    assert again.accuracy == pytest.approx(teacher.test.accuracy)
+    assert np.asarray(again.confusion).sum() == again.samples
+    assert again.top5 >= again.accuracy
+
+
+def test_distilled_student_keeps_97_percent_of_the_teacher(teacher: Any, digits: Any) -> None:
+    student = build_zoo("mlp", input_shape=SMALL)
+    t_params = sum(p.numel() for p in teacher.variant.model.parameters())
+    s_params = sum(p.numel() for p in student.model.parameters())
+    assert s_params * 10 <= t_params
+    cfg = TrainConfig(epochs=30, lr=3e-3)
+    baseline = run_job(train(student, digits, cfg))
+    distilled = run_job(distill(teacher.variant, student, digits, cfg, temperature=4.0,
+                                alpha=0.7))
+    assert distilled.test.accuracy >= 0.97 * teacher.test.accuracy
+    assert distilled.test.accuracy >= baseline.test.accuracy
+
+
+def test_training_is_seeded_and_leaves_the_input_alone(digits: Any) -> None:
+    v = build_zoo("mlp", input_shape=SMALL)
+    before = [p.clone() for p in v.model.parameters()]
+    a = run_job(train(v, digits, TrainConfig(epochs=2, seed=7)))
+    b = run_job(train(v, digits, TrainConfig(epochs=2, seed=7)))
+    for p, q, r in zip(a.variant.model.parameters(), b.variant.model.parameters(), before,
+                       strict=True):
+        assert torch.equal(p, q)
+        assert not torch.equal(p, r)
+    for p, r in zip(v.model.parameters(), before, strict=True):
+        assert torch.equal(p, r)
+    assert a.variant.parent == v.id
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop"])
+@pytest.mark.parametrize("schedule", ["step", "exponential", "cosine", "plateau", "none"])
+def test_every_optimizer_and_schedule_learns(digits: Any, optimizer: str,
+                                             schedule: str) -> None:
+    lr = 0.05 if optimizer == "sgd" else 3e-3
+    r = run_job(train(build_zoo("mlp", input_shape=SMALL), digits, TrainConfig(
+        epochs=3, optimizer=optimizer, schedule=schedule, lr=lr, warmup_epochs=1,
+        grad_clip=1.0, weight_decay=1e-4, nesterov=True)))
+    assert r.test.accuracy > 0.6
+
+
+def test_checkpoints_and_resume_match_a_straight_run(digits: Any, tmp_path: Path) -> None:
+    v = build_zoo("mlp", input_shape=SMALL)
+    straight = run_job(train(v, digits, TrainConfig(epochs=4, schedule="step", step_size=2)))
+    ckpt = tmp_path / "run"
+    run_job(train(v, digits, TrainConfig(epochs=2, schedule="step", step_size=2,
+                                         checkpoint_dir=str(ckpt))))
+    assert (ckpt / "last.pt").exists() and (ckpt / "best.pt").exists()
+    resumed = run_job(train(v, digits, TrainConfig(epochs=4, schedule="step", step_size=2,
+                                                   checkpoint_dir=str(ckpt), resume=True)))
+    assert len(resumed.history) == 4
+    assert resumed.history[-1]["val_loss"] == pytest.approx(straight.history[-1]["val_loss"],
+                                                            rel=1e-4)
+
+
+def test_stopping_mid_run_keeps_the_best_so_far(digits: Any) -> None:
+    token = CancelToken()
+    job = train(build_zoo("mlp", input_shape=SMALL), digits, TrainConfig(epochs=50), token)
+    epochs = 0
+    result = None
+    while True:
+        try:
+            step = next(job)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        if step.payload and step.payload.get("kind") == "epoch":
+            epochs += 1
+            if epochs == 2:
+                token.cancel()
+    assert result.stopped
+    assert len(result.history) <= 3
+    with torch.no_grad():
+        assert result.variant.model(digits.x[:4]).shape == (4, 10)
+    assert result.test.accuracy > 0.5
+
+
+def test_early_stopping(digits: Any) -> None:
+    r = run_job(train(build_zoo("mlp", input_shape=SMALL), digits,
+                      TrainConfig(epochs=60, patience=3, lr=1e-2)))
+    assert r.early_stopped
+    assert len(r.history) < 60
+    assert r.best_epoch == len(r.history) - 3
+
+
+@pytest.mark.parametrize(
+    ("cfg", "message"),
+    [(TrainConfig(epochs=0), "epochs"), (TrainConfig(lr=-1), "learning rate"),
+     (TrainConfig(optimizer="lbfgs"), "optimizer"), (TrainConfig(schedule="x"), "schedule")],
+)
+def test_bad_training_config(digits: Any, cfg: TrainConfig, message: str) -> None:
+    with pytest.raises(InvalidParameterError, match=message):
+        run_job(train(build_zoo("mlp", input_shape=SMALL), digits, cfg))
+
+
+def test_wrong_class_count_is_caught(digits: Any) -> None:
+    with pytest.raises(TrainError, match="10 classes"):
+        run_job(train(build_zoo("mlp", input_shape=SMALL, num_classes=3), digits,
+                      TrainConfig(epochs=1)))
+
+
+def test_parameter_transfer() -> None:
+    a, b = build_zoo("resnet-mini", seed=1), build_zoo("resnet-mini", seed=2)
+    copied = transfer_parameters(a.model, b.model)
+    assert "layer1.0.conv1.weight" in copied
+    assert torch.equal(a.model.layer1[0].conv1.weight, b.model.layer1[0].conv1.weight)
