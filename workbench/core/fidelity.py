@@ -36,6 +36,7 @@ _ONNX_LAYERS = {"MatMul", "Gemm", "Conv", "ConvTranspose", "GRU", "LSTM", "RNN",
 _ELEMENTWISE = {"Relu", "Clip", "Add", "Mul", "Sigmoid", "Tanh", "Gelu", "LeakyRelu",
                 "BatchNormalization", "HardSigmoid", "HardSwish"}
 _MAX_ONNX_LAYERS = 256
+_ONNX_LAYER_SAMPLES = 4  # per-layer ONNX figures use the first few samples only
 
 
 def fidelity(parent: Variant, child: Variant, inputs: Sequence[tuple[Any, ...]],
@@ -43,10 +44,22 @@ def fidelity(parent: Variant, child: Variant, inputs: Sequence[tuple[Any, ...]],
     """Compare `child` with `parent` on `inputs` (a list of batch-1 input tuples)."""
     if not inputs:
         raise ValueError("fidelity needs at least one input sample")
+    if per_layer and parent.backend == "torch" and child.backend == "torch":
+        try:  # outputs and per-layer figures from one hooked forward pass per model
+            ref, out, layers = _torch_hooked(parent, child, inputs)
+            return _drop_argmax(parent, {**output_metrics(ref, out), "per_layer": layers})
+        except Exception:  # e.g. a batch the model rejects: fall back to one by one
+            pass
     ref = _outputs(parent, inputs)
     out = _outputs(child, inputs)
     result = output_metrics(ref, out)
     result["per_layer"] = layer_sqnr(parent, child, inputs) if per_layer else {}
+    return _drop_argmax(parent, result)
+
+
+def _drop_argmax(variant: Variant, result: dict[str, Any]) -> dict[str, Any]:
+    if (variant.metadata or {}).get("task") == "embedding":
+        result.pop("argmax_agreement", None)  # meaningless for embeddings
     return result
 
 
@@ -102,6 +115,13 @@ def _outputs(variant: Variant, inputs: Sequence[tuple[Any, ...]]) -> np.ndarray:
 # torch ------------------------------------------------------------------------------------
 def _torch_layer_sqnr(parent: Variant, child: Variant, inputs: Sequence[tuple[Any, ...]]
                       ) -> dict[str, float]:
+    return _torch_hooked(parent, child, inputs)[2]
+
+
+def _torch_hooked(parent: Variant, child: Variant, inputs: Sequence[tuple[Any, ...]]
+                  ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Both models' outputs on the stacked inputs, and per-layer SQNR from forward hooks on
+    same-named weight layers."""
     import torch
 
     from workbench.core.sample_inputs import stack_inputs
@@ -109,29 +129,31 @@ def _torch_layer_sqnr(parent: Variant, child: Variant, inputs: Sequence[tuple[An
     child_modules = dict(child.model.named_modules())
     names = [n for n, m in parent.model.named_modules()
              if n and type(m).__name__ in _TORCH_LAYERS and n in child_modules]
-    if not names:
-        return {}
     batch = stack_inputs(inputs)
     captured: dict[str, list[Any]] = {}
+    outputs = []
     for variant in (parent, child):
         modules = dict(variant.model.named_modules())
         outs: dict[str, Any] = {}
         handles = [modules[n].register_forward_hook(_capture(outs, n)) for n in names]
         try:
             with torch.no_grad():
-                variant.model(*torch_inputs(variant, batch))
+                outputs.append(output_to_numpy(first_tensor(
+                    variant.model(*torch_inputs(variant, batch)))))
         finally:
             for h in handles:
                 h.remove()
         for n, value in outs.items():
             captured.setdefault(n, []).append(value)
+    if outputs[0].shape[:1] != (len(inputs),):
+        raise ValueError("the model does not keep the batch axis")
     result = {}
     for n in names:
         pair = captured.get(n, [])
         if len(pair) == 2 and pair[0].shape == pair[1].shape:
             a, b = pair[0].astype(np.float64), pair[1].astype(np.float64)
             result[n] = round(sqnr_db(float((a ** 2).sum()), float(((a - b) ** 2).sum())), 3)
-    return result
+    return outputs[0], outputs[1], result
 
 
 def _capture(store: dict[str, Any], name: str) -> Any:
@@ -174,21 +196,21 @@ def _onnx_layer_sqnr(parent: Any, child: Any, inputs: Sequence[tuple[Any, ...]]
             break
     if not layers:
         return {}
-    batch = stack_inputs(inputs)
+    batch = stack_inputs(inputs[:_ONNX_LAYER_SAMPLES])
     values = []
     for model, types in ((parent, float_types), (child, child_types)):
         probe = _with_outputs(model, list(layers), types)
         session = ort_session(probe)
         names = [o.name for o in session.get_outputs()]
         outs = session.run(None, session_feed(session, batch))
-        values.append({n: np.asarray(v, dtype=np.float64) for n, v in zip(names, outs,
-                                                                           strict=True)})
+        values.append(dict(zip(names, outs, strict=True)))
     result = {}
     for tensor, layer in layers.items():
         a, b = values[0].get(tensor), values[1].get(tensor)
         if a is not None and b is not None and a.shape == b.shape:
-            result[layer] = round(sqnr_db(float((a ** 2).sum()), float(((a - b) ** 2).sum())),
-                                  3)
+            a = a.astype(np.float32, copy=False).ravel()
+            d = a - b.astype(np.float32, copy=False).ravel()
+            result[layer] = round(sqnr_db(float(np.dot(a, a)), float(np.dot(d, d))), 3)
     return result
 
 
@@ -221,7 +243,7 @@ def _with_outputs(model: Any, names: list[str], types: dict[str, int]) -> Any:
 
 
 def fidelity_report(parent: Variant, child: Variant, samples: int = 16, seed: int = 1,
-                    inputs: Sequence[tuple[Any, ...]] | None = None,
+                    inputs: Sequence[tuple[Any, ...]] | None = None, per_layer: bool = True,
                     ) -> tuple[dict[str, Any], list[str]]:
     """Fidelity of `child` against `parent` on real sample inputs, for a pass's details.
 
@@ -236,7 +258,7 @@ def fidelity_report(parent: Variant, child: Variant, samples: int = 16, seed: in
             inputs = sample_inputs(parent, samples, seed)
             if getattr(inputs, "warning", None):
                 warnings.append(f"Fidelity: {inputs.warning}")
-        result = fidelity(parent, child, inputs)
+        result = fidelity(parent, child, inputs, per_layer)
         result["inputs"] = getattr(inputs, "source", "given")
         return result, warnings
     except Exception as exc:

@@ -399,3 +399,24 @@ def _checkpoint(folder: Path, model: Any, opt: Any, scheduler: Any, epoch: int,
         torch.save(state, tmp)
     with atomic_path(folder / "best.pt") as tmp:
         torch.save(best_state, tmp)
+
+
+def train_param_specs() -> list[Any]:
+    """The training settings as ParamSpecs, for generated forms."""
+    from workbench.core.passes.base import ParamSpec
+
+    d = TrainConfig()
+    return [
+        ParamSpec("epochs", "int", d.epochs, "passes over the training split", 1, 1000),
+        ParamSpec("batch_size", "int", d.batch_size, "samples per step", 1, 4096),
+        ParamSpec("optimizer", "str", d.optimizer, "", choices=OPTIMIZERS),
+        ParamSpec("lr", "float", 3e-3, "learning rate", 1e-6, 10.0),
+        ParamSpec("momentum", "float", d.momentum, "SGD and RMSprop momentum", 0.0, 0.999),
+        ParamSpec("nesterov", "bool", d.nesterov, "Nesterov momentum (SGD)"),
+        ParamSpec("weight_decay", "float", d.weight_decay, "L2 penalty", 0.0, 1.0),
+        ParamSpec("schedule", "str", d.schedule, "learning-rate schedule", choices=SCHEDULES),
+        ParamSpec("warmup_epochs", "int", d.warmup_epochs, "linear warm-up", 0, 100),
+        ParamSpec("grad_clip", "float", d.grad_clip, "max gradient norm (0: off)", 0.0, 100.0),
+        ParamSpec("patience", "int", d.patience, "early stopping patience (0: off)", 0, 100),
+        ParamSpec("seed", "int", d.seed, "random seed", 0, 2**31 - 1),
+    ]

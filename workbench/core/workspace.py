@@ -32,6 +32,7 @@ class Workspace:
     added = Signal(str)
     removed = Signal(str)
     renamed = Signal(str, str)
+    results_changed = Signal(str)  # id: a measurement (accuracy, latency, ...) was recorded
     selection_changed = Signal(object)  # id or None
 
     def __init__(self) -> None:
@@ -72,6 +73,11 @@ class Workspace:
             raise ValueError("A variant name cannot be empty.")
         self._entries[variant_id].name = name
         self.renamed.emit(variant_id, name)
+
+    def set_result(self, variant_id: str, key: str, value: Any) -> None:
+        """Record a measurement of a variant (the variant list shows accuracy and latency)."""
+        self._entries[variant_id].results[key] = value
+        self.results_changed.emit(variant_id)
 
     @property
     def selected(self) -> Entry | None:

@@ -49,13 +49,13 @@ from workbench.gui.qt_graph_view import QtGraphView
 from workbench.gui.qt_inspector import QtInspector
 from workbench.gui.qt_passes_panel import QtPassesPanel
 from workbench.gui.qt_plugins_dialog import QtPluginsDialog
+from workbench.gui.qt_train_panel import QtTrainPanel
 from workbench.gui.qt_variant_list import QtVariantList
 from workbench.gui.qt_weights_panel import QtWeightsPanel
 from workbench.gui.workers import QtJobRunner
 
 TABS = ("graph", "weights", "train", "benchmark", "compare")
 _PLACEHOLDERS = {
-    "train": "Training, fine-tuning and distillation with live curves arrive here.",
     "benchmark": "Latency benchmarks with live plots arrive here.",
     "compare": "Side-by-side comparison of variants and the Pareto view arrive here.",
 }
@@ -68,6 +68,7 @@ class QtMainWindow(QMainWindow):
     open_failed = Signal(str)  # message
     pass_applied = Signal(str)  # new variant id
     pass_failed = Signal(str)  # message
+    training_finished = Signal(list)  # new variant ids
 
     def __init__(self, settings: Settings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -86,7 +87,9 @@ class QtMainWindow(QMainWindow):
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.graph_view, "Graph")
         self.tabs.addTab(self.weights_panel, "Weights")
-        for key in ("train", "benchmark", "compare"):
+        self.train_panel = QtTrainPanel()
+        self.tabs.addTab(self.train_panel, "Train")
+        for key in ("benchmark", "compare"):
             label = QLabel(_PLACEHOLDERS[key])
             label.setAlignment(Qt.AlignmentFlag.AlignCenter)
             label.setEnabled(False)
@@ -110,6 +113,14 @@ class QtMainWindow(QMainWindow):
         self.undo_stack = QUndoStack(self)
         self.passes_panel.apply_requested.connect(self.apply_pass)
         self.passes_panel.pick_nodes.connect(self._pick_nodes)
+        self.train_panel.start_requested.connect(self.start_training)
+        self.train_panel.pause_requested.connect(
+            lambda pause: self.jobs.pause() if pause else self.jobs.resume())
+        self.train_panel.stop_requested.connect(self.jobs.cancel)
+        self.train_panel.evaluate_requested.connect(self.evaluate_selected)
+        self.workspace.added.connect(lambda _id: self._refresh_train_panel())
+        self.workspace.removed.connect(lambda _id: self._refresh_train_panel())
+        self.workspace.renamed.connect(lambda *_: self._refresh_train_panel())
 
         self.status_label = QLabel("Ready")
         self.progress = QProgressBar()
@@ -348,6 +359,107 @@ class QtMainWindow(QMainWindow):
 
         return self.jobs.run(f"Applying {pass_name}", job, done, failed)
 
+    # training ---------------------------------------------------------------------------
+    def _refresh_train_panel(self) -> None:
+        entry = self.workspace.selected
+        teachers = [(e.id, e.name) for e in self.workspace.entries()
+                    if entry is None or e.id != entry.id]
+        self.train_panel.set_variant(entry.name if entry else None, teachers)
+
+    def start_training(self, options: dict[str, Any]) -> Any:
+        """Train, distill or prune-and-fine-tune the selected variant in a worker."""
+        from workbench.core.analysis import analyse
+        from workbench.core.data import load_dataset
+        from workbench.core.distill import distill, prune_finetune
+        from workbench.core.training import TrainConfig, train
+
+        entry = self.workspace.selected
+        if entry is None or self.jobs.busy:
+            self._error("Select a variant, and wait for the running job to finish.")
+            return None
+        variant = entry.analysis.variant
+        teacher_id = options.get("teacher")
+        teacher = (self.workspace.get(teacher_id).analysis.variant
+                   if options["mode"] == "distill" and teacher_id in self.workspace else None)
+        if options["mode"] == "distill" and teacher is None:
+            self._error("Open or make a teacher variant first.")
+            return None
+        try:
+            cfg = TrainConfig(**options["config"], device=self.settings.device)
+            cfg.validate()
+        except (WorkbenchError, TypeError) as exc:
+            self._error(str(exc))
+            return None
+
+        def job(token: Any) -> Any:
+            spec = variant.inputs[0] if variant.inputs else None
+            if spec is None:
+                raise WorkbenchError(f"{variant.name} has no declared input shape.")
+            yield Progress(0.0, f"Loading {options['dataset']}…")
+            data = load_dataset(options["dataset"], spec.shape, seed=cfg.seed,
+                                input_dtype=spec.dtype)
+            x, y = data.samples(16)
+            images = x.reshape(len(x), -1, *x.shape[-2:]).mean(1).numpy() if x.ndim >= 3 \
+                else x.reshape(len(x), 1, -1).numpy()
+            names = [data.class_names[int(i)] if data.class_names else f"{float(i):.2f}"
+                     for i in y]
+            yield Progress(0.0, "Dataset ready", {"kind": "samples", "images": images,
+                                                  "labels": names})
+            if options["mode"] == "prune":
+                schedule = yield from prune_finetune(
+                    variant, data, options["rounds"], options["step"], cfg, options["budget"],
+                    token)
+                outs = [(run_job_quiet(analyse(r.variant)), r.accuracy) for r in
+                        schedule.rounds]
+                return outs
+            if options["mode"] == "distill":
+                result = yield from distill(teacher, variant, data, cfg,
+                                            options["temperature"], options["alpha"],
+                                            cancel=token)
+            else:
+                result = yield from train(variant, data, cfg, token)
+            acc = result.test.accuracy if result.test else None
+            return [(run_job_quiet(analyse(result.variant)), acc)]
+
+        def done(outs: list[tuple[Analysis, float | None]]) -> None:
+            self.train_panel.set_running(False)
+            for analysis, acc in outs:
+                self.push(AddVariant(self.workspace, analysis,
+                                     {"accuracy": acc} if acc is not None else None))
+            self.status_label.setText(f"Training finished: {len(outs)} new variant(s)")
+            self.training_finished.emit([a.variant.id for a, _ in outs])
+
+        def failed(exc: BaseException) -> None:
+            self.train_panel.set_running(False)
+            self._error(str(exc) if isinstance(exc, WorkbenchError) else
+                        f"Training failed: {type(exc).__name__}: {exc}")
+
+        self.train_panel.set_running(True)
+        return self.jobs.run(f"Training {variant.name}", job, done, failed, graceful=True)
+
+    def evaluate_selected(self, dataset: str) -> Any:
+        """Evaluate the selected variant on a dataset; fills its accuracy column."""
+        from workbench.core.data import load_dataset
+        from workbench.core.training import evaluate
+
+        entry = self.workspace.selected
+        if entry is None or self.jobs.busy:
+            return None
+        variant = entry.analysis.variant
+
+        def job(token: Any) -> Any:
+            yield Progress(None, f"Evaluating on {dataset}…")
+            spec = variant.inputs[0]
+            data = load_dataset(dataset, spec.shape, input_dtype=spec.dtype)
+            return evaluate(variant, data)
+
+        def done(result: Any) -> None:
+            self.workspace.set_result(entry.id, "accuracy", result.accuracy)
+            self.status_label.setText(f"{entry.name}: accuracy {result.accuracy:.4f}, loss "
+                                      f"{result.loss:.4f}")
+
+        return self.jobs.run("Evaluating", job, done, lambda exc: self._error(str(exc)))
+
     def _pick_nodes(self, param: str) -> None:
         entry = self.workspace.selected
         node_name = self.graph_view.selected_node()
@@ -423,6 +535,11 @@ class QtMainWindow(QMainWindow):
         self.cancel_button.setVisible(True)
 
     def _on_job_progress(self, step: Progress) -> None:
+        payload = step.payload if isinstance(step.payload, dict) else {}
+        if payload.get("kind") == "samples":
+            self.train_panel.show_samples(payload["images"], payload["labels"])
+        elif payload.get("kind") in ("batch", "epoch", "round", "round_start"):
+            self.train_panel.on_progress(step)
         if step.fraction is None:
             self.progress.setRange(0, 0)
         else:
@@ -443,6 +560,7 @@ class QtMainWindow(QMainWindow):
             self.weights_panel.set_stats(None)
             self.inspector.show_nothing()
             self.passes_panel.set_variant(None)
+            self._refresh_train_panel()
             self.setWindowTitle("Workbench")
             return
         a = entry.analysis
@@ -451,6 +569,7 @@ class QtMainWindow(QMainWindow):
         self.weights_panel.set_stats(a.stats, parent.analysis.stats if parent else None)
         self.inspector.show_graph(entry.name, a.graph)
         self.passes_panel.set_variant(a.variant)
+        self._refresh_train_panel()
         report = entry.results.get("report")
         if report is not None:
             self.passes_panel.show_report(report)
@@ -513,3 +632,10 @@ class _QtCommand(QUndoCommand):
 
     def undo(self) -> None:
         self.command.undo()
+
+
+def run_job_quiet(job: Any) -> Any:
+    """Drive a nested job to its result inside a worker (its steps are not shown)."""
+    from workbench.core.jobs import run_job
+
+    return run_job(job)

@@ -30,6 +30,7 @@ class QtVariantList(QTreeWidget):
         workspace.removed.connect(self._on_removed)
         workspace.renamed.connect(self._on_renamed)
         workspace.selection_changed.connect(self._on_selection)
+        workspace.results_changed.connect(self._on_results)
         self.currentItemChanged.connect(self._on_current)
         self.destroyed.connect(self._disconnect)
 
@@ -37,7 +38,8 @@ class QtVariantList(QTreeWidget):
         for sig, slot in ((self.workspace.added, self._on_added),
                           (self.workspace.removed, self._on_removed),
                           (self.workspace.renamed, self._on_renamed),
-                          (self.workspace.selection_changed, self._on_selection)):
+                          (self.workspace.selection_changed, self._on_selection),
+                          (self.workspace.results_changed, self._on_results)):
             sig.disconnect(slot)
 
     def _row(self, entry: Entry) -> list[str]:
@@ -72,6 +74,12 @@ class QtVariantList(QTreeWidget):
             parent.removeChild(item)
         else:
             self.takeTopLevelItem(self.indexOfTopLevelItem(item))
+
+    def _on_results(self, variant_id: str) -> None:
+        item = self._items.get(variant_id)
+        if item is not None:
+            for col, text in enumerate(self._row(self.workspace.get(variant_id))):
+                item.setText(col, text)
 
     def _on_renamed(self, variant_id: str, name: str) -> None:
         item = self._items.get(variant_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import Any
 
@@ -23,16 +24,21 @@ class QtJobRunner(QObject):
         super().__init__(parent)
         self._worker: GeneratorWorker | None = None
         self._token: CancelToken | None = None
+        self._graceful = False
 
     @property
     def busy(self) -> bool:
         return self._worker is not None
 
     def run(self, title: str, job_factory: Callable[[CancelToken], Any],
-            on_result: Callable[[Any], None], on_error: Callable[[BaseException], None]
-            ) -> GeneratorWorker:
-        """Start `job_factory(token)` (a generator) in a worker thread."""
+            on_result: Callable[[Any], None], on_error: Callable[[BaseException], None],
+            graceful: bool = False) -> GeneratorWorker:
+        """Start `job_factory(token)` (a generator) in a worker thread.
+
+        A `graceful` job (training) finishes on cancel and still returns its result.
+        """
         token = CancelToken()
+        self._graceful = graceful
 
         def generator(tok: CancelToken) -> Any:
             return (yield from job_factory(tok))
@@ -49,6 +55,10 @@ class QtJobRunner(QObject):
         worker.finished.connect(self._on_finished)
         self._worker, self._token = worker, token
         self.started.emit(title)
+        # While a job runs, the objects that already exist are moved out of the collector's
+        # reach: a full collection over them (hundreds of ms after a big model is open) would
+        # hold the GIL and freeze the window. They are handed back when the job ends.
+        gc.freeze()
         worker.start()
         return worker
 
@@ -56,10 +66,22 @@ class QtJobRunner(QObject):
         """Progress from inside a running job (any thread; the signal is queued)."""
         self.progress.emit(Progress(fraction, message))
 
+    def pause(self) -> None:
+        if self._token is not None:
+            self._token.pause()
+
+    def resume(self) -> None:
+        if self._token is not None:
+            self._token.resume()
+
+    @property
+    def paused(self) -> bool:
+        return self._token is not None and self._token.paused
+
     def cancel(self) -> None:
         if self._token is not None:
             self._token.cancel()
-        if self._worker is not None:
+        if self._worker is not None and not self._graceful:
             self._worker.quit()
 
     def _on_yield(self, step: Any) -> None:
@@ -67,6 +89,7 @@ class QtJobRunner(QObject):
             self.progress.emit(step)
 
     def _on_finished(self) -> None:
+        gc.unfreeze()
         self._worker = None
         self._token = None
         self.finished.emit()

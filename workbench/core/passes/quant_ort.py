@@ -87,7 +87,7 @@ class _OrtQuantize(Pass):
         ctx.progress(0.8, "Measuring fidelity…")
         child = Variant(variant.name, "onnx", model, "onnx", inputs)
         samples = sample_inputs(variant, 16, seed=1)
-        fid, warns = fidelity_report(variant, child, inputs=samples)
+        fid, warns = fidelity_report(variant, child, inputs=samples, per_layer=False)
         if "error" in fid:
             raise PassError(f"{self.name}: the quantized model does not run in ONNX Runtime: "
                             f"{fid['error']}")
