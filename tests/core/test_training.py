@@ -200,3 +200,31 @@ def test_parameter_transfer() -> None:
     copied = transfer_parameters(a.model, b.model)
     assert "layer1.0.conv1.weight" in copied
     assert torch.equal(a.model.layer1[0].conv1.weight, b.model.layer1[0].conv1.weight)
+
+
+def test_pruned_half_and_fine_tuned_stays_within_one_point(teacher: Any, digits: Any) -> None:
+    from workbench.core.passes import apply_pass
+    from workbench.core.plugins import discover
+
+    original = teacher.test.accuracy
+    pruned = apply_pass(discover().get("prune.magnitude"), teacher.variant,
+                        {"sparsity": 0.5, "scope": "global"})
+    assert pruned.report.after["sparsity"] > 0.45
+    tuned = run_job(train(pruned.variant, digits, TrainConfig(epochs=3, lr=1e-3)))
+    assert tuned.test.accuracy >= original - 0.01
+    weights = [p for p in tuned.variant.model.parameters() if p.ndim >= 2]
+    zeros = sum(int((p == 0).sum()) for p in weights) / sum(p.numel() for p in weights)
+    assert zeros > 0.45  # fine-tuning kept the pruned weights at zero
+
+
+def test_iterative_prune_schedule(teacher: Any, digits: Any) -> None:
+    from workbench.core.distill import prune_finetune
+
+    schedule = run_job(prune_finetune(teacher.variant, digits, rounds=3, step=0.3,
+                                      cfg=TrainConfig(epochs=1, lr=1e-3), budget=0.02))
+    curve = schedule.curve()
+    assert curve[0] == (0.0, schedule.baseline_accuracy)
+    assert [round(s, 2) for s, _ in curve[1:]] == [0.3, 0.6, 0.9][:len(curve) - 1]
+    assert all(r.variant.parent is not None for r in schedule.rounds)
+    last = schedule.rounds[-1]
+    assert last.within_budget or len(schedule.rounds) <= 3

@@ -272,13 +272,14 @@ def apply_pass(pass_obj: Pass, source: Any, params: Mapping[str, Any] | Any = No
     from workbench.core.jobs import run_job
 
     ctx = ctx or PassContext()
-    before_analysis = source if isinstance(source, Analysis) else run_job(analyse(source))
-    variant = before_analysis.variant
+    variant = source.variant if isinstance(source, Analysis) else source
+    # cheap checks first: parameters and backend, before any analysis
     p = params if isinstance(params, pass_obj.Params) else parse_params(type(pass_obj), params)
     if variant.backend not in pass_obj.backends:
         raise PassError(f"{pass_obj.name} works on {' or '.join(pass_obj.backends)} models; "
                         f"{variant.name} is {variant.backend}.")
     pass_obj.requires(variant, p)
+    before_analysis = source if isinstance(source, Analysis) else run_job(analyse(source))
     stamp = fingerprint(variant)
     start = time.perf_counter()
     try:

@@ -71,7 +71,6 @@ class NMPrune(Pass):
     class Params:
         n: int = param(2, min=1, max=31, help="weights kept in every group")
         m: int = param(4, min=2, max=32, help="group size along the input dimension")
-        # param() gives list defaults a default_factory, so they are not shared (RUF009)
         layer_types: list[str] = param(["conv", "linear"], help=_TYPES_HELP)
         ignore: list[str] = param([], widget="nodes", help=_IGNORE_HELP)
 

@@ -53,7 +53,6 @@ class StructuredPrune(Pass):
                                 help="how channels are ranked: weight L1/L2 norm, "
                                      "BatchNorm scale (L1 where a group has no BatchNorm), "
                                      "or at random")
-        # param() gives list defaults a default_factory, so they are not shared (RUF009)
         ignore: list[str] = param([], widget="nodes", help=_IGNORE_HELP)
         round_to: int = param(1, min=1, max=256,
                               help="keep channel counts a multiple of this (1: no rounding)")

@@ -150,7 +150,6 @@ class MagnitudePrune(Pass):
         scope: str = param("layer", choices=("layer", "global"),
                            help="layer: every layer gets the same sparsity; global: one "
                                 "threshold across all chosen layers")
-        # param() gives list defaults a default_factory, so they are not shared (RUF009)
         layer_types: list[str] = param(["conv", "linear"], help=_TYPES_HELP)
         ignore: list[str] = param([], widget="nodes", help=_IGNORE_HELP)
         permanent: bool = param(True, help="bake the zeros in (no masks left in the model)")
