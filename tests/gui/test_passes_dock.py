@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 from PySide6.QtCore import Qt
 
 from tests.conftest import open_and_wait
@@ -112,3 +113,24 @@ def test_node_pick_fills_an_ignore_list(qtbot: Any, main_window: Any) -> None:
     main_window.passes_panel = panel
     main_window._pick_nodes("ignore")
     assert panel.form.values()["ignore"] == [".".join(conv.module_path)]
+
+
+def test_magnitude_pruning_from_the_dock_with_preview(qtbot: Any, main_window: Any) -> None:
+    open_and_wait(qtbot, main_window, "zoo:lenet5")
+    panel = main_window.passes_panel
+    assert panel.select_pass("prune.magnitude")
+    panel.form.set_value("sparsity", 0.6)
+    panel._preview_now()
+    assert panel.preview.isVisible()
+    assert panel.preview.topLevelItemCount() >= 4
+    assert panel.preview.topLevelItem(0).text(1) == "60.0%"
+    main_window.weights_panel.select_tensor("3.weight")
+    _, before = main_window.weights_panel.histogram_data()
+    new_id = _apply_from_dock(qtbot, main_window, "prune.magnitude", sparsity=0.6)
+    entry = main_window.workspace.get(new_id)
+    assert entry.analysis.stats.tensors["3.weight"].sparsity == pytest.approx(0.6, abs=0.01)
+    assert "prune.magnitude" in main_window.passes_panel.report.toPlainText()
+    assert main_window.weights_panel.select_tensor("3.weight")
+    _, after = main_window.weights_panel.histogram_data()
+    assert after.max() > before.max()  # the zero bin towers over the rest now
+    assert main_window.variant_list.currentItem().text(4) != "0.0%"

@@ -78,7 +78,8 @@ def _packed_weights(model: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for mod_name, module in model.named_modules():
         if not type(module).__module__.startswith(("torch.ao.nn.quantized",
-                                                   "torch.nn.quantized")):
+                                                   "torch.nn.quantized")) \
+                or "Packed" in type(module).__name__:  # the layer itself reports them
             continue
         unpack = getattr(module, "_weight_bias", None)
         if not callable(unpack):

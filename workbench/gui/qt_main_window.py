@@ -45,6 +45,8 @@ from workbench.core.recipe import Recipe
 from workbench.core.settings import Settings, cuda_available
 from workbench.core.workspace import Workspace
 from workbench.core.zoo import ZOO
+from workbench.gui.qt_benchmark_panel import QtBenchmarkPanel
+from workbench.gui.qt_compare_panel import QtComparePanel
 from workbench.gui.qt_graph_view import QtGraphView
 from workbench.gui.qt_inspector import QtInspector
 from workbench.gui.qt_passes_panel import QtPassesPanel
@@ -55,10 +57,6 @@ from workbench.gui.qt_weights_panel import QtWeightsPanel
 from workbench.gui.workers import QtJobRunner
 
 TABS = ("graph", "weights", "train", "benchmark", "compare")
-_PLACEHOLDERS = {
-    "benchmark": "Latency benchmarks with live plots arrive here.",
-    "compare": "Side-by-side comparison of variants and the Pareto view arrive here.",
-}
 
 
 class QtMainWindow(QMainWindow):
@@ -69,6 +67,7 @@ class QtMainWindow(QMainWindow):
     pass_applied = Signal(str)  # new variant id
     pass_failed = Signal(str)  # message
     training_finished = Signal(list)  # new variant ids
+    benchmark_finished = Signal(str)  # variant id
 
     def __init__(self, settings: Settings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -89,13 +88,12 @@ class QtMainWindow(QMainWindow):
         self.tabs.addTab(self.weights_panel, "Weights")
         self.train_panel = QtTrainPanel()
         self.tabs.addTab(self.train_panel, "Train")
-        for key in ("benchmark", "compare"):
-            label = QLabel(_PLACEHOLDERS[key])
-            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            label.setEnabled(False)
-            self.tabs.addTab(label, key.capitalize())
+        self.benchmark_panel = QtBenchmarkPanel()
+        self.tabs.addTab(self.benchmark_panel, "Benchmark")
         self.setCentralWidget(self.tabs)
 
+        self.compare_panel = QtComparePanel(self.workspace)
+        self.tabs.addTab(self.compare_panel, "Compare")
         self.variant_list = QtVariantList(self.workspace)
         self.variants_dock = self._dock("Variants", self.variant_list,
                                         Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -118,6 +116,11 @@ class QtMainWindow(QMainWindow):
             lambda pause: self.jobs.pause() if pause else self.jobs.resume())
         self.train_panel.stop_requested.connect(self.jobs.cancel)
         self.train_panel.evaluate_requested.connect(self.evaluate_selected)
+        self.benchmark_panel.start_requested.connect(self.start_benchmark)
+        self.benchmark_panel.stop_requested.connect(self.jobs.cancel)
+        self.benchmark_panel.profile_requested.connect(self.start_profile)
+        self.benchmark_panel.sensitivity_requested.connect(self.start_sensitivity)
+        self.benchmark_panel.ignore_requested.connect(self._add_to_ignore)
         self.workspace.added.connect(lambda _id: self._refresh_train_panel())
         self.workspace.removed.connect(lambda _id: self._refresh_train_panel())
         self.workspace.renamed.connect(lambda *_: self._refresh_train_panel())
@@ -460,6 +463,110 @@ class QtMainWindow(QMainWindow):
 
         return self.jobs.run("Evaluating", job, done, lambda exc: self._error(str(exc)))
 
+    # benchmark, profile, sensitivity ------------------------------------------------------
+    def start_benchmark(self, options: dict[str, Any]) -> Any:
+        """Benchmark the selected variant in a worker; results are stored with it."""
+        from workbench.core.benchmark import BenchConfig, benchmark
+
+        entry = self.workspace.selected
+        if entry is None or self.jobs.busy:
+            self._error("Select a variant, and wait for the running job to finish.")
+            return None
+        try:
+            cfg = BenchConfig(device=self.settings.device, **options)
+            cfg.validate()
+        except (WorkbenchError, TypeError, ValueError) as exc:
+            self._error(str(exc))
+            return None
+        variant = entry.analysis.variant
+
+        def done(result: Any) -> None:
+            self.benchmark_panel.set_running(False)
+            self.workspace.set_result(entry.id, "benchmark", result)
+            first = min(result.records, key=lambda r: r.batch) if result.records else None
+            if first is not None:
+                self.workspace.set_result(entry.id, "latency_ms", first.p50_ms)
+            self.benchmark_finished.emit(entry.id)
+
+        def failed(exc: BaseException) -> None:
+            self.benchmark_panel.set_running(False)
+            self._error(str(exc) if isinstance(exc, WorkbenchError) else
+                        f"Benchmark failed: {type(exc).__name__}: {exc}")
+
+        self.benchmark_panel.set_running(True)
+        self.benchmark_panel.reset()
+        return self.jobs.run(f"Benchmarking {variant.name}",
+                             lambda token: benchmark(variant, cfg, token), done, failed,
+                             graceful=True)
+
+    def start_profile(self, options: dict[str, Any]) -> Any:
+        from workbench.core.profile import profile_layers
+
+        entry = self.workspace.selected
+        if entry is None or self.jobs.busy:
+            return None
+        variant = entry.analysis.variant
+
+        def job(token: Any) -> Any:
+            yield Progress(None, "Profiling layers…")
+            return profile_layers(variant, options.get("runtime", "auto"),
+                                  options.get("batch", 1))
+
+        def done(profile: Any) -> None:
+            self.benchmark_panel.set_running(False)
+            self.workspace.set_result(entry.id, "profile", profile)
+            self.benchmark_panel.show_profile(profile)
+            top = max(profile.times.values(), default=0.0) or 1.0
+            self.graph_view.set_heat({k: v / top for k, v in profile.times.items()})
+            self.status_label.setText("Profile ready: the Graph tab shows a heat map.")
+
+        def failed(exc: BaseException) -> None:
+            self.benchmark_panel.set_running(False)
+            self._error(str(exc))
+
+        self.benchmark_panel.set_running(True)
+        return self.jobs.run("Profiling", job, done, failed)
+
+    def start_sensitivity(self, options: dict[str, Any]) -> Any:
+        from workbench.core.data import load_dataset
+        from workbench.core.sensitivity import sensitivity
+
+        entry = self.workspace.selected
+        if entry is None or self.jobs.busy:
+            return None
+        variant = entry.analysis.variant
+
+        def job(token: Any) -> Any:
+            data = None
+            if options.get("data"):
+                spec = variant.inputs[0]
+                data = load_dataset(options["data"], spec.shape, input_dtype=spec.dtype)
+            rows = yield from sensitivity(variant, data, options["method"], options["ratio"],
+                                          cancel=token)
+            return rows
+
+        def done(rows: Any) -> None:
+            self.benchmark_panel.set_running(False)
+            self.workspace.set_result(entry.id, "sensitivity", rows)
+            self.benchmark_panel.show_sensitivity(rows)
+
+        def failed(exc: BaseException) -> None:
+            self.benchmark_panel.set_running(False)
+            self._error(str(exc))
+
+        self.benchmark_panel.set_running(True)
+        return self.jobs.run("Sensitivity analysis", job, done, failed)
+
+    def _add_to_ignore(self, layers: list[str]) -> None:
+        """Put layers into the current pass's ignore list (a prune pass by default)."""
+        panel = self.passes_panel
+        cls = panel.current_pass()
+        if cls is None or not any(p.name == "ignore" for p in cls.param_specs()):
+            panel.select_pass("prune.structured")
+        panel.add_to_list_param("ignore", layers)
+        self.passes_dock.raise_()
+        self.status_label.setText(f"Added {len(layers)} layer(s) to the ignore list.")
+
     def _pick_nodes(self, param: str) -> None:
         entry = self.workspace.selected
         node_name = self.graph_view.selected_node()
@@ -540,6 +647,8 @@ class QtMainWindow(QMainWindow):
             self.train_panel.show_samples(payload["images"], payload["labels"])
         elif payload.get("kind") in ("batch", "epoch", "round", "round_start"):
             self.train_panel.on_progress(step)
+        elif payload.get("kind") in ("latency", "record"):
+            self.benchmark_panel.on_progress(step)
         if step.fraction is None:
             self.progress.setRange(0, 0)
         else:
@@ -570,6 +679,11 @@ class QtMainWindow(QMainWindow):
         self.inspector.show_graph(entry.name, a.graph)
         self.passes_panel.set_variant(a.variant)
         self._refresh_train_panel()
+        if not self.jobs.busy:
+            self.benchmark_panel.reset()
+            bench = entry.results.get("benchmark")
+            for record in getattr(bench, "records", []):
+                self.benchmark_panel.add_record(record)
         report = entry.results.get("report")
         if report is not None:
             self.passes_panel.show_report(report)

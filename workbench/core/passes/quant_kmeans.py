@@ -89,15 +89,16 @@ class KMeansQuantize(Pass):
                 flat = w.detach().reshape(-1).to(torch.float32)
                 centroids, idx = kmeans_1d(flat, k, params.iterations, params.init, gen)
                 shared = centroids[idx]
-                put(shared.reshape(w.shape).to(w.dtype))
                 counts = torch.bincount(idx, minlength=centroids.numel())
-                err = float(((shared - flat) ** 2).mean())
+                err = float(((shared - flat) ** 2).mean())  # before `put`: flat may alias w
+                signal = float((flat ** 2).mean())
+                put(shared.reshape(w.shape).to(w.dtype))
                 layers[tname] = {
                     "layer": layer, "numel": int(flat.numel()),
                     "distinct": int(torch.unique(centroids[counts > 0]).numel()),
                     "codebook": [round(float(c), 7) for c in centroids],
                     "counts": [int(c) for c in counts],
-                    "weight_sqnr_db": _db(float((flat ** 2).mean()), err)}
+                    "weight_sqnr_db": _db(signal, err)}
         ctx.progress(0.8, "Measuring fidelity…")
         fid, warns = fidelity_report(variant, child)
         details = {"bits": params.bits, "clusters": k, "layers": layers,

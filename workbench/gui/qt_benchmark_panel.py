@@ -1,0 +1,263 @@
+"""The Benchmark tab: live latency plots, batch sweeps, per-layer profile and sensitivity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QTabWidget,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workbench.core.data import DATASETS
+
+
+class QtBenchmarkPanel(QWidget):
+    """Forms on the left; latency histogram, timeline and sweep charts on the right."""
+
+    start_requested = Signal(dict)
+    stop_requested = Signal()
+    profile_requested = Signal(dict)
+    sensitivity_requested = Signal(dict)
+    ignore_requested = Signal(list)  # layer names for a pass's ignore list
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.runtime = QComboBox()
+        self.runtime.addItems(["ort", "torch", "torch_compile"])
+        self.batches = QLineEdit("1,8,32")
+        self.threads = QSpinBox(minimum=0, maximum=256, value=1)
+        self.threads.setSpecialValueText("auto")
+        self.warmup = QSpinBox(minimum=0, maximum=10_000, value=10)
+        self.iters = QSpinBox(minimum=1, maximum=100_000, value=100)
+        self.start_button = QPushButton("Run benchmark")
+        self.stop_button = QPushButton("Stop")
+        self.start_button.clicked.connect(self._start)
+        self.stop_button.clicked.connect(self.stop_requested)
+        bench_box = QGroupBox("Latency")
+        f = QFormLayout(bench_box)
+        f.addRow("Runtime", self.runtime)
+        f.addRow("Batch sizes", self.batches)
+        f.addRow("Threads", self.threads)
+        f.addRow("Warm-up", self.warmup)
+        f.addRow("Iterations", self.iters)
+        row = QHBoxLayout()
+        row.addWidget(self.start_button)
+        row.addWidget(self.stop_button)
+        f.addRow(row)
+
+        self.profile_button = QPushButton("Profile layers")
+        self.profile_button.clicked.connect(
+            lambda: self.profile_requested.emit({"runtime": "auto", "batch": 1}))
+        prof_box = QGroupBox("Per-layer profile")
+        pv = QVBoxLayout(prof_box)
+        pv.addWidget(QLabel("Times each layer and paints a heat map on the Graph tab."))
+        pv.addWidget(self.profile_button)
+
+        self.sens_method = QComboBox()
+        self.sens_method.addItems(["prune", "int8"])
+        self.sens_ratio = QDoubleSpinBox(minimum=0.05, maximum=0.99, value=0.5, singleStep=0.05)
+        self.sens_data = QComboBox()
+        self.sens_data.setEditable(True)
+        self.sens_data.addItems(["(fidelity on sample inputs)", *DATASETS])
+        self.sens_button = QPushButton("Analyse sensitivity")
+        self.sens_button.clicked.connect(self._sensitivity)
+        self.sens_k = QSpinBox(minimum=1, maximum=100, value=3)
+        self.ignore_button = QPushButton("Add most sensitive to ignore list")
+        self.ignore_button.setEnabled(False)
+        self.ignore_button.clicked.connect(self._ignore)
+        sens_box = QGroupBox("Sensitivity")
+        f = QFormLayout(sens_box)
+        f.addRow("Method", self.sens_method)
+        f.addRow("Ratio", self.sens_ratio)
+        f.addRow("Data", self.sens_data)
+        f.addRow(self.sens_button)
+        f.addRow("Top k", self.sens_k)
+        f.addRow(self.ignore_button)
+
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.addWidget(bench_box)
+        lv.addWidget(prof_box)
+        lv.addWidget(sens_box)
+        lv.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(left)
+        scroll.setMinimumWidth(300)
+
+        self.summary = QLabel("Run a benchmark to see latency.")
+        self.summary.setWordWrap(True)
+        self.hist_plot = pg.PlotWidget(title="Latency distribution (ms)")
+        self.hist_curve = self.hist_plot.plot([0, 1], [0], stepMode="center", fillLevel=0,
+                                              brush=(66, 133, 244, 110),
+                                              pen=pg.mkPen("#1a5fd0"))
+        self.timeline_plot = pg.PlotWidget(title="Latency per iteration (ms)")
+        self.timeline_curve = self.timeline_plot.plot(pen=pg.mkPen("#e0761b", width=1))
+        self.timeline_plot.setClipToView(True)
+        self.timeline_plot.setDownsampling(auto=True)
+        self.sweep_plot = pg.PlotWidget(title="p50 latency (ms) against batch size")
+        self.sweep_plot.setLabel("bottom", "batch size")
+        self.sweep_curve = self.sweep_plot.plot(pen=pg.mkPen("#1a5fd0", width=2), symbol="o")
+        self.tput_plot = pg.PlotWidget(title="Throughput (samples/s) against batch size")
+        self.tput_plot.setLabel("bottom", "batch size")
+        self.tput_curve = self.tput_plot.plot(pen=pg.mkPen("#2f8f5b", width=2), symbol="s")
+
+        self.layers_table = QTreeWidget()
+        self.layers_table.setHeaderLabels(["Layer", "Op", "ms", "share"])
+        self.layers_table.setRootIsDecorated(False)
+        self.sens_plot = pg.PlotWidget(title="Sensitivity: drop per layer (sorted)")
+        self.sens_bars = pg.BarGraphItem(x=[0], height=[0], width=0.8, brush="#d9534f")
+        self.sens_plot.addItem(self.sens_bars)
+        self.sens_table = QTreeWidget()
+        self.sens_table.setHeaderLabels(["Layer", "Params", "Drop"])
+        self.sens_table.setRootIsDecorated(False)
+
+        latency = QSplitter(Qt.Orientation.Vertical)
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(self.hist_plot)
+        top.addWidget(self.timeline_plot)
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.addWidget(self.sweep_plot)
+        bottom.addWidget(self.tput_plot)
+        latency.addWidget(top)
+        latency.addWidget(bottom)
+        sens = QSplitter(Qt.Orientation.Vertical)
+        sens.addWidget(self.sens_plot)
+        sens.addWidget(self.sens_table)
+        self.views = QTabWidget()
+        self.views.addTab(latency, "Latency")
+        self.views.addTab(self.layers_table, "Slowest layers")
+        self.views.addTab(sens, "Sensitivity")
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.addWidget(self.summary)
+        rv.addWidget(self.views, 1)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(scroll)
+        split.addWidget(right)
+        split.setSizes([320, 900])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(split)
+        self._samples: dict[int, list[float]] = {}
+        self._sweep: list[Any] = []
+        self.sensitivity_rows: list[Any] = []
+        self.set_running(False)
+
+    # public API ---------------------------------------------------------------------------
+    def set_running(self, running: bool) -> None:
+        for w in (self.start_button, self.profile_button, self.sens_button):
+            w.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+
+    def reset(self) -> None:
+        self._samples = {}
+        self._sweep = []
+        self.hist_curve.setData([0, 1], [0])
+        self.timeline_curve.setData([], [])
+        self.sweep_curve.setData([], [])
+        self.tput_curve.setData([], [])
+
+    def on_progress(self, step: Any) -> None:
+        payload = step.payload if isinstance(step.payload, dict) else {}
+        kind = payload.get("kind")
+        if kind == "latency":
+            samples = self._samples.setdefault(payload["batch"], [])
+            samples.append(payload["ms"])
+            self._draw_live(payload["batch"])
+        elif kind == "record":
+            self.add_record(payload["record"])
+
+    def add_record(self, record: Any) -> None:
+        self._sweep.append(record)
+        self._sweep.sort(key=lambda r: r.batch)
+        self._samples[record.batch] = list(record.samples_ms)
+        self._draw_live(record.batch)
+        self.sweep_curve.setData([r.batch for r in self._sweep], [r.p50_ms for r in self._sweep])
+        self.tput_curve.setData([r.batch for r in self._sweep],
+                                [r.throughput for r in self._sweep])
+        lines = [f"<b>{r.runtime}/{r.device}</b> batch {r.batch}: p50 {r.p50_ms:.3f} ms · "
+                 f"p90 {r.p90_ms:.3f} · p99 {r.p99_ms:.3f} · {r.throughput:,.0f} samples/s"
+                 + (f" <span style='color:#b45309'>⚠ {r.warning}</span>" if r.noisy else "")
+                 for r in self._sweep]
+        self.summary.setText("<br>".join(lines))
+
+    def show_profile(self, profile: Any) -> None:
+        self.layers_table.clear()
+        for row in profile.rows[:200]:
+            self.layers_table.addTopLevelItem(QTreeWidgetItem(
+                [row.name, row.op, f"{row.ms:.4f}", f"{row.share:.1%}"]))
+        for col in range(4):
+            self.layers_table.resizeColumnToContents(col)
+        self.views.setCurrentIndex(1)
+
+    def show_sensitivity(self, rows: list[Any]) -> None:
+        self.sensitivity_rows = rows
+        self.sens_table.clear()
+        for r in rows:
+            self.sens_table.addTopLevelItem(QTreeWidgetItem(
+                [r.layer, f"{r.params:,}", f"{r.drop:.4f}"]))
+        self.sens_table.resizeColumnToContents(0)
+        x = np.arange(len(rows), dtype=float)
+        self.sens_bars.setOpts(x=x, height=np.array([r.drop for r in rows], dtype=float),
+                               width=0.8)
+        self.sens_plot.getAxis("bottom").setTicks(
+            [[(i, r.layer) for i, r in enumerate(rows)][:: max(1, len(rows) // 10)]])
+        self.sens_plot.autoRange()
+        self.ignore_button.setEnabled(bool(rows))
+        self.views.setCurrentIndex(2)
+
+    def batch_sizes(self) -> list[int]:
+        return [int(b) for b in self.batches.text().replace(" ", "").split(",") if b]
+
+    # internals ----------------------------------------------------------------------------
+    def _draw_live(self, batch: int) -> None:
+        samples = np.asarray(self._samples.get(batch, []), dtype=float)
+        if samples.size == 0:
+            return
+        lo, hi = float(samples.min()), float(samples.max())
+        counts, edges = np.histogram(samples, bins=40, range=(lo, hi if hi > lo else lo + 1e-6))
+        self.hist_curve.setData(edges, counts)
+        self.hist_plot.setTitle(f"Latency distribution (ms), batch {batch}")
+        self.timeline_curve.setData(np.arange(samples.size), samples)
+
+    def _start(self) -> None:
+        try:
+            batches = self.batch_sizes()
+        except ValueError:
+            self.summary.setText("Batch sizes are whole numbers separated by commas.")
+            return
+        self.reset()
+        self.start_requested.emit({
+            "runtime": self.runtime.currentText(), "batch_sizes": batches,
+            "threads": self.threads.value() or None, "warmup": self.warmup.value(),
+            "iters": self.iters.value()})
+
+    def _sensitivity(self) -> None:
+        data = self.sens_data.currentText().strip()
+        self.sensitivity_requested.emit({
+            "method": self.sens_method.currentText(), "ratio": self.sens_ratio.value(),
+            "data": None if data.startswith("(") else data})
+
+    def _ignore(self) -> None:
+        from workbench.core.sensitivity import most_sensitive
+
+        self.ignore_requested.emit(most_sensitive(self.sensitivity_rows, self.sens_k.value()))
