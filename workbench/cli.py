@@ -382,6 +382,92 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batches(text: str) -> list[int]:
+    try:
+        sizes = [int(b) for b in text.replace(" ", "").split(",") if b]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list such as 1,8,32") from None
+    if not sizes or any(b < 1 for b in sizes):
+        raise argparse.ArgumentTypeError(f"'{text}': batch sizes are positive whole numbers")
+    return sizes
+
+
+def _bench_config(args: argparse.Namespace, variant: Any) -> Any:
+    from workbench.core.benchmark import BenchConfig
+
+    runtime = args.runtime
+    if runtime == "auto":
+        runtime = "ort" if variant.backend == "onnx" else "torch"
+    cfg = BenchConfig(runtime=runtime, device=args.device, batch_sizes=args.batch,
+                      threads=args.threads, warmup=args.warmup, iters=args.iters,
+                      duration_s=args.duration)
+    cfg.validate()
+    return cfg
+
+
+def _add_bench_options(p: argparse.ArgumentParser, batch: str = "1") -> None:
+    p.add_argument("--runtime", choices=("auto", "ort", "torch", "torch_compile"),
+                   default="auto", help="auto: ORT for ONNX models, torch eager otherwise")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--batch", type=_batches, default=_batches(batch), metavar="1,8,32")
+    p.add_argument("--threads", type=int, help="intra-op threads (default: the library's)")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--iters", type=int, default=100)
+    p.add_argument("--duration", type=float, help="run for this many seconds instead")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from workbench.core.benchmark import benchmark
+    from workbench.core.jobs import run_job
+    from workbench.core.loaders import load_model
+
+    variant = load_model(args.source, **_load_options(args))
+    result = run_job(benchmark(variant, _bench_config(args, variant)))
+    records = [r.to_json() for r in result.records]
+    keys = ("runtime", "device", "batch", "mean_ms", "p50_ms", "p90_ms", "p99_ms",
+            "throughput")
+    if args.json:
+        out = [{k: r[k] for k in keys} | {"std_ms": r.get("std_ms"), "noisy": r.get("noisy")}
+               for r in records]
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{'runtime':<14}{'device':<7}{'batch':>6}{'mean ms':>10}{'p50 ms':>10}"
+          f"{'p90 ms':>10}{'p99 ms':>10}{'samples/s':>12}")
+    for r in result.records:
+        print(f"{r.runtime:<14}{r.device:<7}{r.batch:>6}{r.mean_ms:>10.3f}{r.p50_ms:>10.3f}"
+              f"{r.p90_ms:>10.3f}{r.p99_ms:>10.3f}{r.throughput:>12,.1f}"
+              + (f"  ⚠ {r.warning}" if r.noisy else ""))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from workbench.core.analysis import open_model
+    from workbench.core.benchmark import benchmark
+    from workbench.core.compare import compare_table, to_csv, to_markdown
+    from workbench.core.jobs import run_job
+    from workbench.core.training import evaluate
+    from workbench.core.workspace import Workspace
+
+    workspace = Workspace()
+    for source in args.models:
+        analysis = run_job(open_model(source, **_load_options(args)))
+        entry = workspace.add(analysis, name=source)
+        variant = analysis.variant
+        if args.data:
+            data = _dataset_for(variant, args.data, args.seed)
+            workspace.set_result(entry.id, "accuracy", evaluate(variant, data).accuracy)
+        result = run_job(benchmark(variant, _bench_config(args, variant)))
+        workspace.set_result(entry.id, "benchmark", result)
+    rows = compare_table(workspace.entries(), baseline=workspace.entries()[0].id)
+    if args.json:
+        print(json.dumps([r.to_json() for r in rows], indent=2, default=str))
+    elif args.format == "csv":
+        print(to_csv(rows), end="")
+    else:
+        print(to_markdown(rows), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench", description="Inspect and optimize neural networks.")
@@ -466,6 +552,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_load_options(p)
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser("bench", help="measure latency and throughput")
+    p.add_argument("source", help="model file or zoo:NAME")
+    p.add_argument("--json", action="store_true")
+    _add_bench_options(p)
+    _add_load_options(p)
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("compare", help="compare models: size, MACs, accuracy, latency")
+    p.add_argument("models", nargs="+", help="model files or zoo names; the first is the "
+                   "baseline for speed-ups")
+    p.add_argument("--data", help="dataset for accuracy (e.g. digits)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--format", choices=("markdown", "csv"), default="markdown")
+    p.add_argument("--json", action="store_true")
+    _add_bench_options(p)
+    _add_load_options(p)
+    p.set_defaults(func=cmd_compare)
+
     p = sub.add_parser("run", help="replay a recipe headless")
     p.add_argument("recipe", help="recipe JSON written by the GUI or `apply --recipe`")
     p.add_argument("-o", "--output", help="write the final variant here")
@@ -493,7 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.simplefilter("ignore")  # library chatter is not for the user's terminal
     parser = build_parser()
     commands = {"inspect", "screenshot", "passes", "apply", "export", "run", "train",
-                "distill", "eval"}
+                "distill", "eval", "bench", "compare"}
     try:
         if argv and (argv[0] in commands or argv[0] in ("-h", "--help")):
             args = parser.parse_args(argv)

@@ -130,3 +130,17 @@ def test_edges_from_nodes_skips_unknown_producers() -> None:
     b = Node("b", "Relu", [TensorInfo("t"), TensorInfo("w")], [TensorInfo("y")])
     edges = edges_from_nodes([a, b])
     assert [(e.src, e.dst, e.tensor) for e in edges] == [("a", "b", "t")]
+
+
+def test_constant_nodes_fold_away_in_the_display() -> None:
+    from workbench.core.graph_layout import build_display_graph, constant_nodes
+
+    path = next(p for p in LIGHT if "densenet121" in p.name)
+    graph = describe(load_model(str(path)))
+    consts = constant_nodes(graph)
+    ops = {graph.node(n).op for n in consts}
+    assert ops <= {"Unsqueeze", "ConstantOfShape", "Constant", "Reshape"}, ops
+    assert "Conv" not in ops and len(consts) > 100
+    every = {m for m in graph.module_paths()}
+    shown = build_display_graph(graph, every, consts)
+    assert sum(len(n.members) for n in shown.nodes) == len(graph.nodes) - len(consts)

@@ -147,17 +147,35 @@ def ancestor_groups(graph: LayerGraph, name: str) -> set[ModulePath]:
     return {mp[:i] for i in range(1, len(mp) + 1) if mp[:i] in groups}
 
 
-def build_display_graph(graph: LayerGraph, expanded: Iterable[ModulePath]) -> DisplayGraph:
+def build_display_graph(graph: LayerGraph, expanded: Iterable[ModulePath],
+                        hidden: Iterable[str] = ()) -> DisplayGraph:
     """Merge every node under a collapsed module into one group node.
 
     A node is shown inside the outermost collapsible module on its path that is not in
-    `expanded`; group ids are `group_id(path)` so they stay stable across rebuilds.
+    `expanded`; group ids are `group_id(path)` so they stay stable across rebuilds. Nodes in
+    `hidden` (e.g. `constant_nodes`) are left out with their edges.
     """
     with _gc_paused():
-        return _build_display_graph(graph, set(expanded))
+        return _build_display_graph(graph, set(expanded), set(hidden))
 
 
-def _build_display_graph(graph: LayerGraph, expanded: set[ModulePath]) -> DisplayGraph:
+def constant_nodes(graph: LayerGraph) -> set[str]:
+    """Nodes that compute only from weights and constants, never from a graph input.
+
+    ONNX files often build weights this way (Unsqueeze of a scale, ConstantOfShape); like
+    Netron, the view can fold them away so the data path stays readable.
+    """
+    producer = {t.name: n.name for n in graph.nodes for t in n.outputs}
+    constant: set[str] = set()
+    for n in graph.nodes:  # topological order
+        params = set(n.param_names)
+        if all(t.name in params or producer.get(t.name) in constant for t in n.inputs):
+            constant.add(n.name)
+    return constant
+
+
+def _build_display_graph(graph: LayerGraph, expanded: set[ModulePath],
+                         hidden: set[str]) -> DisplayGraph:
     groups = collapsible_modules(graph)
     nodes: list[DisplayNode] = []
     by_id: dict[str, DisplayNode] = {}
@@ -165,6 +183,8 @@ def _build_display_graph(graph: LayerGraph, expanded: set[ModulePath]) -> Displa
     last_member: dict[str, Node] = {}
     categories: dict[str, str] = {}
     for n in graph.nodes:
+        if n.name in hidden:
+            continue
         p = _group_of(n.module_path, groups, expanded)
         if p is None:
             category = categories.get(n.op)

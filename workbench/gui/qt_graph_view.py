@@ -30,6 +30,7 @@ from PySide6.QtGui import (
     QWheelEvent,
 )
 from PySide6.QtWidgets import (
+    QCheckBox,
     QGraphicsItem,
     QGraphicsPathItem,
     QGraphicsScene,
@@ -53,6 +54,7 @@ from workbench.core.graph_layout import (
     ancestor_groups,
     build_display_graph,
     collapsible_modules,
+    constant_nodes,
     default_expanded,
     group_id,
     layered_layout,
@@ -285,6 +287,13 @@ class QtGraphView(QWidget):
             button.setAutoRaise(True)
             button.clicked.connect(slot)
             bar.addWidget(button)
+        self._hide_constants = QCheckBox("Hide constants")
+        self._hide_constants.setToolTip("Fold away nodes that only compute from weights "
+                                        "(e.g. Unsqueeze of a scale), as Netron does")
+        self._hide_constants.setChecked(True)
+        self._hide_constants.toggled.connect(self._on_hide_constants)
+        bar.addWidget(self._hide_constants)
+        self._hidden: set[str] = set()
         self._legend = QLabel()
         self._legend.setTextFormat(Qt.TextFormat.RichText)
         self._legend.setContentsMargins(6, 2, 6, 4)
@@ -324,6 +333,11 @@ class QtGraphView(QWidget):
     def current_layout(self) -> Layout | None:
         return self._layout
 
+    def _on_hide_constants(self, on: bool) -> None:
+        if self._graph is not None:
+            self._hidden = constant_nodes(self._graph) if on else set()
+            self._rebuild()
+
     def set_graph(self, graph: LayerGraph | None) -> None:
         """Show `graph` (modules collapsed so at most `max_visible` boxes), or clear on None."""
         self._graph = graph
@@ -339,6 +353,7 @@ class QtGraphView(QWidget):
             return
         self._groups = collapsible_modules(graph)
         self._expanded = default_expanded(graph, self.max_visible)
+        self._hidden = constant_nodes(graph) if self._hide_constants.isChecked() else set()
         self._rebuild()
         self._on_search_text(self._search.text())
         self._reset_view()
@@ -532,7 +547,7 @@ class QtGraphView(QWidget):
                 self._rebuild_now(self._graph)
 
     def _rebuild_now(self, graph: LayerGraph) -> None:
-        dg = build_display_graph(graph, self._expanded)
+        dg = build_display_graph(graph, self._expanded, self._hidden)
         lay = layered_layout(dg, self._node_size)
         self._dg, self._layout = dg, lay
         self._reset_items()

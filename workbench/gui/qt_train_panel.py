@@ -248,7 +248,8 @@ class QtTrainPanel(QWidget):
             img = images[i]
             img = (img - img.min()) / (np.ptp(img) + 1e-9)
             canvas[r * (h + 2):r * (h + 2) + h, c * (w + 2):c * (w + 2) + w] = img
-            text = pg.TextItem(labels[i], color="#c62828", anchor=(0, 0))
+            text = pg.TextItem(labels[i], color="#ffeb3b", anchor=(0, 0),
+                               fill=pg.mkBrush(0, 0, 0, 170))
             text.setPos(c * (w + 2), (rows - r) * (h + 2))
             self.samples_plot.addItem(text)
             self._sample_labels.append(text)
