@@ -42,7 +42,8 @@ def test_digits_adapt_to_every_input_shape() -> None:
     c = load_dataset("digits", SMALL, seed=4)
     assert not torch.equal(a.splits["train"], c.splits["train"])
     sizes = {k: len(v) for k, v in a.splits.items()}
-    assert sum(sizes.values()) == 1797 and sizes["test"] > 250
+    assert sum(sizes.values()) == 1797
+    assert sizes["test"] > 250
 
 
 def test_npz_csv_and_image_folder(tmp_path: Path) -> None:
@@ -52,19 +53,22 @@ def test_npz_csv_and_image_folder(tmp_path: Path) -> None:
     np.savez(tmp_path / "d.npz", x=rng.random((40, 64), dtype=np.float32),
              y=np.arange(40) % 4)
     d = load_dataset(str(tmp_path / "d.npz"), SMALL)
-    assert d.x.shape == (40, 1, 8, 8) and d.num_classes == 4
+    assert d.x.shape == (40, 1, 8, 8)
+    assert d.num_classes == 4
     lines = ["a,b,c,label"] + [f"{i},{i * 2},{i % 3},{'cat' if i % 2 else 'dog'}"
                                for i in range(30)]
     (tmp_path / "t.csv").write_text("\n".join(lines))
     d = load_dataset(str(tmp_path / "t.csv"), (1, 3))
-    assert d.class_names == ["cat", "dog"] and d.x.shape == (30, 3)
+    assert d.class_names == ["cat", "dog"]
+    assert d.x.shape == (30, 3)
     for cls in ("circle", "square"):
         (tmp_path / "img" / cls).mkdir(parents=True)
         for i in range(3):
             Image.fromarray((rng.random((12, 12)) * 255).astype(np.uint8)).save(
                 tmp_path / "img" / cls / f"{i}.png")
     d = load_dataset(str(tmp_path / "img"), (1, 1, 16, 16))
-    assert d.x.shape == (6, 1, 16, 16) and d.class_names == ["circle", "square"]
+    assert d.x.shape == (6, 1, 16, 16)
+    assert d.class_names == ["circle", "square"]
 
 
 @pytest.mark.parametrize(
@@ -141,7 +145,8 @@ def test_checkpoints_and_resume_match_a_straight_run(digits: Any, tmp_path: Path
     ckpt = tmp_path / "run"
     run_job(train(v, digits, TrainConfig(epochs=2, schedule="step", step_size=2,
                                          checkpoint_dir=str(ckpt))))
-    assert (ckpt / "last.pt").exists() and (ckpt / "best.pt").exists()
+    assert (ckpt / "last.pt").exists()
+    assert (ckpt / "best.pt").exists()
     resumed = run_job(train(v, digits, TrainConfig(epochs=4, schedule="step", step_size=2,
                                                    checkpoint_dir=str(ckpt), resume=True)))
     assert len(resumed.history) == 4

@@ -38,7 +38,7 @@ def test_curves_grow_and_the_gui_thread_stays_free(qtbot: Any, main_window: Any)
     # the epoch curves grew one point at a time while the run went on
     assert seen[-1] == 12
     assert {1, 5, 9} <= set(seen)
-    x, y = panel.val_curve.getData()
+    x, _y = panel.val_curve.getData()
     assert len(x) == 12
     assert len(panel.batch_curve.getData()[0]) > 12
     assert max(gaps) < 200, sorted(gaps)[-5:]
