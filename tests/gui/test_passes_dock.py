@@ -134,3 +134,26 @@ def test_magnitude_pruning_from_the_dock_with_preview(qtbot: Any, main_window: A
     _, after = main_window.weights_panel.histogram_data()
     assert after.max() > before.max()  # the zero bin towers over the rest now
     assert main_window.variant_list.currentItem().text(4) != "0.0%"
+
+
+def test_export_and_recipe_from_the_window(qtbot: Any, main_window: Any, tmp_path: Any
+                                           ) -> None:
+    import json
+
+    from workbench.core.loaders import load_model
+    from workbench.core.recipe import Recipe
+
+    open_and_wait(qtbot, main_window, "zoo:lenet5")
+    _apply_from_dock(qtbot, main_window, "prune.magnitude", sparsity=0.3)
+    out = tmp_path / "pruned.pt2"
+    with qtbot.waitSignal(main_window.jobs.finished, timeout=60_000):
+        main_window.export_to(str(out))
+    assert load_model(str(out)).format == "pt2"
+    recipe_path = tmp_path / "recipe.json"
+    Recipe.of(main_window.workspace.selected.analysis.variant).save(recipe_path)
+    steps = json.loads(recipe_path.read_text())["steps"]
+    assert [s["pass"] for s in steps] == ["prune.magnitude"]
+    assert steps[0]["params"]["sparsity"] == pytest.approx(0.3)
+    replayed = Recipe.load_file(recipe_path).replay()
+    assert replayed.report.after["sparsity"] == pytest.approx(
+        main_window.workspace.selected.analysis.stats.summary.sparsity, abs=1e-6)

@@ -278,8 +278,7 @@ class _Runner:
     model_bytes: int | None = None
 
 
-def _torch_runner(variant: Variant, cfg: BenchConfig, runtime: str, batch: int,
-                  model: Any) -> _Runner:
+def _torch_runner(variant: Variant, cfg: BenchConfig, batch: int, model: Any) -> _Runner:
     import torch
 
     from workbench.core.runtime import torch_inputs
@@ -291,7 +290,6 @@ def _torch_runner(variant: Variant, cfg: BenchConfig, runtime: str, batch: int,
     def call() -> Any:
         return model(*args)
 
-    del runtime
     return _Runner(call, torch.get_num_threads(), sync)
 
 
@@ -442,7 +440,7 @@ def _prepare(variant: Variant, cfg: BenchConfig, runtime: str, notes: list[str]
     if runtime == "torch_compile":
         yield Progress(0.0, "torch.compile: the first call of each batch size compiles…")
         model = torch.compile(module)
-    return (lambda batch: _torch_runner(variant, cfg, runtime, batch, model)), size, \
+    return (lambda batch: _torch_runner(variant, cfg, batch, model)), size, \
         torch.get_num_threads()
 
 
@@ -456,71 +454,76 @@ def _peak_memory(device: str, runtime: str) -> int | None:
 
 def _time_batch(runner: _Runner, cfg: BenchConfig, runtime: str, batch: int, k: int,
                 n_batches: int, cancel: CancelToken) -> Iterator[Progress]:
-    """Warm up, then time iterations; returns (samples in ms, stopped early)."""
+    """Warm up, then time iterations; returns (samples in ms, stopped early).
+
+    The loops run in chunks of about 1/60 s; progress is yielded between chunks, outside
+    `torch.inference_mode()` (so the consumer never runs under it) and outside the timing.
+    """
     import contextlib
 
     import torch
 
     call, sync = runner.call, runner.sync
     clock = time.perf_counter_ns
+    mode: Callable[[], Any] = (torch.inference_mode if runtime != "ort"
+                               else contextlib.nullcontext)
     warmup = max(cfg.warmup, _min_warmup(runtime))
-    grad = torch.inference_mode() if runtime != "ort" else contextlib.nullcontext()
     if cfg.device == "cuda" and runtime != "ort":
         torch.cuda.reset_peak_memory_stats()
+    share = 1.0 / n_batches
+    i = 0
+    while i < warmup:
+        with mode():
+            last = clock()
+            while i < warmup:
+                if cancel.cancelled:
+                    return [], True
+                _run_checked(call, batch, runtime, first=i == 0)
+                i += 1
+                if clock() - last >= _YIELD_NS:
+                    break
+        if i < warmup:
+            cancel.wait_while_paused()
+            yield Progress(k * share, f"Batch {batch}: warm-up {i}/{warmup}",
+                           {"kind": "warmup", "batch": batch, "i": i - 1})
+    if sync is not None:
+        sync()
     samples: list[float] = []
     budget_ns = int(cfg.duration_s * 1e9) if cfg.duration_s is not None else None
     total = MAX_SAMPLES if budget_ns is not None else cfg.iters
-    share = 1.0 / n_batches
-    try:
-        with grad:
+    spent_ns = 0  # time inside the timed calls
+    sent = 0
+    unchecked = warmup == 0  # no warm-up: the first timed call reports errors clearly
+    while True:
+        with mode():
             last = clock()
-            for i in range(warmup):
+            while True:
                 if cancel.cancelled:
                     return samples, True
-                _run_checked(call, batch, runtime, first=i == 0)
-                now = clock()
-                if now - last >= _YIELD_NS:
-                    last = now
-                    cancel.wait_while_paused()
-                    yield Progress(k * share, f"Batch {batch}: warm-up {i + 1}/{warmup}",
-                                   {"kind": "warmup", "batch": batch, "i": i})
-            if sync is not None:
-                sync()
-            if warmup == 0:  # an untimed first call still reports a clear error
-                pass
-            start = last = clock()
-            sent = 0
-            for i in range(total):
-                if cancel.cancelled:
-                    return samples, True
-                if warmup == 0 and i == 0:
+                if unchecked:
+                    unchecked = False
                     t0 = clock()
                     _run_checked(call, batch, runtime, first=True)
-                    if sync is not None:
-                        sync()
-                    t1 = clock()
                 else:
                     t0 = clock()
                     call()
-                    if sync is not None:
-                        sync()
-                    t1 = clock()
+                if sync is not None:
+                    sync()
+                t1 = clock()
                 samples.append((t1 - t0) / 1e6)
-                if budget_ns is not None and t1 - start >= budget_ns and i + 1 >= MIN_ITERS:
-                    break
+                spent_ns += t1 - t0
+                n = len(samples)
+                if n >= total or (budget_ns is not None and spent_ns >= budget_ns
+                                  and n >= MIN_ITERS):
+                    return samples, False
                 if t1 - last >= _YIELD_NS:
-                    last = t1
-                    cancel.wait_while_paused()
-                    done = ((t1 - start) / budget_ns if budget_ns else (i + 1) / total)
-                    yield Progress((k + min(done, 1.0)) * share,
-                                   f"Batch {batch}: {i + 1} iterations",
-                                   {"kind": "latency", "batch": batch, "i": i,
-                                    "ms": samples[-1], "recent_ms": samples[sent:]})
-                    sent = len(samples)
-                    last = clock()  # the consumer's time is not the model's
-    finally:
-        del grad
-    return samples, False
+                    break
+        cancel.wait_while_paused()
+        done = spent_ns / budget_ns if budget_ns is not None else n / total
+        yield Progress((k + min(done, 1.0)) * share, f"Batch {batch}: {n} iterations",
+                       {"kind": "latency", "batch": batch, "i": n - 1, "ms": samples[-1],
+                        "recent_ms": samples[sent:]})
+        sent = n
 
 
 def _run_checked(call: Callable[[], Any], batch: int, runtime: str, first: bool) -> Any:

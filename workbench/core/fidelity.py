@@ -9,6 +9,9 @@ argmax agreement) and, where it can, each layer's output as SQNR in dB:
   tensor names survive in the child (ONNX Runtime's quantizers keep them) are exposed as
   extra graph outputs of both and compared. Best effort: unmatched names are skipped.
 * torch against ONNX: no per-layer figures (names do not correspond); `per_layer` is {}.
+
+Per-layer SQNR compares each layer's output in a full run of each model, so it measures
+the error accumulated up to that layer, not the layer's own contribution alone.
 """
 
 from __future__ import annotations

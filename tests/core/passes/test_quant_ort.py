@@ -140,6 +140,7 @@ def test_unknown_exclusions_are_named(onnx_mlp: Path) -> None:
     (OrtStaticQuantize, {"calibration": "kl"}),
     (OrtStaticQuantize, {"format": "qint"}),
     (OrtStaticQuantize, {"activation_type": "fp8"}),
+    (OrtStaticQuantize, {"activation_type": "int8", "weight_type": "uint8"}),
 ])
 def test_bad_params_leave_the_variant_alone(onnx_mlp: Path, cls: type, params: dict) -> None:
     v = load_model(str(onnx_mlp))
@@ -190,3 +191,14 @@ def test_minilm_dynamic_per_channel() -> None:
     out = run_session(ort_session(new.model), (ids[:, :40], mask[:, :40]))
     assert out.shape == (2, 384)
     assert np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-3)
+
+
+def test_static_on_a_transformer_quantizes_matmuls_only() -> None:
+    v = build_zoo("transformer-tiny")
+    result = apply_pass(OrtStaticQuantize(), v, {"samples": 16})
+    details = result.report.details
+    assert details["op_types"] == ["MatMul", "Gemm", "Gather"]
+    assert details["fidelity"]["cosine"] > 0.99
+    explicit = apply_pass(OrtStaticQuantize(), v, {"samples": 8, "op_types": ["Gemm"]})
+    assert explicit.report.details["op_types"] == ["Gemm"]
+    assert explicit.report.details["quantized_nodes"] < details["quantized_nodes"]
