@@ -42,12 +42,14 @@ def check_record(r: BenchRecord, batch: int, iters: int) -> None:
     a = np.asarray(r.samples_ms)
     assert np.all(a > 0)
     assert r.min_ms <= r.p50_ms <= r.p90_ms <= r.p99_ms <= r.max_ms
-    assert r.min_ms == pytest.approx(a.min()) and r.max_ms == pytest.approx(a.max())
+    assert r.min_ms == pytest.approx(a.min())
+    assert r.max_ms == pytest.approx(a.max())
     assert r.mean_ms == pytest.approx(a.mean())
     assert r.p50_ms == pytest.approx(float(np.median(a)))
     assert r.std_ms == pytest.approx(a.std(ddof=1))
     assert r.throughput == pytest.approx(batch * 1000.0 / r.mean_ms, rel=1e-9)
-    assert r.model_bytes and r.model_bytes > 0
+    assert r.model_bytes
+    assert r.model_bytes > 0
     assert r.peak_memory_bytes is None or r.peak_memory_bytes > 10_000_000  # RSS of a python
 
 
@@ -61,7 +63,8 @@ def test_sweep_gives_sane_records_per_batch() -> None:
                 if isinstance(s.payload, dict) and s.payload.get("kind") == "record"]
     assert recorded == result.records
     fractions = [s.fraction for s in steps if s.fraction is not None]
-    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert fractions == sorted(fractions)
+    assert fractions[-1] == pytest.approx(1.0)
     assert not result.stopped
     assert result.record() is result.records[0]
     assert result.record(16) is result.records[2]
@@ -78,13 +81,16 @@ def test_result_json_has_machine_versions_and_config() -> None:
         assert key in rec
     assert len(rec["samples_ms"]) == 10
     assert "samples_ms" not in result.to_json(samples=False)["records"][0]
-    assert data["machine"]["logical_cores"] >= 1 and data["machine"]["cpu"]
-    assert data["machine"]["threads"] == 1 and data["machine"]["os"]
+    assert data["machine"]["logical_cores"] >= 1
+    assert data["machine"]["cpu"]
+    assert data["machine"]["threads"] == 1
+    assert data["machine"]["os"]
     assert data["versions"]["torch"] == torch.__version__.split("+")[0] or \
         data["versions"]["torch"] == torch.__version__
     for lib in ("python", "onnx", "onnxruntime", "workbench"):
         assert data["versions"][lib]
-    assert data["config"]["batch_sizes"] == [2] and data["config"]["runtime"] == "torch"
+    assert data["config"]["batch_sizes"] == [2]
+    assert data["config"]["runtime"] == "torch"
 
 
 @pytest.mark.parametrize("runtime", ["torch", "ort"])
@@ -146,7 +152,8 @@ def test_live_progress_is_throttled_but_keeps_every_sample() -> None:
     streamed = [ms for p in live for ms in p["recent_ms"]]
     assert streamed == record.samples_ms[:len(streamed)]
     for p in live:
-        assert p["batch"] == 1 and p["ms"] == record.samples_ms[p["i"]]
+        assert p["batch"] == 1
+        assert p["ms"] == record.samples_ms[p["i"]]
 
 
 def test_duration_still_times_a_few_iterations() -> None:
@@ -171,12 +178,14 @@ def test_cancel_stops_and_returns_what_was_measured() -> None:
     assert time.perf_counter() - start < 30
     assert result.stopped
     (record,) = result.records  # batch 2 never started
-    assert record.partial and 0 < record.iters < 10_000_000
+    assert record.partial
+    assert 0 < record.iters < 10_000_000
     assert "Stopped after" in record.warning
     token = CancelToken()
     token.cancel()
     result = run_job(benchmark(build_zoo("mlp"), BenchConfig(runtime="torch"), token))
-    assert result.stopped and result.records == []
+    assert result.stopped
+    assert result.records == []
 
 
 def test_threads_are_set_and_restored() -> None:
@@ -239,9 +248,11 @@ def test_noise_flag() -> None:
     tail = steady.copy()
     tail[-3:] = 5.0  # a few 5x outliers: p99 far above p50
     noisy, text = noise_warning(tail)
-    assert noisy and "p99" in text
+    assert noisy
+    assert "p99" in text
     record = BenchRecord.from_samples(list(tail), "torch", "cpu", 1)
-    assert record.noisy and record.warning
+    assert record.noisy
+    assert record.warning
 
 
 def test_two_runs_of_the_same_model_agree_within_noise() -> None:
@@ -256,5 +267,6 @@ def test_two_runs_of_the_same_model_agree_within_noise() -> None:
 def test_torch_compile_never_times_the_compilation() -> None:
     result, _ = run(build_zoo("mlp"), runtime="torch_compile", warmup=0, iters=5)
     (record,) = result.records
-    assert record.runtime == "torch_compile" and record.warmup == 1
+    assert record.runtime == "torch_compile"
+    assert record.warmup == 1
     assert record.max_ms < 500  # compiling takes seconds

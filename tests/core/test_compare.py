@@ -79,7 +79,8 @@ def test_table_columns_and_speedups(workspace: Workspace) -> None:
     assert child.speedup == pytest.approx(2.0)
     assert grandchild.speedup == pytest.approx(4.0)  # against the root, not its parent
     assert grandchild.baseline == root.id
-    assert orphan.baseline == orphan.id and orphan.speedup == pytest.approx(1.0)
+    assert orphan.baseline == orphan.id
+    assert orphan.speedup == pytest.approx(1.0)
     assert (root.accuracy, child.accuracy, grandchild.accuracy) == (0.95, 0.94, None)
     json.dumps([r.to_json() for r in rows])
     by_child = compare_table(workspace.entries(), baseline=child.id)
@@ -119,22 +120,29 @@ def test_csv_and_markdown(workspace: Workspace) -> None:
     assert [p["name"] for p in parsed] == [r.name for r in rows]
     assert float(parsed[1]["speedup"]) == pytest.approx(2.0)
     assert int(parsed[0]["parameters"]) == rows[0].parameters
-    assert parsed[1]["p99_ms"] == "" and parsed[2]["accuracy"] == ""
+    assert parsed[1]["p99_ms"] == ""
+    assert parsed[2]["accuracy"] == ""
     md = to_markdown(rows).splitlines()
-    assert md[0].startswith("| Variant |") and "Speed-up" in md[0]
+    assert md[0].startswith("| Variant |")
+    assert "Speed-up" in md[0]
     assert set(md[1].replace("|", "").replace(":", "").replace("-", "")) == set()
     assert len(md) == 2 + len(rows)
     assert all(line.count(" | ") == len(COLUMNS) - 1 for line in md[2:])  # escaped pipe
-    assert "pruned \\| 80%" in md[4] and "2.00×" in md[3] and "—" in md[3]
+    assert "pruned \\| 80%" in md[4]
+    assert "2.00×" in md[3]
+    assert "—" in md[3]
 
 
 def test_diff_finds_removed_channels() -> None:
     before = run_job(analyse(build_zoo("mlp")))
     result = apply_pass(discover().get("prune.structured"), before, {"ratio": 0.5})
     diff = diff_variants(before, result.analysis)
-    assert diff.comparable and not diff.added and not diff.removed
+    assert diff.comparable
+    assert not diff.added
+    assert not diff.removed
     channels = diff.removed_channels
-    assert channels and all(n > 0 for n in channels.values())
+    assert channels
+    assert all(n > 0 for n in channels.values())
     weights = {w["name"]: w for w in diff.weights}
     assert weights["1.weight"]["shape_before"] == [128, 64]
     assert weights["1.weight"]["shape_after"][0] < 128

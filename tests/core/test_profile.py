@@ -45,11 +45,13 @@ def test_onnx_profile_uses_graph_names(onnx_mlp: Path) -> None:
     variant = load_model(str(onnx_mlp))
     profile = profile_layers(variant, iters=10, threads=1)
     check_profile(profile, variant, 10)
-    assert profile.runtime == "ort" and profile.batch == 1
+    assert profile.runtime == "ort"
+    assert profile.batch == 1
     assert not profile.unmapped
     # ORT fuses MatMul+Add (and the Relu); the time lands on the MatMul nodes
     assert share_of(profile, {"linear"}, variant) > 0.9
-    assert profile.times["/fc1/MatMul"] > 0 and profile.times["/fc2/MatMul"] > 0
+    assert profile.times["/fc1/MatMul"] > 0
+    assert profile.times["/fc2/MatMul"] > 0
 
 
 def test_nameless_onnx_nodes_are_keyed_like_the_graph(onnx_mlp: Path) -> None:
@@ -60,7 +62,8 @@ def test_nameless_onnx_nodes_are_keyed_like_the_graph(onnx_mlp: Path) -> None:
     profile = profile_layers(variant, batch=4, iters=5, threads=1)
     check_profile(profile, variant, 5)
     assert set(profile.times) == {"h0", "h1", "h2", "y"}  # graph_onnx names them by output
-    assert profile.times["h0"] > 0 and profile.times["y"] > 0
+    assert profile.times["h0"] > 0
+    assert profile.times["y"] > 0
     assert all(not n.name for n in model.graph.node)  # the caller's model is untouched
 
 

@@ -37,7 +37,8 @@ def digits() -> Any:
 @pytest.fixture(scope="module")
 def trained(digits: Any) -> Any:
     result = run_job(train(build_zoo("mlp"), digits, TrainConfig(epochs=3, lr=3e-3)))
-    assert result.test is not None and result.test.accuracy > 0.8
+    assert result.test is not None
+    assert result.test.accuracy > 0.8
     return result.variant
 
 
@@ -60,7 +61,8 @@ def test_pruning_each_layer_ranks_layers(trained: Any, digits: Any) -> None:
                                                   "5": 64 * 10 + 10}
     per_layer = [s.payload["row"] for s in steps if isinstance(s.payload, dict)
                  and s.payload.get("kind") == "sensitivity"]
-    assert [p.layer for p in per_layer] == LAYERS and set(per_layer) == set(rows)
+    assert [p.layer for p in per_layer] == LAYERS
+    assert set(per_layer) == set(rows)
 
 
 def test_score_equals_prune_magnitude_on_that_layer_alone(trained: Any, digits: Any) -> None:
@@ -101,7 +103,8 @@ def test_helpers() -> None:
     assert int((pruned == 0).sum()) == 3
     assert torch.equal(pruned[pruned != 0].abs().sort().values, torch.arange(4.0, 11.0))
     q = fake_int8(w)
-    assert q.shape == w.shape and (q - w).abs().max() <= w.abs().amax(1).max() / 254 + 1e-6
+    assert q.shape == w.shape
+    assert (q - w).abs().max() <= w.abs().amax(1).max() / 254 + 1e-6
     assert torch.equal(fake_int8(torch.zeros(3, 2)), torch.zeros(3, 2))
     rows = [LayerSensitivity("a", 1, 1.0, 0.9, 0.1), LayerSensitivity("b", 1, 1.0, 0.5, 0.5),
             LayerSensitivity("c", 1, 1.0, 1.0, 0.0), LayerSensitivity("d", 1, 1.0, 1.1, -0.1)]

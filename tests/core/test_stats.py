@@ -72,3 +72,38 @@ def test_onnx_variant_stats(onnx_mlp: Path) -> None:
     stats = weight_stats(load_model(str(onnx_mlp)))
     assert set(stats.tensors) == {"fc1.w", "fc1.b", "fc2.w"}
     assert stats.tensors["fc1.b"].sparsity == 1.0
+
+
+def test_masked_pruning_reports_the_effective_weights() -> None:
+    from workbench.core.passes import apply_pass
+    from workbench.core.plugins import discover
+
+    result = apply_pass(discover().get("prune.magnitude"), build_zoo("lenet5"),
+                        {"sparsity": 0.5, "permanent": False})
+    stats = weight_stats(result.variant)
+    assert "0.weight" in stats.tensors
+    assert "0.weight_orig" not in stats.tensors
+    assert stats.tensors["0.weight"].sparsity == pytest.approx(0.5, abs=0.01)
+
+
+def test_kmeans_clusters_are_listed() -> None:
+    from workbench.core.passes import apply_pass
+    from workbench.core.plugins import discover
+
+    result = apply_pass(discover().get("quantize.kmeans"), build_zoo("lenet5"), {"bits": 3})
+    t = weight_stats(result.variant).tensors["3.weight"]
+    assert t.distinct is not None
+    assert t.distinct <= 8
+    assert t.values is not None
+    assert t.value_counts is not None
+    assert int(t.value_counts.sum()) == t.numel
+
+
+def test_dynamic_int8_sizes_count_packed_weights() -> None:
+    from workbench.core.passes import apply_pass
+    from workbench.core.plugins import discover
+
+    for name in ("mlp", "gru"):
+        r = apply_pass(discover().get("quantize.torch_dynamic"), build_zoo(name))
+        assert r.report.after["parameters"] == r.report.before["parameters"]
+        assert r.report.after["size_bytes"] < 0.35 * r.report.before["size_bytes"]

@@ -273,9 +273,7 @@ class _Runner:
     """One inference call ready to time (`call`), and what to run around it."""
 
     call: Callable[[], Any]
-    threads: int | None
-    sync: Callable[[], None] | None = None
-    model_bytes: int | None = None
+    sync: Callable[[], None] | None = None  # torch.cuda.synchronize on a GPU
 
 
 def _torch_runner(variant: Variant, cfg: BenchConfig, batch: int, model: Any) -> _Runner:
@@ -290,10 +288,10 @@ def _torch_runner(variant: Variant, cfg: BenchConfig, batch: int, model: Any) ->
     def call() -> Any:
         return model(*args)
 
-    return _Runner(call, torch.get_num_threads(), sync)
+    return _Runner(call, sync)
 
 
-def _ort_runner(session: Any, variant: Variant, batch: int, threads: int | None) -> _Runner:
+def _ort_runner(session: Any, variant: Variant, batch: int) -> _Runner:
     from workbench.core.runtime import session_feed
 
     feed = session_feed(session, variant.example_inputs(batch=batch))
@@ -302,7 +300,7 @@ def _ort_runner(session: Any, variant: Variant, batch: int, threads: int | None)
     def call() -> Any:
         return run(None, feed)
 
-    return _Runner(call, threads)
+    return _Runner(call)
 
 
 def bench_session(model: Any, threads: int | None = None, device: str = "cpu") -> Any:
@@ -423,7 +421,7 @@ def _prepare(variant: Variant, cfg: BenchConfig, runtime: str, notes: list[str]
         if cfg.device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
             notes.append("ONNX Runtime fell back to the CPU for this model.")
         size = model_bytes(model)
-        return (lambda batch: _ort_runner(session, variant, batch, cfg.threads)), size, \
+        return (lambda batch: _ort_runner(session, variant, batch)), size, \
             cfg.threads
     import torch
 

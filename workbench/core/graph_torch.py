@@ -21,8 +21,7 @@ def torch_layer_graph(variant: Variant) -> LayerGraph:
     import torch
 
     model = variant.model
-    params = sum(p.numel() for p in model.parameters())
-    size = sum(t.numel() * t.element_size() for t in _tensors(model))
+    params, size = _totals(model)
     warnings: list[str] = []
     if not variant.inputs:
         warnings.append("No input shape given: the graph shows the module tree only.")
@@ -42,6 +41,40 @@ def torch_layer_graph(variant: Variant) -> LayerGraph:
     except Exception as exc:
         warnings.append(f"torch.fx failed ({_first_line(exc)}); showing the module tree.")
     return _module_tree_graph(model, params, size, warnings)
+
+
+def _totals(model: Any) -> tuple[int, int]:
+    """Parameter count and bytes, packed int8 weights of quantized layers included."""
+    import torch
+
+    params = sum(p.numel() for p in model.parameters())
+    size = sum(t.numel() * t.element_size() for t in _tensors(model))
+    seen: set[int] = set()
+
+    def packed(value: Any) -> None:
+        nonlocal params, size
+        if isinstance(value, torch.Tensor):
+            if id(value) not in seen:
+                seen.add(id(value))
+                params += value.numel()
+                size += value.numel() * value.element_size()
+        elif isinstance(value, (tuple, list)):
+            for v in value:
+                packed(v)
+
+    for key, value in model.state_dict().items():
+        if "_packed_params" in key:
+            packed(value)
+    for module in model.modules():  # dynamic-quantized LSTM/GRU keep ScriptObjects
+        if hasattr(module, "_all_weight_values") and callable(getattr(module, "_weight_bias",
+                                                                      None)):
+            try:
+                weights = module._weight_bias()
+            except Exception:
+                continue
+            for group in weights.values() if isinstance(weights, dict) else [weights]:
+                packed(list(group.values()) if isinstance(group, dict) else group)
+    return params, size
 
 
 def _tensors(model: Any) -> list[Any]:

@@ -27,6 +27,8 @@ class TensorStats:
     channel_min: np.ndarray | None = None  # per output channel (dim 0)
     channel_max: np.ndarray | None = None
     distinct: int | None = None  # number of distinct values, when small (quantized layers)
+    values: np.ndarray | None = None  # those distinct values (the codebook of a clustered layer)
+    value_counts: np.ndarray | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "shape": list(self.shape), "numel": self.numel,
@@ -66,7 +68,27 @@ def named_weights(variant: Variant) -> dict[str, Any]:
     for name, p in variant.model.named_parameters():
         if p.numel() > 1:
             out[name] = p.detach().to(torch.float32)  # fp16/bf16 weights read as float32
+    out.update(_masked_weights(variant.model, out))
     out.update(_packed_weights(variant.model))
+    return out
+
+
+def _masked_weights(model: Any, found: dict[str, Any]) -> dict[str, Any]:
+    """For `torch.nn.utils.prune` reparametrisations, the effective (masked) weight replaces
+    `weight_orig` under the plain name."""
+    import torch
+
+    out: dict[str, Any] = {}
+    for mod_name, module in model.named_modules():
+        prefix = f"{mod_name}." if mod_name else ""
+        for buf_name, _ in module.named_buffers(recurse=False):
+            if not buf_name.endswith("_mask"):
+                continue
+            base = buf_name.removesuffix("_mask")
+            found.pop(f"{prefix}{base}_orig", None)
+            effective = getattr(module, base, None)
+            if isinstance(effective, torch.Tensor):
+                out[prefix + base] = effective.detach().to(torch.float32)
     return out
 
 
@@ -128,9 +150,11 @@ def stats_from_tensors(weights: dict[str, Any], bins: int = 64) -> WeightStats:
             if t.ndim >= 2:
                 per = torch.aminmax(t.reshape(t.shape[0], -1), dim=1)
                 cmin, cmax = per.min.numpy().copy(), per.max.numpy().copy()
-            distinct = _distinct(flat)
+            values, value_counts = _distinct(flat)
+            distinct = None if values is None else len(values)
             tensors[name] = TensorStats(name, tuple(t.shape), n, tmin, tmax, mean, std,
-                                        nz / n, counts, edges, cmin, cmax, distinct)
+                                        nz / n, counts, edges, cmin, cmax, distinct, values,
+                                        value_counts)
             total += n
             total_sum += s
             total_sq += sq
@@ -155,17 +179,18 @@ def stats_from_tensors(weights: dict[str, Any], bins: int = 64) -> WeightStats:
     return WeightStats(tensors, summary, bins)
 
 
-def _distinct(flat: Any, limit: int = 256) -> int | None:
-    """The number of distinct values when it is at most `limit` (quantized layers), else None.
-
-    A sample decides first, so full-precision layers cost almost nothing.
-    """
+def _distinct(flat: Any, limit: int = 256) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The distinct values and their counts when there are at most `limit` (quantized or
+    clustered layers), else (None, None). A sample decides first, so full-precision layers
+    cost almost nothing."""
     import torch
 
     if torch.unique(flat[:4096]).numel() > limit:
-        return None
-    uniq = torch.unique(flat)
-    return int(uniq.numel()) if uniq.numel() <= limit else None
+        return None, None
+    uniq, counts = torch.unique(flat, return_counts=True)
+    if uniq.numel() > limit:
+        return None, None
+    return uniq.numpy().copy(), counts.numpy().copy()
 
 
 def _histogram(flat: Any, bins: int, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:

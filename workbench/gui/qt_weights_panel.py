@@ -63,6 +63,11 @@ class QtWeightsPanel(QWidget):
                                                           style=Qt.PenStyle.DashLine),
             name="parent")
         self.ref_curve.setVisible(False)
+        self.hist_plot.plotItem.legend.removeItem(self.ref_curve)
+        # a clustered (k-means) or quantized layer: one stem per shared value
+        self.clusters = pg.ScatterPlotItem(symbol="t", size=11, pen=pg.mkPen("#c62828"),
+                                           brush=pg.mkBrush("#e53935"))
+        self.hist_plot.addItem(self.clusters)
 
         self.channel_plot = pg.PlotWidget(title="Per-output-channel range")
         self.channel_plot.setLabel("bottom", "output channel")
@@ -168,6 +173,7 @@ class QtWeightsPanel(QWidget):
         if t is None:
             self.hist_curve.setData([0, 1], [0])
             self.ref_curve.setVisible(False)
+            self.clusters.setData([], [])
             self.channel_bars.setData(x=np.zeros(1), y=np.zeros(1), top=np.zeros(1),
                                       bottom=np.zeros(1))
             self.summary.setText("Open a model to see its weights.")
@@ -177,8 +183,15 @@ class QtWeightsPanel(QWidget):
         self.hist_plot.setTitle(f"Weight distribution — {t.name}")
         ref = self._lookup(self._reference, name)
         self.ref_curve.setVisible(ref is not None)
+        legend = self.hist_plot.plotItem.legend
+        legend.removeItem(self.ref_curve)
         if ref is not None:
             self.ref_curve.setData(ref.hist_edges, self._counts(ref.hist_counts))
+            legend.addItem(self.ref_curve, "parent")
+        if t.values is not None and t.value_counts is not None and len(t.values) <= 64:
+            self.clusters.setData(t.values, self._counts(t.value_counts.astype(float)))
+        else:
+            self.clusters.setData([], [])
         if t.channel_min is not None and t.channel_max is not None:
             x = np.arange(len(t.channel_min), dtype=float)
             mid = (t.channel_min + t.channel_max) / 2
@@ -188,26 +201,32 @@ class QtWeightsPanel(QWidget):
         else:
             self.channel_bars.setData(x=np.zeros(1), y=np.zeros(1), top=np.zeros(1),
                                       bottom=np.zeros(1))
-        distinct = f"  ·  {t.distinct} distinct values" if t.distinct is not None else ""
+        distinct = (f"  ·  <b>{t.distinct} distinct values</b> (clusters marked ▼)"
+                    if t.distinct is not None and t.distinct <= 64 else "")
         self.summary.setText(
             f"<b>{t.name}</b>  shape {'×'.join(map(str, t.shape))}  ·  {human_count(t.numel)} "
             f"values  ·  min {t.min:.4g}  max {t.max:.4g}  mean {t.mean:.4g}  std {t.std:.4g}"
             f"  ·  sparsity {t.sparsity:.1%}{distinct}")
         self._highlight_sparsity(name)
 
+    def _sparsity_names(self) -> list[str]:
+        """Weight matrices and kernels only: biases and norm scales are not pruned."""
+        if self._stats is None:
+            return []
+        return [n for n, t in self._stats.tensors.items() if len(t.shape) >= 2]
+
     def _draw_sparsity(self) -> None:
-        names = list(self._stats.tensors) if self._stats else []
+        names = self._sparsity_names()
         heights = [self._stats.tensors[n].sparsity for n in names] if self._stats else []
         x = np.arange(len(names), dtype=float)
         self.sparsity_bars.setOpts(x=x, height=np.asarray(heights, dtype=float), width=0.8)
         self.sparsity_plot.setXRange(-1, max(len(names), 1))
-        ticks = [(i, n.rsplit(".", 2)[-2] if n.count(".") >= 1 else n)
-                 for i, n in enumerate(names)]
-        step = max(1, len(ticks) // 12)
+        ticks = [(i, n.removesuffix(".weight")) for i, n in enumerate(names)]
+        step = max(1, len(ticks) // 6)
         self.sparsity_plot.getAxis("bottom").setTicks([ticks[::step]])
 
     def _highlight_sparsity(self, name: str | None) -> None:
-        names = list(self._stats.tensors) if self._stats else []
+        names = self._sparsity_names()
         if name in names:
             i = names.index(name)
             h = self._stats.tensors[name].sparsity if self._stats else 0.0
