@@ -368,6 +368,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from workbench.core.training import evaluate
 
     variant = load_model(args.source, **_load_options(args))
+    if args.against:
+        from workbench.core.fidelity import fidelity_report
+
+        reference = load_model(args.against, trust=args.trust)
+        report, warnings = fidelity_report(reference, variant, samples=args.samples,
+                                           per_layer=False)
+        if "cosine" not in report:
+            raise InvalidParameterError(f"Fidelity could not be measured: {report['error']}")
+        report["warnings"] = warnings
+        print(json.dumps(report, indent=2, default=str) if args.json else
+              f"cosine {report['cosine']:.5f}  max |diff| {report['max_abs_diff']:.4g}  "
+              f"({report['samples']} {report.get('inputs', '')} samples)")
+        return 0
+    if not args.data:
+        raise InvalidParameterError("Give --data DATASET, or --against REFERENCE for "
+                                    "embedding models.")
     dataset = _dataset_for(variant, args.data, args.seed)
     result = evaluate(variant, dataset, args.split)
     out = {"accuracy": result.accuracy, "loss": result.loss, "top5": result.top5,
@@ -542,9 +558,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_load_options(p)
     p.set_defaults(func=cmd_distill)
 
-    p = sub.add_parser("eval", help="evaluate a model on a dataset")
+    p = sub.add_parser("eval", help="evaluate a model on a dataset (or against a reference)")
     p.add_argument("source", help="model file or zoo:NAME")
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", help="dataset: digits, synthetic, a folder, .npz or .csv")
+    p.add_argument("--against", metavar="REFERENCE",
+                   help="fidelity against a reference model (for embedding models)")
+    p.add_argument("--samples", type=int, default=24, help="samples for --against")
     p.add_argument("--split", choices=("train", "val", "test"), default="test")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--confusion", action="store_true", help="include the confusion matrix")

@@ -10,7 +10,7 @@ def describe(variant: Variant) -> LayerGraph:
     if variant.backend == "onnx":
         from workbench.core.graph_onnx import onnx_layer_graph
 
-        return onnx_layer_graph(variant.model)
+        return onnx_layer_graph(variant.model, {s.name: s.shape for s in variant.inputs})
     from workbench.core.graph_torch import torch_layer_graph
 
     return torch_layer_graph(variant)

@@ -8,15 +8,21 @@ from typing import Any
 from workbench.core.layergraph import LayerGraph, Node, TensorInfo, edges_from_nodes
 
 
-def onnx_layer_graph(model: Any) -> LayerGraph:
-    """Describe `model` (an `onnx.ModelProto`); free input dimensions are taken as 1."""
+def onnx_layer_graph(model: Any, input_shapes: dict[str, tuple[int, ...]] | None = None
+                     ) -> LayerGraph:
+    """Describe `model` (an `onnx.ModelProto`).
+
+    Free input dimensions take their size from `input_shapes` (the variant's declared
+    inputs) or else 1, so that MACs are counted for a concrete input.
+    """
     import onnx
     from onnx import helper
 
     warnings: list[str] = []
     graph = model.graph
     try:
-        inferred = onnx.shape_inference.infer_shapes(_fix_free_dims(model), data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(_fix_free_dims(model, input_shapes or {}),
+                                                     data_prop=True)
     except Exception as exc:  # shape inference is best effort
         warnings.append(f"Shape inference failed: {str(exc).splitlines()[0]}")
         inferred = model
@@ -68,8 +74,12 @@ def onnx_layer_graph(model: Any) -> LayerGraph:
     )
 
 
-def _fix_free_dims(model: Any) -> Any:
-    """A copy of `model` whose symbolic input dimensions are set to 1 (for MACs)."""
+def _fix_free_dims(model: Any, shapes: dict[str, tuple[int, ...]]) -> Any:
+    """A copy of `model` whose symbolic input dimensions are concrete (for MACs).
+
+    A named free dimension (`batch`, `sequence`) takes the same size wherever it appears in
+    the graph's recorded shapes, so exporter-written value_info stays consistent.
+    """
     import onnx
 
     inits = {i.name for i in model.graph.initializer}
@@ -78,13 +88,25 @@ def _fix_free_dims(model: Any) -> Any:
         return model
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
+    named: dict[str, int] = {}
     for inp in copy.graph.input:
         if inp.name in inits:
             continue
-        for d in inp.type.tensor_type.shape.dim:
+        given = shapes.get(inp.name)
+        for i, d in enumerate(inp.type.tensor_type.shape.dim):
             if not d.HasField("dim_value") or d.dim_value <= 0:
+                size = int(given[i]) if given is not None and i < len(given) else 1
+                if d.dim_param:
+                    named.setdefault(d.dim_param, size)
                 d.Clear()
-                d.dim_value = 1
+                d.dim_value = size
+    if named:
+        for vi in (*copy.graph.value_info, *copy.graph.output):
+            for d in vi.type.tensor_type.shape.dim:
+                if d.dim_param in named:
+                    size = named[d.dim_param]
+                    d.Clear()
+                    d.dim_value = size
     return copy
 
 

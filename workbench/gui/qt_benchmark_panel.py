@@ -181,7 +181,7 @@ class QtBenchmarkPanel(QWidget):
         kind = payload.get("kind")
         if kind == "latency":
             samples = self._samples.setdefault(payload["batch"], [])
-            samples.append(payload["ms"])
+            samples.extend(payload.get("recent_ms") or [payload["ms"]])
             self._draw_live(payload["batch"])
         elif kind == "record":
             self.add_record(payload["record"])

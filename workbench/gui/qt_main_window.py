@@ -441,25 +441,48 @@ class QtMainWindow(QMainWindow):
         return self.jobs.run(f"Training {variant.name}", job, done, failed, graceful=True)
 
     def evaluate_selected(self, dataset: str) -> Any:
-        """Evaluate the selected variant on a dataset; fills its accuracy column."""
+        """Evaluate the selected variant on a dataset; fills its accuracy column.
+
+        Embedding models (no labels) are measured by fidelity against their parent instead.
+        """
         from workbench.core.data import load_dataset
+        from workbench.core.fidelity import fidelity_report
         from workbench.core.training import evaluate
 
         entry = self.workspace.selected
         if entry is None or self.jobs.busy:
             return None
         variant = entry.analysis.variant
+        parent = self.workspace.parent_of(entry.id)
+        embedding = variant.metadata.get("task") == "embedding"
+        if embedding and parent is None:
+            self._error(f"{entry.name} is an embedding model: its fidelity is measured "
+                        "against a parent variant. Select an optimized child.")
+            return None
 
         def job(token: Any) -> Any:
-            yield Progress(None, f"Evaluating on {dataset}…")
+            yield Progress(None, f"Evaluating {entry.name}…")
+            if embedding:
+                report, _ = fidelity_report(parent.analysis.variant, variant, samples=24,
+                                            per_layer=False)
+                return ("fidelity", report)
             spec = variant.inputs[0]
             data = load_dataset(dataset, spec.shape, input_dtype=spec.dtype)
-            return evaluate(variant, data)
+            return ("accuracy", evaluate(variant, data))
 
         def done(result: Any) -> None:
-            self.workspace.set_result(entry.id, "accuracy", result.accuracy)
-            self.status_label.setText(f"{entry.name}: accuracy {result.accuracy:.4f}, loss "
-                                      f"{result.loss:.4f}")
+            kind, value = result
+            if kind == "fidelity":
+                if "cosine" not in value:
+                    self._error(f"Fidelity could not be measured: {value.get('error')}")
+                    return
+                self.workspace.set_result(entry.id, "fidelity", value["cosine"])
+                self.status_label.setText(f"{entry.name}: cosine {value['cosine']:.4f} "
+                                          "against its parent")
+                return
+            self.workspace.set_result(entry.id, "accuracy", value.accuracy)
+            self.status_label.setText(f"{entry.name}: accuracy {value.accuracy:.4f}, loss "
+                                      f"{value.loss:.4f}")
 
         return self.jobs.run("Evaluating", job, done, lambda exc: self._error(str(exc)))
 

@@ -46,10 +46,12 @@ class QtVariantList(QTreeWidget):
         g = entry.analysis.graph
         sparsity = entry.analysis.stats.summary.sparsity
         acc = entry.results.get("accuracy")
+        cos = entry.results.get("fidelity")
         lat = entry.results.get("latency_ms")
         return [entry.name, human_count(g.parameters), human_bytes(g.size_bytes),
                 human_count(g.macs), f"{sparsity:.1%}",
-                f"{acc:.1%}" if acc is not None else "—",
+                f"{acc:.1%}" if acc is not None else (
+                    f"cos {cos:.3f}" if cos is not None else "—"),
                 f"{lat:.2f} ms" if lat is not None else "—"]
 
     def _on_added(self, variant_id: str) -> None:
