@@ -19,6 +19,7 @@ def _apply_from_dock(qtbot: Any, window: Any, pass_name: str, **values: Any) -> 
     assert panel.apply_button.isEnabled()
     with qtbot.waitSignal(window.pass_applied, timeout=120_000) as blocker:
         qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.jobs.busy, timeout=10_000)
     return blocker.args[0]
 
 
@@ -148,6 +149,7 @@ def test_export_and_recipe_from_the_window(qtbot: Any, main_window: Any, tmp_pat
     out = tmp_path / "pruned.pt2"
     with qtbot.waitSignal(main_window.jobs.finished, timeout=60_000):
         main_window.export_to(str(out))
+    assert main_window.last_error is None
     assert load_model(str(out)).format == "pt2"
     recipe_path = tmp_path / "recipe.json"
     Recipe.of(main_window.workspace.selected.analysis.variant).save(recipe_path)

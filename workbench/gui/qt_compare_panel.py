@@ -161,15 +161,28 @@ class QtComparePanel(QWidget):
         atomic_write_text(path, text)
 
     def export_plot(self, path: str | Path) -> None:
-        from pyqtgraph.exporters import ImageExporter, SVGExporter
+        from pyqtgraph.exporters import ImageExporter
 
-        path = Path(path)
-        exporter = SVGExporter(self.pareto.plotItem) if path.suffix.lower() == ".svg" \
-            else ImageExporter(self.pareto.plotItem)
         from workbench.core.fileio import atomic_path
 
+        path = Path(path)
         with atomic_path(path) as tmp:
-            exporter.export(str(tmp))
+            if path.suffix.lower() == ".svg":
+                # Qt's own SVG painter: pyqtgraph's SVGExporter trips over Qt 6 path data
+                from PySide6.QtCore import QRect
+                from PySide6.QtGui import QPainter
+                from PySide6.QtSvg import QSvgGenerator
+
+                gen = QSvgGenerator()
+                gen.setFileName(str(tmp))
+                gen.setSize(self.pareto.size())
+                gen.setViewBox(QRect(0, 0, self.pareto.width(), self.pareto.height()))
+                gen.setTitle("Workbench Pareto plot")
+                painter = QPainter(gen)
+                self.pareto.render(painter)
+                painter.end()
+            else:
+                ImageExporter(self.pareto.plotItem).export(str(tmp))
 
     # internals ----------------------------------------------------------------------------
     def _draw_pareto(self) -> None:

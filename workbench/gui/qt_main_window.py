@@ -137,6 +137,8 @@ class QtMainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
         self.jobs.started.connect(self._on_job_started)
+        self.jobs.started.connect(lambda _t: self.passes_panel.set_busy(True))
+        self.jobs.finished.connect(lambda: self.passes_panel.set_busy(False))
         self.jobs.progress.connect(self._on_job_progress)
         self.jobs.finished.connect(self._on_job_finished)
 
@@ -311,6 +313,8 @@ class QtMainWindow(QMainWindow):
         entry = self.workspace.selected
         if entry is not None:
             self.push(DeleteVariant(self.workspace, entry.id))
+            if not self.jobs.busy:
+                self.jobs.release_memory()
 
     def rename_dialog(self) -> None:
         entry = self.workspace.selected
@@ -619,6 +623,7 @@ class QtMainWindow(QMainWindow):
         """Export the selected variant in a worker (ONNX conversion can take a while)."""
         entry = self.workspace.selected
         if entry is None or self.jobs.busy:
+            self._error("Select a variant, and wait for the running job to finish.")
             return None
         variant = entry.analysis.variant
 

@@ -39,6 +39,9 @@ class QtPassesPanel(QWidget):
         super().__init__(parent)
         self.registry = registry
         self.variant: Any = None  # the selected Variant (for previews and backend checks)
+        # No torch work on the GUI thread while a worker runs: torch.export's fake-tensor
+        # mode is not safe against tensor ops from another thread.
+        self.busy = False
         self.form: QtParamForm | None = None
 
         self.tree = QTreeWidget()
@@ -160,7 +163,14 @@ class QtPassesPanel(QWidget):
     def _refresh_preview(self) -> None:
         self._preview_now()
 
+    def set_busy(self, busy: bool) -> None:
+        self.busy = busy
+        if not busy:
+            self._refresh_preview()
+
     def _preview_now(self) -> None:
+        if self.busy:
+            return
         cls = self.current_pass()
         values = None
         if cls is not None and self.variant is not None and self.form is not None and \

@@ -55,9 +55,10 @@ class QtJobRunner(QObject):
         worker.finished.connect(self._on_finished)
         self._worker, self._token = worker, token
         self.started.emit(title)
-        # While a job runs, the objects that already exist are moved out of the collector's
-        # reach: a full collection over them (hundreds of ms after a big model is open) would
-        # hold the GIL and freeze the window. They are handed back when the job ends.
+        # The objects that exist when a job starts are moved out of the collector's reach: a
+        # full collection over them (hundreds of ms once a big model is open) would hold the
+        # GIL and freeze the window mid-job. `release_memory` hands them back when the user
+        # deletes variants, the moment when memory is worth a pause.
         gc.freeze()
         worker.start()
         return worker
@@ -88,8 +89,13 @@ class QtJobRunner(QObject):
         if isinstance(step, Progress):
             self.progress.emit(step)
 
-    def _on_finished(self) -> None:
+    @staticmethod
+    def release_memory() -> None:
+        """Let the collector see every object again and collect now."""
         gc.unfreeze()
+        gc.collect()
+
+    def _on_finished(self) -> None:
         self._worker = None
         self._token = None
         self.finished.emit()
