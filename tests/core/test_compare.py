@@ -171,3 +171,12 @@ def test_diff_finds_quantize_ops(onnx_mlp: Path, pass_name: str) -> None:
         assert "DynamicQuantizeLinear" in added
     assert "MatMul" in diff.ops_removed
     assert any(w["change"] == "added" for w in diff.weights)  # scales, zero points
+
+
+def test_an_unmeasured_root_does_not_hide_speedups(workspace: Workspace) -> None:
+    root_id = workspace.entries()[0].id
+    del workspace.get(root_id).results["benchmark"]
+    rows = compare_table(workspace.entries())
+    assert rows[0].speedup is None
+    assert rows[1].speedup == pytest.approx(1.0)  # the oldest measured ancestor: itself
+    assert rows[2].speedup == pytest.approx(2.0)  # against "pruned 50%"

@@ -59,7 +59,7 @@ def compare_table(entries: Sequence[Any], baseline: str | None = None) -> list[C
         graph = e.analysis.graph
         variant = e.analysis.variant
         p50, p99, batch, runtime = latency[e.id]
-        ref = baseline if baseline in by_id else lineage_root(e, by_id)
+        ref = baseline if baseline in by_id else measured_root(e, by_id, latency)
         ref_p50 = latency[ref][0]
         speedup = ref_p50 / p50 if ref_p50 and p50 else None
         accuracy = e.results.get("accuracy")
@@ -81,6 +81,24 @@ def lineage_root(entry: Any, by_id: dict[str, Any]) -> str:
             return current.id
         seen.add(parent)
         current = by_id[parent]
+
+
+def measured_root(entry: Any, by_id: dict[str, Any],
+                  latency: dict[str, tuple[Any, ...]]) -> str:
+    """The oldest ancestor of `entry` (itself included) that has a measured latency, so an
+    unmeasured, untrained root does not hide every speed-up; the lineage root otherwise."""
+    chain = [entry]
+    seen = {entry.id}
+    while True:
+        parent = chain[-1].analysis.variant.parent
+        if parent is None or parent not in by_id or parent in seen:
+            break
+        seen.add(parent)
+        chain.append(by_id[parent])
+    for e in reversed(chain):
+        if latency[e.id][0]:
+            return str(e.id)
+    return str(chain[-1].id)
 
 
 def _latency(results: dict[str, Any]) -> tuple[float | None, float | None, int | None,

@@ -222,7 +222,7 @@ class QtWeightsPanel(QWidget):
         self.sparsity_bars.setOpts(x=x, height=np.asarray(heights, dtype=float), width=0.8)
         self.sparsity_plot.setXRange(-1, max(len(names), 1))
         ticks = [(i, n.removesuffix(".weight")) for i, n in enumerate(names)]
-        step = max(1, len(ticks) // 6)
+        step = max(1, (len(ticks) + 2) // 3)
         self.sparsity_plot.getAxis("bottom").setTicks([ticks[::step]])
 
     def _highlight_sparsity(self, name: str | None) -> None:
