@@ -221,7 +221,8 @@ class QtWeightsPanel(QWidget):
         x = np.arange(len(names), dtype=float)
         self.sparsity_bars.setOpts(x=x, height=np.asarray(heights, dtype=float), width=0.8)
         self.sparsity_plot.setXRange(-1, max(len(names), 1))
-        ticks = [(i, ".".join(n.removesuffix(".weight").split(".")[-2:])) for i, n in enumerate(names)]
+        ticks = [(i, ".".join(n.removesuffix(".weight").split(".")[-2:]))
+                 for i, n in enumerate(names)]
         step = max(1, (len(ticks) + 2) // 3)
         self.sparsity_plot.getAxis("bottom").setTicks([ticks[::step]])
 
