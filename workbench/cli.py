@@ -328,7 +328,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
     export_format(args.output)
     cfg = _train_config(args)
     cfg.validate()
-    teacher = load_model(args.teacher, trust=args.trust)
+    teacher = load_model(args.teacher, trust=args.trust, input_shape=args.input_shape
+                         if args.teacher.startswith("zoo:") else None)
     student = load_model(args.student, arch=args.arch, trust=args.trust,
                          input_shape=args.input_shape or (
                              teacher.inputs[0].shape if teacher.inputs else None),
