@@ -233,3 +233,16 @@ def test_iterative_prune_schedule(teacher: Any, digits: Any) -> None:
     assert all(r.variant.parent is not None for r in schedule.rounds)
     last = schedule.rounds[-1]
     assert last.within_budget or len(schedule.rounds) <= 3
+
+
+def test_an_onnx_teacher_runs_with_onnx_runtime(teacher: Any, digits: Any) -> None:
+    from workbench.core.distill import teacher_logits
+    from workbench.core.passes import apply_pass
+    from workbench.core.plugins import discover
+
+    onnx_teacher = apply_pass(discover().get("convert.onnx"), teacher.variant).variant
+    assert onnx_teacher.backend == "onnx"
+    a = teacher_logits(teacher.variant, digits)
+    b = teacher_logits(onnx_teacher, digits)
+    assert torch.allclose(a, b, atol=1e-3)
+    assert evaluate(onnx_teacher, digits).accuracy == pytest.approx(teacher.test.accuracy)

@@ -616,10 +616,16 @@ class QtMainWindow(QMainWindow):
             return
         path, _ = QFileDialog.getSaveFileName(self, "Export variant", entry.name.replace(
             "·", "_").replace(":", "_"), EXPORT_FILTER)
-        if path:
-            self.export_to(path)
+        if not path:
+            return
+        opset = 18
+        if path.lower().endswith(".onnx") and entry.analysis.variant.backend == "torch":
+            opset, ok = QInputDialog.getInt(self, "ONNX opset", "Opset version:", 18, 13, 21)
+            if not ok:
+                return
+        self.export_to(path, opset)
 
-    def export_to(self, path: str) -> Any:
+    def export_to(self, path: str, opset: int = 18) -> Any:
         """Export the selected variant in a worker (ONNX conversion can take a while)."""
         entry = self.workspace.selected
         if entry is None or self.jobs.busy:
@@ -629,7 +635,7 @@ class QtMainWindow(QMainWindow):
 
         def job(token: Any) -> Any:
             yield Progress(None, f"Exporting to {path}…")
-            return export_variant(variant, path)
+            return export_variant(variant, path, opset=opset)
 
         return self.jobs.run(
             "Exporting", job,
