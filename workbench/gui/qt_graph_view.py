@@ -8,9 +8,7 @@ hidden below a zoom threshold, and, when zoomed far out, every box drawn by one 
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, Signal
@@ -56,6 +54,7 @@ from workbench.core.graph_layout import (
     collapsible_modules,
     constant_nodes,
     default_expanded,
+    gc_paused,
     group_id,
     layered_layout,
 )
@@ -96,18 +95,6 @@ _EDGE_LABEL_SCALE = 0.7  # from here: tensor shapes on edges
 _MAX_SCALE = 4.0
 _CHUNK = 400  # edges or boxes merged into one path item
 _ARROW = 7.0
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC while making many acyclic objects (layout data, item wrappers)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def heat_color(value: float) -> QColor:
@@ -543,7 +530,7 @@ class QtGraphView(QWidget):
     def _rebuild(self) -> None:
         """Collapse, lay out and draw the current graph, keeping the selection."""
         if self._graph is not None:
-            with _gc_paused():
+            with gc_paused():
                 self._rebuild_now(self._graph)
 
     def _rebuild_now(self, graph: LayerGraph) -> None:

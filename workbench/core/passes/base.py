@@ -237,6 +237,16 @@ def _check(pass_name: str, spec: ParamSpec, value: Any) -> None:
                 f"{pass_name}: {spec.name} must be at most {spec.max}, not {value}.")
 
 
+def check_subset(pass_name: str, field_name: str, values: list[str],
+                 allowed: tuple[str, ...]) -> None:
+    """Refuse an empty list, or names outside `allowed`, for a list parameter."""
+    unknown = [v for v in values if v not in allowed]
+    if unknown or not values:
+        raise InvalidParameterError(
+            f"{pass_name}: {field_name} must name some of {', '.join(allowed)}"
+            + (f"; unknown: {', '.join(unknown)}." if unknown else "."))
+
+
 def fingerprint(variant: Variant) -> str:
     """A hash of every weight of the variant (to prove a pass left its input untouched)."""
     h = hashlib.sha256()

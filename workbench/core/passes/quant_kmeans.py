@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.core.errors import InvalidParameterError
-from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param
+from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, check_subset, param
 from workbench.core.variant import Variant
 
 LAYER_TYPES = ("Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
@@ -52,11 +52,7 @@ class KMeansQuantize(Pass):
         seed: int = param(0, help="Random seed (k-means++ and subsampling)", min=0)
 
     def requires(self, variant: Variant, params: Any) -> None:
-        unknown = [t for t in params.layer_types if t not in LAYER_TYPES]
-        if unknown or not params.layer_types:
-            raise InvalidParameterError(
-                f"{self.name}: layer_types must name some of {', '.join(LAYER_TYPES)}"
-                + (f"; unknown: {', '.join(unknown)}." if unknown else "."))
+        check_subset(self.name, "layer_types", params.layer_types, LAYER_TYPES)
         targets = _targets(variant, params.layer_types)
         names = {layer for layer, _ in targets}
         unknown_ignored = [n for n in params.ignore if n not in names]

@@ -11,8 +11,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.core.errors import InvalidParameterError
-from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param
+from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, check_subset, param
 from workbench.core.variant import Variant
 
 LAYER_TYPES = ("Linear", "LSTM", "GRU")
@@ -33,11 +32,7 @@ class TorchDynamicQuantize(Pass):
         per_channel: bool = param(True, help="One scale per output channel (Linear only)")
 
     def requires(self, variant: Variant, params: Any) -> None:
-        unknown = [t for t in params.layer_types if t not in LAYER_TYPES]
-        if unknown or not params.layer_types:
-            raise InvalidParameterError(
-                f"{self.name}: layer_types must name some of {', '.join(LAYER_TYPES)}"
-                + (f"; unknown: {', '.join(unknown)}." if unknown else "."))
+        check_subset(self.name, "layer_types", params.layer_types, LAYER_TYPES)
         if not _targets(variant.model, params.layer_types):
             raise PassError(f"{self.name}: {variant.name} has no "
                             f"{' / '.join(params.layer_types)} layer to quantize.")
