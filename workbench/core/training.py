@@ -250,8 +250,8 @@ def train(variant: Variant, dataset: Dataset, cfg: TrainConfig,
         history = list(state["history"])
         start_epoch = int(state["epoch"]) + 1
         best_score, best_epoch = float(state["best_score"]), int(state["best_epoch"])
-        best_state = torch.load(ckpt_dir / "best.pt", map_location=cfg.device,
-                                weights_only=True)
+        best_path = ckpt_dir / "best.pt"
+        best_state = torch.load(best_path, map_location=cfg.device, weights_only=True)
         torch.set_rng_state(state["rng"])
     x_train, y_train = dataset.part("train")
     n = len(x_train)
