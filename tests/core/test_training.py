@@ -246,3 +246,14 @@ def test_an_onnx_teacher_runs_with_onnx_runtime(teacher: Any, digits: Any) -> No
     b = teacher_logits(onnx_teacher, digits)
     assert torch.allclose(a, b, atol=1e-3)
     assert evaluate(onnx_teacher, digits).accuracy == pytest.approx(teacher.test.accuracy)
+
+
+def test_transfer_leaves_the_student_variant_untouched(teacher: Any, digits: Any) -> None:
+    from workbench.core.passes.base import fingerprint
+
+    student = build_zoo("resnet-mini", input_shape=SMALL, seed=5)
+    stamp = fingerprint(student)
+    result = run_job(distill(teacher.variant, student, digits, TrainConfig(epochs=1),
+                             transfer=True))
+    assert fingerprint(student) == stamp
+    assert result.variant.parent == student.id

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +61,8 @@ def distill(teacher: Variant, student: Variant, dataset: Dataset, cfg: TrainConf
     if dataset.task != "classification" or logits.ndim != 2:
         raise InvalidParameterError("Distillation needs a classification teacher and dataset.")
     if transfer:
+        # a copy with the same id: the student variant itself is never changed
+        student = dataclasses.replace(student, model=copy.deepcopy(student.model))
         copied = transfer_parameters(teacher.model, student.model) \
             if teacher.backend == "torch" else []
         yield Progress(0.0, f"Transferred {len(copied)} tensors from the teacher")

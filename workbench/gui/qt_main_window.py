@@ -422,6 +422,7 @@ class QtMainWindow(QMainWindow):
             if options["mode"] == "distill":
                 result = yield from distill(teacher, variant, data, cfg,
                                             options["temperature"], options["alpha"],
+                                            transfer=options.get("transfer", False),
                                             cancel=token)
             else:
                 result = yield from train(variant, data, cfg, token)

@@ -9,6 +9,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -60,6 +61,7 @@ class QtTrainPanel(QWidget):
         self.teacher = QComboBox()
         self.temperature = QDoubleSpinBox(minimum=0.1, maximum=50.0, value=4.0, singleStep=0.5)
         self.alpha = QDoubleSpinBox(minimum=0.0, maximum=1.0, value=0.7, singleStep=0.05)
+        self.transfer = QCheckBox("Start from the teacher's matching layers")
         self.rounds = QSpinBox(minimum=1, maximum=20, value=4)
         self.step = QDoubleSpinBox(minimum=0.01, maximum=0.9, value=0.2, singleStep=0.05)
         self.budget = QDoubleSpinBox(minimum=0.0, maximum=1.0, value=0.01, singleStep=0.01,
@@ -73,6 +75,7 @@ class QtTrainPanel(QWidget):
         f.addRow("Teacher", self.teacher)
         f.addRow("Temperature T", self.temperature)
         f.addRow("α (KL weight)", self.alpha)
+        f.addRow(self.transfer)
         self.prune_box = QGroupBox("Prune schedule")
         f = QFormLayout(self.prune_box)
         f.addRow("Rounds", self.rounds)
@@ -292,5 +295,6 @@ class QtTrainPanel(QWidget):
             "mode": mode, "dataset": self.dataset.currentText().strip(),
             "config": self.config_values(), "teacher": self.teacher.currentData(),
             "temperature": self.temperature.value(), "alpha": self.alpha.value(),
+            "transfer": self.transfer.isChecked(),
             "rounds": self.rounds.value(), "step": self.step.value(),
             "budget": self.budget.value()})
