@@ -87,3 +87,22 @@ def test_evaluate_fills_the_accuracy_column(qtbot: Any, main_window: Any) -> Non
         qtbot.mouseClick(panel.eval_button, Qt.MouseButton.LeftButton)
     assert main_window.workspace.selected.results["accuracy"] is not None
     assert main_window.variant_list.currentItem().text(5) != "—"
+
+
+def test_checkpoints_and_resume_from_the_tab(qtbot: Any, main_window: Any) -> None:
+    from pathlib import Path
+
+    panel = _prepare(qtbot, main_window, epochs=2)
+    source = main_window.workspace.selected.id
+    with qtbot.waitSignal(main_window.training_finished, timeout=120_000):
+        qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not main_window.jobs.busy, timeout=10_000)
+    run_dir = Path(main_window._run_dirs[source])
+    assert (run_dir / "last.pt").exists()
+    assert (run_dir / "best.pt").exists()
+    main_window.workspace.select(source)
+    panel.form.set_value("epochs", 4)
+    panel.resume.setChecked(True)
+    with qtbot.waitSignal(main_window.training_finished, timeout=120_000):
+        qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    assert [r["epoch"] for r in panel.history] == [3, 4]  # only the remaining epochs ran

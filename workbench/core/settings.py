@@ -26,6 +26,17 @@ def config_dir() -> Path:
     return Path(platformdirs.user_config_dir("workbench", appauthor=False))
 
 
+def runs_dir() -> Path:
+    """Where training runs keep their checkpoints (`$WORKBENCH_DATA_DIR/runs`, or platformdirs'
+    user data folder)."""
+    override = os.environ.get("WORKBENCH_DATA_DIR")
+    if override:
+        return Path(override) / "runs"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("workbench", appauthor=False)) / "runs"
+
+
 class Settings:
     """Device choice and recent files. `changed` fires after every edit, which is saved."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ from workbench.core.loaders import FILE_FILTER
 from workbench.core.passes import PassContext, apply_pass, parse_params
 from workbench.core.plugins import discover
 from workbench.core.recipe import Recipe
-from workbench.core.settings import Settings, cuda_available
+from workbench.core.settings import Settings, cuda_available, runs_dir
 from workbench.core.workspace import Workspace
 from workbench.core.zoo import ZOO
 from workbench.gui.qt_benchmark_panel import QtBenchmarkPanel
@@ -109,6 +110,7 @@ class QtMainWindow(QMainWindow):
         self.resizeDocks([self.variants_dock, self.inspector_dock], [360, 340],
                          Qt.Orientation.Horizontal)
         self.undo_stack = QUndoStack(self)
+        self._run_dirs: dict[str, str] = {}  # variant id -> checkpoint folder of its last run
         self.passes_panel.apply_requested.connect(self.apply_pass)
         self.passes_panel.pick_nodes.connect(self._pick_nodes)
         self.train_panel.start_requested.connect(self.start_training)
@@ -392,7 +394,12 @@ class QtMainWindow(QMainWindow):
             self._error("Open or make a teacher variant first.")
             return None
         try:
-            cfg = TrainConfig(**options["config"], device=self.settings.device)
+            run_dir = self._run_dirs.get(variant.id)
+            resume = bool(options.get("resume")) and run_dir is not None
+            if not resume:
+                run_dir = str(runs_dir() / f"{variant.id}-{time.strftime('%Y%m%d-%H%M%S')}")
+            cfg = TrainConfig(**options["config"], device=self.settings.device,
+                              checkpoint_dir=run_dir, resume=resume)
             cfg.validate()
         except (WorkbenchError, TypeError) as exc:
             self._error(str(exc))
@@ -434,7 +441,8 @@ class QtMainWindow(QMainWindow):
             for analysis, acc in outs:
                 self.push(AddVariant(self.workspace, analysis,
                                      {"accuracy": acc} if acc is not None else None))
-            self.status_label.setText(f"Training finished: {len(outs)} new variant(s)")
+            self.status_label.setText(f"Training finished: {len(outs)} new variant(s); "
+                                      f"checkpoints in {cfg.checkpoint_dir}")
             self.training_finished.emit([a.variant.id for a, _ in outs])
 
         def failed(exc: BaseException) -> None:
@@ -442,6 +450,7 @@ class QtMainWindow(QMainWindow):
             self._error(str(exc) if isinstance(exc, WorkbenchError) else
                         f"Training failed: {type(exc).__name__}: {exc}")
 
+        self._run_dirs[variant.id] = str(run_dir)
         self.train_panel.set_running(True)
         return self.jobs.run(f"Training {variant.name}", job, done, failed, graceful=True)
 

@@ -82,6 +82,8 @@ class QtTrainPanel(QWidget):
         f.addRow("Prune per round", self.step)
         f.addRow("Accuracy budget", self.budget)
         self.form = QtParamForm(train_param_specs())
+        self.resume = QCheckBox("Resume this variant's last run")
+        self.resume.setToolTip("Continue from the last epoch checkpoint of the previous run")
         self.start_button = QPushButton("Start")
         self.pause_button = QPushButton("Pause")
         self.stop_button = QPushButton("Stop")
@@ -101,6 +103,7 @@ class QtTrainPanel(QWidget):
         lv.addWidget(self.prune_box)
         lv.addWidget(QLabel("<b>Optimizer and schedule</b>"))
         lv.addWidget(self.form)
+        lv.addWidget(self.resume)
         lv.addLayout(buttons)
         lv.addStretch(1)
         scroll = QScrollArea()
@@ -295,6 +298,6 @@ class QtTrainPanel(QWidget):
             "mode": mode, "dataset": self.dataset.currentText().strip(),
             "config": self.config_values(), "teacher": self.teacher.currentData(),
             "temperature": self.temperature.value(), "alpha": self.alpha.value(),
-            "transfer": self.transfer.isChecked(),
+            "transfer": self.transfer.isChecked(), "resume": self.resume.isChecked(),
             "rounds": self.rounds.value(), "step": self.step.value(),
             "budget": self.budget.value()})
