@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.core.errors import InvalidParameterError, WorkbenchError
+from workbench.core.errors import InvalidParameterError, WorkbenchError, first_line
 from workbench.core.jobs import CancelToken, Job, Progress
 from workbench.core.variant import Variant
 
@@ -417,7 +417,7 @@ def _prepare(variant: Variant, cfg: BenchConfig, runtime: str, notes: list[str]
             session = bench_session(model, cfg.threads, cfg.device)
         except Exception as exc:
             raise WorkbenchError(f"ONNX Runtime cannot load {variant.name}: "
-                                 f"{_first_line(exc)}") from exc
+                                 f"{first_line(exc)}") from exc
         if cfg.device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
             notes.append("ONNX Runtime fell back to the CPU for this model.")
         size = model_bytes(model)
@@ -534,9 +534,4 @@ def _run_checked(call: Callable[[], Any], batch: int, runtime: str, first: bool)
         raise
     except Exception as exc:
         raise WorkbenchError(f"The model does not run at batch size {batch} with {runtime}: "
-                             f"{_first_line(exc)}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+                             f"{first_line(exc)}") from exc

@@ -10,6 +10,7 @@ import math
 import warnings as warnings_module
 from typing import Any
 
+from workbench.core.errors import first_line
 from workbench.core.layergraph import LayerGraph, Node, TensorInfo, edges_from_nodes
 from workbench.core.variant import Variant
 
@@ -35,11 +36,11 @@ def torch_layer_graph(variant: Variant) -> LayerGraph:
     try:
         return _export_graph(model, args, variant, params, size, warnings)
     except Exception as exc:
-        warnings.append(f"torch.export failed ({_first_line(exc)}); used torch.fx.")
+        warnings.append(f"torch.export failed ({first_line(exc)}); used torch.fx.")
     try:
         return _fx_graph(model, args, variant, params, size, warnings)
     except Exception as exc:
-        warnings.append(f"torch.fx failed ({_first_line(exc)}); showing the module tree.")
+        warnings.append(f"torch.fx failed ({first_line(exc)}); showing the module tree.")
     return _module_tree_graph(model, params, size, warnings)
 
 
@@ -140,7 +141,7 @@ def _export_graph(model: Any, args: tuple[Any, ...], variant: Variant, params: i
         )
         node.macs = op_macs(short, node) or _export_macs(fx_node, flop_registry)
         nodes.append(node)
-    _reroute_getitems(program, nodes)
+    _drop_getitem_inputs(nodes)
     inputs = [_meta_info(n.name, n.meta.get("val")) for n in program.graph.nodes
               if n.op == "placeholder" and n.name in sig.user_inputs]
     return LayerGraph("torch", nodes, edges_from_nodes(nodes), inputs=inputs,
@@ -157,12 +158,11 @@ def _through_getitem(node: Any) -> Any:
     return node
 
 
-def _reroute_getitems(program: Any, nodes: list[Node]) -> None:
-    """Name inputs after the producing op so `edges_from_nodes` can connect them."""
+def _drop_getitem_inputs(nodes: list[Node]) -> None:
+    """Drop inputs named after skipped `getitem` nodes (the producing op feeds them)."""
     names = {n.name for n in nodes}
     for n in nodes:
         n.inputs = [t for t in n.inputs if t.name in names or not t.name.startswith("getitem")]
-    del program
 
 
 def _clean_path(fqn: str) -> tuple[str, ...]:
@@ -306,7 +306,7 @@ def _torchscript_graph(model: Any, args: tuple[Any, ...], params: int, size: int
         graph = model.inlined_graph
         torch._C._jit_pass_inline(graph)
     except Exception as exc:
-        warnings.append(f"TorchScript graph unavailable: {_first_line(exc)}")
+        warnings.append(f"TorchScript graph unavailable: {first_line(exc)}")
         return None
     nodes: list[Node] = []
     for i, jn in enumerate(graph.nodes()):
@@ -351,8 +351,3 @@ def _module_tree_graph(model: Any, params: int, size: int, warnings: list[str]) 
         prev = out
     return LayerGraph("torch", nodes, edges_from_nodes(nodes), parameters=params,
                       size_bytes=size, module_types=_module_types(model), warnings=warnings)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -19,6 +19,7 @@ from workbench.core.errors import (
     TrustRequiredError,
     UnsupportedFormatError,
     WorkbenchError,
+    first_line,
 )
 from workbench.core.variant import InputSpec, Variant
 from workbench.core.zoo import ZOO, build_zoo
@@ -98,15 +99,15 @@ def _load_onnx(path: Path) -> Variant:
         if "should be stored in" in str(exc) or "external" in str(exc).lower():
             raise CorruptModelError(
                 f"{path.name} refers to external data that is missing or unreadable: "
-                f"{_first_line(exc)}") from exc
-        raise CorruptModelError(f"{path.name} could not be read as ONNX: {_first_line(exc)}"
+                f"{first_line(exc)}") from exc
+        raise CorruptModelError(f"{path.name} could not be read as ONNX: {first_line(exc)}"
                                 ) from exc
     if not model.graph.node:
         raise CorruptModelError(f"{path.name} holds no ONNX graph (corrupt or not ONNX).")
     try:
         onnx.checker.check_model(model)
     except Exception as exc:
-        raise CorruptModelError(f"{path.name} is not a valid ONNX model: {_first_line(exc)}"
+        raise CorruptModelError(f"{path.name} is not a valid ONNX model: {first_line(exc)}"
                                 ) from exc
     return Variant(name=path.stem, backend="onnx", model=model, format="onnx",
                    inputs=onnx_input_specs(model), source=str(path))
@@ -137,7 +138,7 @@ def _load_exported(path: Path) -> Variant:
         program = torch.export.load(str(path))
     except Exception as exc:
         raise CorruptModelError(f"{path.name} is not a readable torch.export program: "
-                                f"{_first_line(exc)}") from exc
+                                f"{first_line(exc)}") from exc
     specs = []
     args = program.example_inputs[0] if program.example_inputs else ()
     if args:
@@ -178,7 +179,7 @@ def _load_torchscript(path: Path, input_shape: tuple[int, ...] | None) -> Varian
             module = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
         raise CorruptModelError(f"{path.name} is not a readable TorchScript file: "
-                                f"{_first_line(exc)}") from exc
+                                f"{first_line(exc)}") from exc
     module.eval()
     specs = (InputSpec("input", tuple(input_shape)),) if input_shape else ()
     return Variant(name=path.stem, backend="torch", model=module, format="torchscript",
@@ -203,7 +204,7 @@ def _load_pickle(path: Path, arch: str | None, trust: bool,
         obj = _load_trusted(path)
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise CorruptModelError(f"{path.name} is not a readable PyTorch file: "
-                                f"{_first_line(exc)}") from exc
+                                f"{first_line(exc)}") from exc
     if isinstance(obj, torch.nn.Module):
         return _module_variant(obj, path, "pickle", input_shape)
     state = _extract_state_dict(obj)
@@ -219,7 +220,7 @@ def _load_trusted(path: Path) -> Any:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=False)
     except Exception as exc:
-        raise CorruptModelError(f"{path.name} could not be unpickled: {_first_line(exc)}"
+        raise CorruptModelError(f"{path.name} could not be unpickled: {first_line(exc)}"
                                 ) from exc
 
 
@@ -251,7 +252,7 @@ def _read_safetensors(path: Path) -> dict[str, Any]:
         return load_file(str(path), device="cpu")
     except Exception as exc:
         raise CorruptModelError(f"{path.name} is not a readable safetensors file: "
-                                f"{_first_line(exc)}") from exc
+                                f"{first_line(exc)}") from exc
 
 
 def _join_state_dict(path: Path, state: dict[str, Any], arch: str | None,
@@ -285,11 +286,11 @@ def _build_architecture(arch: str, input_shape: tuple[int, ...] | None,
         cls = getattr(importlib.import_module(mod_name), cls_name)
         module = cls()
     except (ImportError, AttributeError) as exc:
-        raise ModelNotFoundError(f"Cannot import architecture '{arch}': {_first_line(exc)}"
+        raise ModelNotFoundError(f"Cannot import architecture '{arch}': {first_line(exc)}"
                                  ) from exc
     except TypeError as exc:
         raise ArchitectureMismatchError(
-            f"{arch} cannot be built without arguments: {_first_line(exc)}") from exc
+            f"{arch} cannot be built without arguments: {first_line(exc)}") from exc
     specs = (InputSpec("input", tuple(input_shape)),) if input_shape else ()
     return Variant(name=cls_name, backend="torch", model=module, format="state_dict",
                    inputs=specs, source=arch)
@@ -314,17 +315,13 @@ def _try_load_state(module: Any, state: dict[str, Any]) -> str:
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        return _first_line(exc)
+        return first_line(exc)
     return ""
 
 
 def _few(items: list[str], n: int = 3) -> str:
     return ", ".join(items[:n]) + (", …" if len(items) > n else "")
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 __all__ = ["FILE_FILTER", "SUPPORTED_EXTENSIONS", "WorkbenchError", "load_model",

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.core.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError, first_line
 from workbench.core.variant import InputSpec, Variant
 
 EXPORTER_KEY = "workbench.exporter"
@@ -72,14 +72,14 @@ def export_onnx(variant: Variant, opset: int = 18, dynamic_batch: bool = True) -
             errors.append(f"the dynamo exporter produced opset {got}, not {opset}")
             model, fallback = None, model
     except Exception as exc:
-        errors.append(f"dynamo exporter: {_first_line(exc)}")
+        errors.append(f"dynamo exporter: {first_line(exc)}")
     if model is None:
         exporter = "torchscript"
         try:
             model = _export_torchscript(variant, opset, dynamic_batch)
             notes.append("Used the TorchScript exporter (" + "; ".join(errors) + ").")
         except Exception as exc:
-            errors.append(f"TorchScript exporter: {_first_line(exc)}")
+            errors.append(f"TorchScript exporter: {first_line(exc)}")
             if fallback is None:
                 raise OnnxExportError(f"{variant.name} could not be exported to ONNX: "
                                       + "; ".join(errors)) from exc
@@ -95,7 +95,7 @@ def export_onnx(variant: Variant, opset: int = 18, dynamic_batch: bool = True) -
         onnx.checker.check_model(model)
     except Exception as exc:
         raise OnnxExportError(f"The exported ONNX model of {variant.name} does not pass "
-                              f"onnx.checker: {_first_line(exc)}") from exc
+                              f"onnx.checker: {first_line(exc)}") from exc
     return OnnxExport(model, exporter, notes)
 
 
@@ -292,8 +292,3 @@ def _as_samples(inputs: Sequence[Any]) -> list[tuple[Any, ...]]:
     if inputs and isinstance(inputs[0], (tuple, list)):
         return [tuple(s) for s in inputs]
     return [tuple(inputs)]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

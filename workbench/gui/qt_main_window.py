@@ -38,7 +38,7 @@ from workbench.core.errors import (
 )
 from workbench.core.export import EXPORT_FILTER, export_variant
 from workbench.core.graph_diff import diff_graphs
-from workbench.core.jobs import Progress
+from workbench.core.jobs import Progress, run_job
 from workbench.core.loaders import FILE_FILTER
 from workbench.core.passes import PassContext, apply_pass, parse_params
 from workbench.core.plugins import discover
@@ -423,7 +423,7 @@ class QtMainWindow(QMainWindow):
                 schedule = yield from prune_finetune(
                     variant, data, options["rounds"], options["step"], cfg, options["budget"],
                     token)
-                outs = [(run_job_quiet(analyse(r.variant)), r.accuracy) for r in
+                outs = [(run_job(analyse(r.variant)), r.accuracy) for r in
                         schedule.rounds]
                 return outs
             if options["mode"] == "distill":
@@ -434,7 +434,7 @@ class QtMainWindow(QMainWindow):
             else:
                 result = yield from train(variant, data, cfg, token)
             acc = result.test.accuracy if result.test else None
-            return [(run_job_quiet(analyse(result.variant)), acc)]
+            return [(run_job(analyse(result.variant)), acc)]
 
         def done(outs: list[tuple[Analysis, float | None]]) -> None:
             self.train_panel.set_running(False)
@@ -790,10 +790,3 @@ class _QtCommand(QUndoCommand):
 
     def undo(self) -> None:
         self.command.undo()
-
-
-def run_job_quiet(job: Any) -> Any:
-    """Drive a nested job to its result inside a worker (its steps are not shown)."""
-    from workbench.core.jobs import run_job
-
-    return run_job(job)

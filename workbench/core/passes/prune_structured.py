@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from workbench.core.errors import first_line
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param
 from workbench.core.passes.prune_unstructured import (
     bake_existing_masks,
@@ -124,7 +125,7 @@ class StructuredPrune(Pass):
         rows = [{"name": n, "type": t, "before": b, "after": after.get(n, (t, 0))[1]}
                 for n, (t, b) in before.items()]
         removed = sum(r["before"] - r["after"] for r in rows)
-        out_warnings = sorted({_first_line(w.message) for w in caught
+        out_warnings = sorted({first_line(w.message) for w in caught
                                if issubclass(w.category, UserWarning)})
         if removed == 0:
             out_warnings.append(f"ratio {params.ratio} removed no channel.")
@@ -146,7 +147,7 @@ class StructuredPrune(Pass):
                 new = _shapes(model(*before.example_inputs()))
         except Exception as exc:
             raise PassError(f"{self.name}: the pruned model no longer runs: "
-                            f"{type(exc).__name__}: {_first_line(exc)}") from exc
+                            f"{type(exc).__name__}: {first_line(exc)}") from exc
         finally:
             model.train(was_training)
         if old != new:
@@ -282,9 +283,3 @@ def _channels(model: nn.Module) -> dict[str, tuple[str, int]]:
             n = m.embedding_dim
         out[name] = (type(m).__name__, int(n))
     return out
-
-
-def _first_line(exc: Any) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
