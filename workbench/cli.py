@@ -601,6 +601,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cmd_version(as_json: bool) -> int:
+    """`workbench --version [--json]`: the version, or everything a bug report needs."""
+    if not as_json:
+        print(f"workbench {__version__}")
+        return 0
+    from workbench.core.about import about
+
+    print(json.dumps(about(), indent=2))
+    return 0
+
+
 def build_gui_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench", description="Open the Workbench window, optionally on a model. "
@@ -615,6 +626,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not os.environ.get("WORKBENCH_DEBUG"):
         warnings.simplefilter("ignore")  # library chatter is not for the user's terminal
+    if argv and argv[0] == "--version":
+        return cmd_version("--json" in argv[1:])
     parser = build_parser()
     commands = {"inspect", "screenshot", "passes", "apply", "export", "run", "train",
                 "distill", "eval", "bench", "compare"}

@@ -82,6 +82,7 @@ def output_metrics(ref: np.ndarray, out: np.ndarray) -> dict[str, Any]:
         "max_abs_diff": float(diff.max()) if diff.size else 0.0,
         "mean_abs_diff": float(diff.mean()) if diff.size else 0.0,
         "cosine": float(cos.mean()),
+        "cosine_min": float(cos.min()) if cos.size else 1.0,
         "output_sqnr_db": sqnr_db(float((a ** 2).sum()), float(((a - b) ** 2).sum())),
     }
     if ref.ndim == 2 and ref.shape[1] > 1:

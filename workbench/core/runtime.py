@@ -31,10 +31,10 @@ _ORT_DTYPES = {
 def ort_session(model_proto: Any, threads: int | None = None) -> Any:
     """A CPU `onnxruntime.InferenceSession` built from an in-memory ModelProto.
 
-    `threads` sets the intra-op thread count (None: ONNX Runtime's default). Graphs holding
-    float16 tensors are built without ORT's NCHWc layout transformer: in ORT 1.31 it crashes
-    the process on some fp16 graphs (the fp16 transformer-tiny, for one), and it only ever
-    speeds up float32 convolutions.
+    `threads` sets the intra-op thread count (None: ONNX Runtime's default, not spinning).
+    Graphs holding float16 tensors are built without ORT's NCHWc layout transformer: in
+    ORT 1.31 it crashes the process on some fp16 graphs (the fp16 transformer-tiny, for
+    one), and it only ever speeds up float32 convolutions.
     """
     import onnxruntime as ort
 
@@ -43,6 +43,10 @@ def ort_session(model_proto: Any, threads: int | None = None) -> Any:
     if threads is not None:
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
+    else:
+        # Outside benchmarks, idle pool threads sleep instead of spinning: spinning threads
+        # take a busy machine's cores from everything else (torch, the GUI, other jobs).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if isinstance(model_proto, bytes):
         data, disabled = model_proto, []
     else:

@@ -6,6 +6,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QWidget
 
+from workbench.core.cpu import cpu_features, int8_reduce_range
 from workbench.core.layergraph import LayerGraph, Node
 from workbench.gui.format import human_bytes, human_count
 
@@ -54,7 +55,20 @@ class QtInspector(QTreeWidget):
             self._add(ops, op, n)
         for w in graph.warnings:
             self._add(self, "Warning", w)
+        self._add_machine()
         self.expandItem(ins)
+
+    def _add_machine(self) -> None:
+        """The CPU features that change int8 results (what `--version --json` reports)."""
+        cpu = cpu_features()
+        machine = self._add(self, "Machine", cpu.model or cpu.machine)
+        info = cpu.to_json()
+        self._add(machine, "Architecture", cpu.machine)
+        self._add(machine, "CPU features", ", ".join(info["flags"]) or "unknown")  # type: ignore[arg-type]
+        self._add(machine, "VNNI", "yes" if cpu.vnni else "no")
+        reduce, why = int8_reduce_range(cpu)
+        item = self._add(machine, "Int8 weights", "7-bit (reduce_range)" if reduce else "8-bit")
+        item.setToolTip(1, why)
 
     def show_node(self, node: Node) -> None:
         """Details of one node."""

@@ -216,6 +216,8 @@ def _coerce(pass_name: str, spec: ParamSpec, value: Any) -> Any:
             if isinstance(value, str):
                 return [v.strip() for v in value.split(",") if v.strip()]
             return list(value)
+        if isinstance(value, bool) and spec.choices and {"on", "off"} <= set(spec.choices):
+            return "on" if value else "off"  # a switch that gained an "auto" keeps its bools
         return str(value)
     except (TypeError, ValueError):
         raise InvalidParameterError(

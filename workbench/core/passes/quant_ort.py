@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.core.cpu import resolve_reduce_range
 from workbench.core.errors import InvalidParameterError
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param
 from workbench.core.variant import Variant
@@ -32,8 +33,14 @@ QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "Mat
 _TYPES = {"int8": "QInt8", "uint8": "QUInt8"}
 _CALIBRATION = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 _CALIB_CHUNK = 16
+FIDELITY_SAMPLES = 32  # every bundled sentence, for text models
 LOW_COSINE = 0.98  # below this a warning names the layers that suffer most
 TRANSFORMER_STATIC_OPS = ("MatMul", "Gemm", "Gather")
+REDUCE_RANGE_CHOICES = ("auto", "on", "off")
+TARGET_HELP = ("Keep the layers most sensitive to int8 in float until the lowest cosine "
+               "against the parent reaches this (0: quantize everything asked)")
+REDUCE_RANGE_HELP = ("7-bit weights: auto turns them on for x86 CPUs without VNNI, where full "
+                     "8-bit int8 saturates")
 
 
 class UnknownNodeError(PassError, InvalidParameterError):
@@ -53,12 +60,16 @@ class _OrtQuantize(Pass):
     def run(self, variant: Variant, params: Any, ctx: PassContext) -> PassOutput:
         import onnx
 
-        from workbench.core.fidelity import fidelity_report, layer_sqnr
+        from workbench.core.fidelity import layer_sqnr
         from workbench.core.sample_inputs import sample_inputs
 
         notes: list[str] = []
         details: dict[str, Any] = {}
         fp32, inputs = self._fp32(variant, params, ctx, details, notes)
+        details["reduce_range"], details["reduce_range_reason"] = resolve_reduce_range(
+            params.reduce_range)
+        samples = sample_inputs(variant, FIDELITY_SAMPLES, seed=1)
+        warns = [f"Fidelity: {samples.warning}"] if samples.warning else []
         ctx.cancel.check()
         with tempfile.TemporaryDirectory(prefix="workbench-quant-") as tmp:
             src = os.path.join(tmp, "model.onnx")
@@ -68,33 +79,23 @@ class _OrtQuantize(Pass):
             details["preprocess"] = pre_info
             ctx.cancel.check()
             ctx.progress(0.45, "Quantizing…")
-            out = os.path.join(tmp, "quantized.onnx")
-            try:
-                with _quiet():
-                    self._quantize(pre_path, out, params, variant, inputs, ctx, details,
-                                   notes)
-            except Exception as exc:
-                if "ShapeInferenceError" not in str(exc):
-                    raise
-                # Stale shapes left by pre-processing trip the quantizer's strict shape
-                # inference (seen on transformer-tiny); drop them and let it infer afresh.
-                _strip_value_info(pre_path)
-                details["preprocess"]["value_info_dropped"] = True
-                with _quiet():
-                    self._quantize(pre_path, out, params, variant, inputs, ctx, details,
-                                   notes)
+            model = self._quantize_file(pre_path, list(params.exclude), params, variant,
+                                        inputs, ctx, details, notes)
             pre = onnx.load(pre_path)
-            model = onnx.load(out)
         ctx.cancel.check()
-        ctx.progress(0.8, "Measuring fidelity…")
+        ctx.progress(0.6, "Measuring fidelity…")
+        fid = self._fidelity(variant, model, inputs, samples)
+        exclude = list(params.exclude)
+        if params.target_cosine > 0 and fid["cosine_min"] < params.target_cosine:
+            model, fid, exclude = self._fall_back(pre, model, fid, params, variant, inputs,
+                                                  samples, ctx, details, notes)
+            if not details["fallback"]["reached"]:
+                warns.append(
+                    f"Int8 stays below the target cosine {params.target_cosine} (minimum "
+                    f"{fid['cosine_min']:.4f}) even with {len(details['fallback']['kept_float'])}"
+                    " sensitive layer(s) kept in float.")
+        ctx.progress(0.85, "Measuring per-layer error…")
         child = Variant(variant.name, "onnx", model, "onnx", inputs)
-        samples = sample_inputs(variant, 16, seed=1)
-        fid, warns = fidelity_report(variant, child, inputs=samples, per_layer=False)
-        if "error" in fid:
-            raise PassError(f"{self.name}: the quantized model does not run in ONNX Runtime: "
-                            f"{fid['error']}")
-        if samples.warning:
-            warns.append(f"Fidelity: {samples.warning}")
         fid["per_layer"] = layer_sqnr(Variant("fp32", "onnx", pre, "onnx", inputs), child,
                                       samples)
         if fid["cosine"] < LOW_COSINE:
@@ -105,7 +106,7 @@ class _OrtQuantize(Pass):
                 + (", ".join(f"{n} {db:.1f} dB" for n, db in worst) or "n/a") + "."
                 + (" quantize.ort_dynamic usually keeps transformers closer."
                    if self.name == "quantize.ort_static" else ""))
-        details.update(_graph_figures(pre, model, params.exclude))
+        details.update(_graph_figures(pre, model, exclude))
         details["size_bytes_before"] = fp32.ByteSize()
         details["size_bytes_after"] = model.ByteSize()
         details["size_ratio"] = round(model.ByteSize() / max(fp32.ByteSize(), 1), 4)
@@ -124,6 +125,83 @@ class _OrtQuantize(Pass):
                             "(no MatMul, Gemm or Conv with constant weights).")
 
     # steps ----------------------------------------------------------------------------------
+    def _quantize_file(self, pre_path: str, exclude: list[str], params: Any, variant: Variant,
+                       inputs: tuple[Any, ...], ctx: PassContext, details: dict[str, Any],
+                       notes: list[str]) -> Any:
+        """Quantize the pre-processed model at `pre_path`, keeping `exclude` in float."""
+        import onnx
+
+        out = os.path.join(os.path.dirname(pre_path), "quantized.onnx")
+        try:
+            with _quiet():
+                self._quantize(pre_path, out, exclude, params, variant, inputs, ctx, details,
+                               notes)
+        except Exception as exc:
+            if "ShapeInferenceError" not in str(exc):
+                raise
+            # Stale shapes left by pre-processing trip the quantizer's strict shape
+            # inference (seen on transformer-tiny); drop them and let it infer afresh.
+            _strip_value_info(pre_path)
+            details["preprocess"]["value_info_dropped"] = True
+            with _quiet():
+                self._quantize(pre_path, out, exclude, params, variant, inputs, ctx, details,
+                               notes)
+        return onnx.load(out)
+
+    def _fidelity(self, variant: Variant, model: Any, inputs: tuple[Any, ...],
+                  samples: Any) -> dict[str, Any]:
+        from workbench.core.fidelity import fidelity_report
+
+        child = Variant(variant.name, "onnx", model, "onnx", inputs)
+        fid, _ = fidelity_report(variant, child, inputs=samples, per_layer=False)
+        if "error" in fid:
+            raise PassError(f"{self.name}: the quantized model does not run in ONNX Runtime: "
+                            f"{fid['error']}")
+        return fid
+
+    def _fall_back(self, pre: Any, model: Any, fid: dict[str, Any], params: Any,
+                   variant: Variant, inputs: tuple[Any, ...], samples: Any, ctx: PassContext,
+                   details: dict[str, Any], notes: list[str]
+                   ) -> tuple[Any, dict[str, Any], list[str]]:
+        """Keep the most sensitive layers in float (1, 2, 4, ... of them) until the minimum
+        cosine reaches `params.target_cosine`; returns the best model found."""
+        import onnx
+
+        from workbench.core.passes.quant_fallback import rank_sensitive_nodes
+
+        ctx.progress(0.65, "Int8 is below the target: ranking layers by sensitivity…")
+        bits = 7 if details["reduce_range"] else 8
+        ranked = rank_sensitive_nodes(pre, samples, params.exclude, bits)
+        attempts = [{"kept_float": 0, "cosine_min": round(fid["cosine_min"], 5)}]
+        best = (fid["cosine_min"], model, fid, list(params.exclude))
+        limit = max(1, len(ranked) // 4)
+        k = 1
+        with tempfile.TemporaryDirectory(prefix="workbench-quant-") as tmp:
+            pre_path = os.path.join(tmp, "preprocessed.onnx")
+            onnx.save(pre, pre_path)
+            while k <= limit:
+                ctx.cancel.check()
+                ctx.progress(0.65 + 0.2 * k / limit,
+                             f"Keeping the {k} most sensitive layer(s) in float…")
+                exclude = list(params.exclude) + [name for name, _ in ranked[:k]]
+                trial = self._quantize_file(pre_path, exclude, params, variant, inputs, ctx,
+                                            details, notes)
+                trial_fid = self._fidelity(variant, trial, inputs, samples)
+                attempts.append({"kept_float": k,
+                                 "cosine_min": round(trial_fid["cosine_min"], 5)})
+                if trial_fid["cosine_min"] > best[0]:
+                    best = (trial_fid["cosine_min"], trial, trial_fid, exclude)
+                if trial_fid["cosine_min"] >= params.target_cosine:
+                    break
+                k = k * 2 if k * 2 <= limit or k == limit else limit
+        _, model, fid, exclude = best
+        details["fallback"] = {
+            "target_cosine": params.target_cosine,
+            "kept_float": exclude[len(params.exclude):],
+            "attempts": attempts, "reached": fid["cosine_min"] >= params.target_cosine,
+            "ranking": [[n, round(score, 5)] for n, score in ranked[:8]]}
+        return model, fid, exclude
+
     def _fp32(self, variant: Variant, params: Any, ctx: PassContext, details: dict[str, Any],
               notes: list[str]) -> tuple[Any, tuple[Any, ...]]:
         """The float32 ONNX model to quantize and its input specs (exporting torch)."""
@@ -141,9 +219,9 @@ class _OrtQuantize(Pass):
         _check_exclude(self.name, params.exclude, _node_names(exported.model))
         return exported.model, exported_input_specs(variant, exported.model)
 
-    def _quantize(self, src: str, out: str, params: Any, variant: Variant,
-                  inputs: tuple[Any, ...], ctx: PassContext, details: dict[str, Any],
-                  notes: list[str]) -> None:
+    def _quantize(self, src: str, out: str, exclude: list[str], params: Any,
+                  variant: Variant, inputs: tuple[Any, ...], ctx: PassContext,
+                  details: dict[str, Any], notes: list[str]) -> None:
         raise NotImplementedError
 
 
@@ -159,17 +237,18 @@ class OrtDynamicQuantize(_OrtQuantize):
         weight_type: str = param("int8", help="Weight integer type", choices=("int8", "uint8"))
         exclude: list[str] = param([], help="ONNX node names to keep in float32",
                                    widget="nodes")
-        reduce_range: bool = param(False, help="7-bit weights (for CPUs without VNNI)")
+        reduce_range: str = param("auto", help=REDUCE_RANGE_HELP, choices=REDUCE_RANGE_CHOICES)
+        target_cosine: float = param(0.99, help=TARGET_HELP, min=0.0, max=1.0)
 
-    def _quantize(self, src: str, out: str, params: Any, variant: Variant,
-                  inputs: tuple[Any, ...], ctx: PassContext, details: dict[str, Any],
-                  notes: list[str]) -> None:
+    def _quantize(self, src: str, out: str, exclude: list[str], params: Any,
+                  variant: Variant, inputs: tuple[Any, ...], ctx: PassContext,
+                  details: dict[str, Any], notes: list[str]) -> None:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         quantize_dynamic(src, out, per_channel=params.per_channel,
-                         reduce_range=params.reduce_range,
+                         reduce_range=details["reduce_range"],
                          weight_type=getattr(QuantType, _TYPES[params.weight_type]),
-                         nodes_to_exclude=list(params.exclude) or None,
+                         nodes_to_exclude=exclude or None,
                          extra_options={"MatMulConstBOnly": True})
 
 
@@ -194,7 +273,8 @@ class OrtStaticQuantize(_OrtQuantize):
                             "(QLinearConv, ...)", choices=("qdq", "qoperator"))
         exclude: list[str] = param([], help="ONNX node names to keep in float32",
                                    widget="nodes")
-        reduce_range: bool = param(False, help="7-bit weights (for CPUs without VNNI)")
+        reduce_range: str = param("auto", help=REDUCE_RANGE_HELP, choices=REDUCE_RANGE_CHOICES)
+        target_cosine: float = param(0.99, help=TARGET_HELP, min=0.0, max=1.0)
 
     def requires(self, variant: Variant, params: Any) -> None:
         if params.activation_type == "int8" and params.weight_type == "uint8":
@@ -203,9 +283,9 @@ class OrtStaticQuantize(_OrtQuantize):
                 "weights; use int8 weights, or uint8 activations.")
         super().requires(variant, params)
 
-    def _quantize(self, src: str, out: str, params: Any, variant: Variant,
-                  inputs: tuple[Any, ...], ctx: PassContext, details: dict[str, Any],
-                  notes: list[str]) -> None:
+    def _quantize(self, src: str, out: str, exclude: list[str], params: Any,
+                  variant: Variant, inputs: tuple[Any, ...], ctx: PassContext,
+                  details: dict[str, Any], notes: list[str]) -> None:
         import onnx
         from onnxruntime.quantization import (
             CalibrationMethod,
@@ -231,10 +311,10 @@ class OrtStaticQuantize(_OrtQuantize):
         fmt = QuantFormat.QDQ if params.format == "qdq" else QuantFormat.QOperator
         extra = {"CalibPercentile": 99.99} if params.calibration == "percentile" else {}
         quantize_static(src, out, reader, quant_format=fmt, per_channel=params.per_channel,
-                        reduce_range=params.reduce_range,
+                        reduce_range=details["reduce_range"],
                         activation_type=getattr(QuantType, _TYPES[params.activation_type]),
                         weight_type=getattr(QuantType, _TYPES[params.weight_type]),
-                        nodes_to_exclude=list(params.exclude) or None,
+                        nodes_to_exclude=exclude or None,
                         op_types_to_quantize=op_types,
                         calibrate_method=getattr(CalibrationMethod,
                                                  _CALIBRATION[params.calibration]),
