@@ -7,17 +7,25 @@ Errors print one line and exit 2; nothing prints a traceback unless WORKBENCH_DE
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from workbench import __version__
+from workbench.cli_output import dumps, install_safe_streams, print_json, raw_stderr
 from workbench.core.errors import InvalidParameterError, WorkbenchError
+from workbench.core.variant import check_input_shape
 
 EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block): `workbench CMD: error: ...`."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -27,7 +35,10 @@ def _shape(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"'{text}' is not a shape such as 1,3,32,32") from None
     if not dims or any(d <= 0 for d in dims):
         raise argparse.ArgumentTypeError(f"'{text}' is not a shape of positive sizes")
-    return dims
+    try:
+        return check_input_shape(dims)
+    except InvalidParameterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_load_options(p: argparse.ArgumentParser) -> None:
@@ -46,15 +57,25 @@ def _load_options(args: argparse.Namespace) -> dict[str, Any]:
             "num_classes": args.num_classes}
 
 
+def _check_output(path: str) -> None:
+    """Refuse an output path before any long work: an unknown extension, or a target that
+    is not a regular file (a device, a folder) or cannot be written."""
+    from workbench.core.export import export_format
+    from workbench.core.fileio import check_target
+
+    export_format(path)
+    check_target(path)
+
+
 def _progress_printer(enabled: bool) -> Callable[[Any], None]:
     def show(step: Any) -> None:
         if enabled and sys.stderr.isatty():
             frac = step.fraction if step.fraction is not None else 0.0
             bar = "#" * int(frac * 20)
-            sys.stderr.write(f"\r[{bar:<20}] {step.message[:60]:<60}")
-            sys.stderr.flush()
+            raw_stderr().write(f"\r[{bar:<20}] {step.message[:60]:<60}")
+            raw_stderr().flush()
             if frac >= 1.0:
-                sys.stderr.write("\n")
+                raw_stderr().write("\n")
     return show
 
 
@@ -69,7 +90,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.stats:
         summary["weights"] = analysis.stats.to_json()
     if args.json:
-        print(json.dumps(summary, indent=2, default=str))
+        print_json(summary)
         return 0
     print(f"{args.model}  ({summary['format']})")
     print(f"  nodes {summary['nodes']:,}   edges {summary['edges']:,}")
@@ -107,7 +128,7 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
     render_screenshot(args.model, args.tab, args.output, size=(size[0], size[1]),
                       load_options=_load_options(args), select=args.select)
     if args.json:
-        print(json.dumps({"output": args.output, "tab": args.tab}))
+        print_json({"output": args.output, "tab": args.tab})
     else:
         print(f"wrote {args.output}")
     return 0
@@ -122,7 +143,7 @@ def cmd_passes(args: argparse.Namespace) -> int:
                 if p.pass_cls is not None]
         failed = [{"entry_point": p.entry_point, "origin": p.origin, "error": p.error}
                   for p in registry.failed]
-        print(json.dumps({"passes": data, "failed": failed}, indent=2, default=str))
+        print_json({"passes": data, "failed": failed})
         return 0
     for category, passes in registry.by_category().items():
         print(f"{category}:")
@@ -154,18 +175,19 @@ def _parse_param_args(items: list[str]) -> dict[str, str]:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from workbench.core.analysis import open_model
-    from workbench.core.export import export_format, export_variant
+    from workbench.core.export import export_variant
     from workbench.core.jobs import run_job
     from workbench.core.passes import PassContext, apply_pass
     from workbench.core.plugins import discover
     from workbench.core.recipe import Recipe
 
-    export_format(args.output)  # fail early on an unknown output extension
+    _check_output(args.output)  # fail early: unknown extension, or a target we refuse
     pass_obj = discover().get(args.pass_id)
     params = _parse_param_args(args.param)
     analysis = run_job(open_model(args.source, **_load_options(args)),
                        _progress_printer(not args.json))
-    result = apply_pass(pass_obj, analysis, params, PassContext(device=args.device))
+    result = apply_pass(pass_obj, analysis, params, PassContext(device=args.device,
+                                                                  time_limit_s=args.time_limit))
     written = export_variant(result.variant, args.output, opset=args.opset)
     report = result.report.to_json()
     report["output"] = written["output"]
@@ -173,7 +195,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         Recipe.of(result.variant).save(args.recipe)
         report["recipe"] = args.recipe
     if args.json:
-        print(json.dumps(report, indent=2, default=str))
+        print_json(report)
         return 0
     b, a = report["before"], report["after"]
     print(f"{report['pass']} on {args.source} ({report['seconds']:.2f} s)")
@@ -199,7 +221,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.recipe:
         Recipe.of(variant).save(args.recipe)
         written["recipe"] = args.recipe
-    print(json.dumps(written) if args.json else f"wrote {written['output']}")
+    print(dumps(written) if args.json else f"wrote {written['output']}")
     return 0
 
 
@@ -208,21 +230,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     from workbench.core.recipe import Recipe
 
     recipe = Recipe.load_file(args.recipe)
+    if args.output:
+        _check_output(args.output)
 
     def show(i: int, name: str) -> None:
         if not args.json:
             print(f"[{i + 1}/{len(recipe.steps)}] {name}", file=sys.stderr)
 
     result = recipe.replay(show, trust=args.trust)
-    variant = getattr(result, "variant", None)
-    reports = [] if variant is None else [result.report.to_json()]
-    if variant is None:
-        variant = result.variant if hasattr(result, "variant") else result
+    report = getattr(result, "report", None)  # a PassResult; an Analysis has none
+    reports = [report.to_json()] if report is not None else []
+    variant = result.variant
     out = {"steps": len(recipe.steps), "reports": reports}
     if args.output:
         out.update(export_variant(variant, args.output, opset=args.opset))
     if args.json:
-        print(json.dumps(out, indent=2, default=str))
+        print_json(out)
     elif args.output:
         print(f"wrote {out['output']}")
     return 0
@@ -284,19 +307,19 @@ def _train_progress(enabled: bool) -> Callable[[Any], None]:
                   file=sys.stderr)
         elif payload.get("kind") == "batch" and sys.stderr.isatty():
             frac = step.fraction or 0.0
-            sys.stderr.write(f"\r[{'#' * int(frac * 30):<30}] {step.message} "
+            raw_stderr().write(f"\r[{'#' * int(frac * 30):<30}] {step.message} "
                              f"ETA {payload.get('eta_s', 0):.0f}s ")
-            sys.stderr.flush()
+            raw_stderr().flush()
     return show
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from workbench.core.export import export_format, export_variant
+    from workbench.core.export import export_variant
     from workbench.core.jobs import run_job
     from workbench.core.loaders import load_model
     from workbench.core.training import train
 
-    export_format(args.output)
+    _check_output(args.output)
     cfg = _train_config(args)
     cfg.validate()
     variant = load_model(args.source, **_load_options(args))
@@ -309,7 +332,7 @@ def cmd_train(args: argparse.Namespace) -> int:
            "best_epoch": result.best_epoch, "early_stopped": result.early_stopped,
            "output": written["output"]}
     if args.json:
-        print(json.dumps(out, indent=2, default=str))
+        print_json(out)
     else:
         acc = f"{out['test_accuracy']:.4f}" if out["test_accuracy"] is not None else "n/a"
         print(f"test accuracy {acc}  test loss {out['test_loss']:.4f}  "
@@ -320,12 +343,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_distill(args: argparse.Namespace) -> int:
     from workbench.core.distill import distill
-    from workbench.core.export import export_format, export_variant
+    from workbench.core.export import export_variant
     from workbench.core.jobs import run_job
     from workbench.core.loaders import load_model
     from workbench.core.training import evaluate, train
 
-    export_format(args.output)
+    _check_output(args.output)
     cfg = _train_config(args)
     cfg.validate()
     teacher = load_model(args.teacher, trust=args.trust, input_shape=args.input_shape
@@ -357,7 +380,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
            "teacher_parameters": count(teacher), "student_parameters": count(student),
            "output": written["output"]}
     if args.json:
-        print(json.dumps(out, indent=2, default=str))
+        print_json(out)
     else:
         for k, v in out.items():
             print(f"{k:<28} {v}")
@@ -378,7 +401,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if "cosine" not in report:
             raise InvalidParameterError(f"Fidelity could not be measured: {report['error']}")
         report["warnings"] = warnings
-        print(json.dumps(report, indent=2, default=str) if args.json else
+        print(dumps(report) if args.json else
               f"cosine {report['cosine']:.5f}  max |diff| {report['max_abs_diff']:.4g}  "
               f"({report['samples']} {report.get('inputs', '')} samples)")
         return 0
@@ -392,7 +415,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.confusion:
         out["confusion"] = result.confusion
     if args.json:
-        print(json.dumps(out, indent=2))
+        print_json(out)
     else:
         acc = f"{result.accuracy:.4f}" if result.accuracy is not None else "n/a"
         print(f"accuracy {acc}  loss {result.loss:.4f}  ({result.samples} {args.split} samples)")
@@ -446,7 +469,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         out = [{k: r[k] for k in keys} | {"std_ms": r.get("std_ms"), "noisy": r.get("noisy")}
                for r in records]
-        print(json.dumps(out, indent=2))
+        print_json(out)
         return 0
     print(f"{'runtime':<14}{'device':<7}{'batch':>6}{'mean ms':>10}{'p50 ms':>10}"
           f"{'p90 ms':>10}{'p99 ms':>10}{'samples/s':>12}")
@@ -477,7 +500,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         workspace.set_result(entry.id, "benchmark", result)
     rows = compare_table(workspace.entries(), baseline=workspace.entries()[0].id)
     if args.json:
-        print(json.dumps([r.to_json() for r in rows], indent=2, default=str))
+        print_json([r.to_json() for r in rows])
     elif args.format == "csv":
         print(to_csv(rows), end="")
     else:
@@ -486,7 +509,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="workbench", description="Inspect and optimize neural networks.")
     parser.add_argument("--version", action="version", version=f"workbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -523,6 +546,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=18, help="ONNX opset for .onnx output")
     p.add_argument("--recipe", help="also write the recipe (JSON) that replays this")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help="abandon the pass after this many seconds")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     _add_load_options(p)
     p.set_defaults(func=cmd_apply)
@@ -601,6 +626,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cmd_doctor(removed: list[Any], as_json: bool) -> int:
+    """`workbench doctor [--json]`: the machine, and the stale temporary files removed."""
+    from workbench.core.about import about
+    from workbench.core.fileio import journal_dir
+
+    report = {**about(), "removed_temp_files": [str(p) for p in removed],
+              "temp_journal": str(journal_dir())}
+    if as_json:
+        print_json(report)
+        return 0
+    cpu = report["cpu"]
+    print(f"workbench {report['workbench']} on Python {report['python']}, {report['platform']}")
+    print(f"  CPU {cpu['model'] or cpu['machine']}: int8 weights "
+          f"{'7-bit' if cpu['int8_reduce_range'] else '8-bit'} ({cpu['int8_reason']})")
+    for name, version in report["packages"].items():
+        print(f"  {name} {version or 'not installed'}")
+    print(f"  settings in {report['folders']['config']}, runs in {report['folders']['runs']}")
+    print(f"  removed {len(removed)} stale temporary file(s)"
+          + "".join(f"\n    {p}" for p in report["removed_temp_files"]))
+    return 0
+
+
 def cmd_version(as_json: bool) -> int:
     """`workbench --version [--json]`: the version, or everything a bug report needs."""
     if not as_json:
@@ -608,12 +655,12 @@ def cmd_version(as_json: bool) -> int:
         return 0
     from workbench.core.about import about
 
-    print(json.dumps(about(), indent=2))
+    print_json(about())
     return 0
 
 
 def build_gui_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="workbench", description="Open the Workbench window, optionally on a model. "
         "Headless commands: inspect, screenshot (see workbench inspect --help).")
     parser.add_argument("--version", action="version", version=f"workbench {__version__}")
@@ -622,10 +669,47 @@ def build_gui_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging() -> None:
+    """Library chatter is not for the user's terminal: one line per error is. With
+    WORKBENCH_DEBUG set, everything is logged to stderr at that level (1 means DEBUG)."""
+    import logging
+
+    level = os.environ.get("WORKBENCH_DEBUG", "")
+    root = logging.getLogger()
+    if level:
+        named = logging.getLevelName(level.upper())
+        logging.basicConfig(level=named if isinstance(named, int) else logging.DEBUG)
+        return
+    warnings.simplefilter("ignore")
+    if not root.handlers:
+        root.addHandler(logging.NullHandler())  # no "last resort" printing to stderr
+    for name in ("torch", "onnxruntime", "onnxscript", "onnx_ir", "onnx", "transformers",
+                 "torch_pruning", "sympy"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+class _Exit(Exception):
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse, turning argparse's exit (on --help or a bad argument) into a return code."""
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exc:
+        raise _Exit(exc.code if isinstance(exc.code, int) else EXIT_USAGE) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not os.environ.get("WORKBENCH_DEBUG"):
-        warnings.simplefilter("ignore")  # library chatter is not for the user's terminal
+    install_safe_streams()
+    _configure_logging()
+    from workbench.core.fileio import clean_stale_temp_files
+
+    removed = clean_stale_temp_files()  # left behind by a killed run; never raises
+    if argv and argv[0] == "doctor":
+        return cmd_doctor(removed, "--json" in argv[1:])
     if argv and argv[0] == "--version":
         return cmd_version("--json" in argv[1:])
     parser = build_parser()
@@ -633,14 +717,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "distill", "eval", "bench", "compare"}
     try:
         if argv and (argv[0] in commands or argv[0] in ("-h", "--help")):
-            args = parser.parse_args(argv)
+            args = _parse(parser, argv)
             return int(args.func(args))
-        gui_args = build_gui_parser().parse_args(argv)
+        gui_args = _parse(build_gui_parser(), argv)
         from workbench.gui.app import run_app
 
         return run_app(gui_args.model, _load_options(gui_args))
+    except _Exit as exc:
+        return exc.code
     except WorkbenchError as exc:
-        print(f"workbench: error: {exc}", file=sys.stderr)
+        print(f"workbench: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_USAGE
+    except MemoryError:
+        print("workbench: error: out of memory: the model or its inputs are too large for "
+              "this machine.", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("workbench: interrupted", file=sys.stderr)

@@ -193,10 +193,27 @@ def test_custom_architecture_by_import_path(tmp_path: Path,
 
     path = tmp_path / "net.pt"
     torch.save(my_arch.Net().state_dict(), path)
-    v = load_model(str(path), arch="my_arch:Net", input_shape=(1, 4))
+    with pytest.raises(errors.TrustRequiredError, match="import path"):
+        load_model(str(path), arch="my_arch:Net", input_shape=(1, 4))  # importing runs code
+    v = load_model(str(path), arch="my_arch:Net", input_shape=(1, 4), trust=True)
     assert v.inputs[0].shape == (1, 4)
     with pytest.raises(errors.ModelNotFoundError, match="Cannot import"):
-        load_model(str(path), arch="my_arch:Missing")
+        load_model(str(path), arch="my_arch:Missing", trust=True)
+    with pytest.raises(errors.ArchitectureMismatchError, match="not a model class"):
+        load_model(str(path), arch="collections:OrderedDict", trust=True)
+
+
+def test_registered_architectures_need_no_trust(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name registered under `workbench.architectures` opens without --trust."""
+    from importlib.metadata import EntryPoint
+
+    from workbench.core import loaders
+
+    ep = EntryPoint("tiny-mlp", "torch.nn:Identity", "workbench.architectures")
+    monkeypatch.setattr(loaders, "registered_architectures", lambda: {"tiny-mlp": ep})
+    variant = loaders.build_architecture("tiny-mlp")
+    assert type(variant.model).__name__ == "Identity"
 
 
 def test_full_pickle_needs_trust(tmp_path: Path) -> None:

@@ -21,6 +21,11 @@ class Analysis:
     graph: LayerGraph
     stats: WeightStats
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the user should know about the model (the graph summary's "warnings")."""
+        return self.graph.warnings
+
 
 def analyse(variant: Variant, cancel: CancelToken | None = None) -> Job[Analysis]:
     """Describe and measure an already loaded variant."""
@@ -30,6 +35,8 @@ def analyse(variant: Variant, cancel: CancelToken | None = None) -> Job[Analysis
     cancel.check()
     yield Progress(0.8, "Computing weight statistics…")
     stats = weight_stats(variant)
+    # NaN/Inf weights open with a warning (the Inspector's and `inspect --json`'s)
+    graph.warnings.extend(w for w in stats.warnings() if w not in graph.warnings)
     cancel.check()
     yield Progress(1.0, "Done")
     return Analysis(variant, graph, stats)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.core.errors import InvalidParameterError, ModelNotFoundError
+from workbench.core.errors import InvalidParameterError, ModelNotFoundError, first_line
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 DATASETS = ("digits", "synthetic", "synthetic:regression")
@@ -182,8 +182,11 @@ def _npz(path: Path) -> tuple[str, np.ndarray, np.ndarray, str, list[str]]:
             if "x" not in z or "y" not in z:
                 raise InvalidParameterError(f"{path.name} needs arrays named x and y.")
             x, y = z["x"].astype(np.float32), z["y"]
-    except (OSError, ValueError) as exc:
-        raise InvalidParameterError(f"{path.name} is not a readable .npz: {exc}") from exc
+    except InvalidParameterError:
+        raise
+    except Exception as exc:  # numpy raises many types (BadZipFile, KeyError, EOFError...)
+        raise InvalidParameterError(f"{path.name} is not a readable .npz: {first_line(exc)}"
+                                    ) from exc
     return _labelled(path.stem, x, y)
 
 

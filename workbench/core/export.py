@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.core.errors import InvalidParameterError, WorkbenchError
-from workbench.core.fileio import atomic_path
+from workbench.core.fileio import atomic_path, check_target
 from workbench.core.variant import Variant
 
 FORMATS = {".onnx": "onnx", ".pt2": "pt2", ".ts": "torchscript", ".pt": "torchscript",
@@ -35,9 +35,14 @@ def export_format(path: str | Path, fmt: str | None = None) -> str:
 
 def export_variant(variant: Variant, path: str | Path, fmt: str | None = None,
                    opset: int = 18) -> dict[str, Any]:
-    """Write `variant` to `path`; return {output, format, bytes}."""
+    """Write `variant` to `path`; return {output, format, bytes}.
+
+    An unusable `path` (a device, a folder, a file in place of its folder) is refused before
+    any conversion starts (`UnsafeTargetError`, `WriteError`).
+    """
     fmt = export_format(path, fmt)
     path = Path(path)
+    check_target(path)
     if fmt == "onnx":
         _write_onnx(variant, path, opset)
     elif variant.backend != "torch":

@@ -6,6 +6,7 @@ Nothing is unpickled unless the caller opts in with `trust=True`.
 from __future__ import annotations
 
 import importlib
+import os
 import warnings
 import zipfile
 from pathlib import Path
@@ -24,6 +25,13 @@ from workbench.core.errors import (
 from workbench.core.variant import InputSpec, Variant
 from workbench.core.zoo import ZOO, build_zoo
 
+ARCHITECTURE_GROUP = "workbench.architectures"
+PROTOBUF_LIMIT = 2**31
+DEFAULT_MAX_MODEL_MB = 8192.0
+# The first byte of a serialized ModelProto is the tag of one of its fields (ir_version,
+# producer, domain, model_version, doc_string, graph, opset_import, metadata, ...).
+ONNX_FIRST_TAGS = frozenset({0x08, 0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0xA2,
+                             0xCA, 0xD2})
 ONNX_EXTENSIONS = (".onnx",)
 TORCH_EXTENSIONS = (".pt2", ".pt", ".pth", ".ts", ".bin", ".safetensors")
 SUPPORTED_EXTENSIONS = ONNX_EXTENSIONS + TORCH_EXTENSIONS
@@ -60,8 +68,13 @@ def _load(source: str, arch: str | None, trust: bool, input_shape: tuple[int, ..
     if source.startswith("zoo:"):
         return build_zoo(source, input_shape, num_classes)
     path = Path(source).expanduser()
-    if not path.exists():
-        raise ModelNotFoundError(f"No such file: {path}")
+    try:
+        exists = path.exists()
+    except OSError as exc:  # a name too long, a loop of links, ...
+        raise ModelNotFoundError(f"Cannot open {_short(str(path))}: "
+                                 f"{exc.strerror or first_line(exc)}.") from exc
+    if not exists:
+        raise ModelNotFoundError(f"No such file: {_short(str(path))}")
     if path.is_dir():
         raise UnsupportedFormatError(f"{path} is a folder, not a model file.")
     ext = path.suffix.lower()
@@ -76,16 +89,48 @@ def _load(source: str, arch: str | None, trust: bool, input_shape: tuple[int, ..
     if ext == ".pt2":
         return _load_exported(path)
     if ext == ".safetensors":
-        return _join_state_dict(path, _read_safetensors(path), arch, input_shape, num_classes)
+        return _join_state_dict(path, _read_safetensors(path), arch, input_shape, num_classes,
+                                trust)
     if _is_torchscript(path):
         return _load_torchscript(path, input_shape)
     return _load_pickle(path, arch, trust, input_shape, num_classes)
+
+
+def max_model_bytes() -> int:
+    """The largest model (with its external data) Workbench reads: `$WORKBENCH_MAX_MODEL_MB`,
+    or 8 GB."""
+    text = os.environ.get("WORKBENCH_MAX_MODEL_MB", "")
+    try:
+        mb = float(text) if text else DEFAULT_MAX_MODEL_MB
+    except ValueError:
+        mb = DEFAULT_MAX_MODEL_MB
+    return int(mb * 1024 * 1024) if mb > 0 else int(DEFAULT_MAX_MODEL_MB * 1024 * 1024)
+
+
+def _check_onnx_file(path: Path) -> None:
+    """Refuse, before parsing, a file that cannot be an ONNX model or is too big to read."""
+    size = path.stat().st_size
+    if size >= PROTOBUF_LIMIT:
+        raise CorruptModelError(
+            f"{path.name} is {size / 2**30:.1f} GB; ONNX files over 2 GB must keep their "
+            "weights as external data (a protobuf cannot exceed 2 GB).")
+    limit = max_model_bytes()
+    if size > limit:
+        raise CorruptModelError(
+            f"{path.name} is {size / 2**20:,.0f} MB, over the {limit / 2**20:,.0f} MB limit "
+            "(raise it with WORKBENCH_MAX_MODEL_MB).")
+    with path.open("rb") as f:
+        head = f.read(2)
+    if not head or head[0] not in ONNX_FIRST_TAGS:
+        raise CorruptModelError(f"{path.name} is not an ONNX file (it does not start like "
+                                "an ONNX model).")
 
 
 def _load_onnx(path: Path) -> Variant:
     import onnx
     from google.protobuf.message import DecodeError
 
+    _check_onnx_file(path)
     try:
         model = onnx.load(str(path), load_external_data=True)
     except DecodeError as exc:
@@ -104,6 +149,7 @@ def _load_onnx(path: Path) -> Variant:
                                 ) from exc
     if not model.graph.node:
         raise CorruptModelError(f"{path.name} holds no ONNX graph (corrupt or not ONNX).")
+    _check_names_are_text(path, model)
     try:
         onnx.checker.check_model(model)
     except Exception as exc:
@@ -111,6 +157,18 @@ def _load_onnx(path: Path) -> Variant:
                                 ) from exc
     return Variant(name=path.stem, backend="onnx", model=model, format="onnx",
                    inputs=onnx_input_specs(model), source=str(path))
+
+
+def _check_names_are_text(path: Path, model: Any) -> None:
+    """Refuse names that are not UTF-8: protobuf hands them over as bytes (ONNX forbids them)."""
+    graph = model.graph
+    values = (*graph.input, *graph.output, *graph.value_info)
+    names = [*(i.name for i in graph.initializer), *(v.name for v in values)]
+    for node in graph.node:
+        names += [node.name, node.op_type, node.domain, *node.input, *node.output]
+    if any(isinstance(n, bytes) for n in names):
+        raise CorruptModelError(f"{path.name} holds names that are not valid UTF-8 text "
+                                "(corrupt, or not written by an ONNX tool).")
 
 
 def onnx_input_specs(model: Any) -> tuple[InputSpec, ...]:
@@ -192,6 +250,10 @@ def _load_pickle(path: Path, arch: str | None, trust: bool,
 
     import torch
 
+    if not _pickle_or_torch_zip(path):
+        raise CorruptModelError(
+            f"{path.name} is not a PyTorch file: it is neither a torch.save archive nor a "
+            "pickle (corrupt, or another format).")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # torch's protocol notice
@@ -202,7 +264,8 @@ def _load_pickle(path: Path, arch: str | None, trust: bool,
                 f"{path.name} is a full Python pickle, which can run arbitrary code when "
                 "opened. Open it only if you trust its author (--trust in the CLI).") from exc
         obj = _load_trusted(path)
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError,
+            zipfile.BadZipFile) as exc:
         raise CorruptModelError(f"{path.name} is not a readable PyTorch file: "
                                 f"{first_line(exc)}") from exc
     if isinstance(obj, torch.nn.Module):
@@ -211,7 +274,15 @@ def _load_pickle(path: Path, arch: str | None, trust: bool,
     if state is None:
         raise UnsupportedFormatError(
             f"{path.name} holds a {type(obj).__name__}, not a model or a state dict.")
-    return _join_state_dict(path, state, arch, input_shape, num_classes)
+    return _join_state_dict(path, state, arch, input_shape, num_classes, trust)
+
+
+def _pickle_or_torch_zip(path: Path) -> bool:
+    """Whether the file starts like `torch.save` output: a zip, or a pickle (protocol 2+)."""
+    with path.open("rb") as f:
+        head = f.read(4)
+    return head.startswith(b"PK\x03\x04") or (len(head) >= 2 and head[0] == 0x80
+                                                and 2 <= head[1] <= 5)
 
 
 def _load_trusted(path: Path) -> Any:
@@ -256,13 +327,14 @@ def _read_safetensors(path: Path) -> dict[str, Any]:
 
 
 def _join_state_dict(path: Path, state: dict[str, Any], arch: str | None,
-                     input_shape: tuple[int, ...] | None, num_classes: int | None) -> Variant:
+                     input_shape: tuple[int, ...] | None, num_classes: int | None,
+                     trust: bool = False) -> Variant:
     if not arch:
         raise ArchitectureRequiredError(
             f"{path.name} is a state dict (weights only). Name its architecture: a zoo model "
             f"({', '.join(k for k in ZOO if k != 'minilm')}) or package.module:ClassName "
             "(--arch in the CLI).")
-    base = _build_architecture(arch, input_shape, num_classes)
+    base = build_architecture(arch, input_shape, num_classes, trust)
     module = base.model
     result = _try_load_state(module, state)
     if result:
@@ -273,27 +345,68 @@ def _join_state_dict(path: Path, state: dict[str, Any], arch: str | None,
                    metadata={**base.metadata, "architecture": arch})
 
 
-def _build_architecture(arch: str, input_shape: tuple[int, ...] | None,
-                        num_classes: int | None) -> Variant:
+def build_architecture(arch: str, input_shape: tuple[int, ...] | None = None,
+                       num_classes: int | None = None, trust: bool = False) -> Variant:
+    """An untrained model of architecture `arch`, to join a state dict to.
+
+    `arch` is a zoo name, a name registered under the `workbench.architectures` entry-point
+    group, or `package.module:Class`. Importing a module runs its code, so the last needs
+    `trust` (never read from a file) and must name an `nn.Module` subclass.
+    """
     name = arch.removeprefix("zoo:")
     if name in ZOO:
         return build_zoo(name, input_shape, num_classes)
-    if ":" not in arch:
-        raise ModelNotFoundError(
-            f"Unknown architecture '{arch}': use a zoo name or package.module:ClassName.")
-    mod_name, _, cls_name = arch.partition(":")
+    registered = registered_architectures()
+    if name in registered:
+        try:
+            cls = registered[name].load()
+        except Exception as exc:
+            raise ModelNotFoundError(f"The registered architecture '{name}' failed to import: "
+                                     f"{first_line(exc)}") from exc
+    elif ":" in arch:
+        if not trust:
+            raise TrustRequiredError(
+                f"The architecture '{arch}' is named by an import path: importing it runs that "
+                "module's code. Use a zoo or registered architecture, or pass --trust if you "
+                "trust the module.")
+        cls = _import_class(arch)
+    else:
+        known = [k for k in ZOO if k != "minilm"] + sorted(registered)
+        raise ModelNotFoundError(f"Unknown architecture '{arch}': use one of "
+                                 f"{', '.join(known)}, or package.module:ClassName.")
+    import torch
+
+    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+        raise ArchitectureMismatchError(
+            f"'{arch}' is not a model class (an nn.Module subclass).")
     try:
-        cls = getattr(importlib.import_module(mod_name), cls_name)
         module = cls()
-    except (ImportError, AttributeError) as exc:
-        raise ModelNotFoundError(f"Cannot import architecture '{arch}': {first_line(exc)}"
-                                 ) from exc
     except TypeError as exc:
         raise ArchitectureMismatchError(
             f"{arch} cannot be built without arguments: {first_line(exc)}") from exc
+    except Exception as exc:
+        raise ArchitectureMismatchError(f"{arch} failed to build: {first_line(exc)}") from exc
     specs = (InputSpec("input", tuple(input_shape)),) if input_shape else ()
-    return Variant(name=cls_name, backend="torch", model=module, format="state_dict",
-                   inputs=specs, source=arch)
+    return Variant(name=getattr(cls, "__name__", name), backend="torch", model=module,
+                   format="state_dict", inputs=specs, source=arch)
+
+
+def registered_architectures() -> dict[str, Any]:
+    """Architectures that installed packages register under `workbench.architectures`."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ARCHITECTURE_GROUP)}
+
+
+def _import_class(arch: str) -> Any:
+    mod_name, _, cls_name = arch.partition(":")
+    if not mod_name or not cls_name.isidentifier():
+        raise ModelNotFoundError(f"'{arch}' is not package.module:ClassName.")
+    try:
+        return getattr(importlib.import_module(mod_name), cls_name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ModelNotFoundError(f"Cannot import architecture '{arch}': {first_line(exc)}"
+                                 ) from exc
 
 
 def _try_load_state(module: Any, state: dict[str, Any]) -> str:
@@ -317,6 +430,10 @@ def _try_load_state(module: Any, state: dict[str, Any]) -> str:
     except RuntimeError as exc:
         return first_line(exc)
     return ""
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit // 2] + "…" + text[-limit // 2:]
 
 
 def _few(items: list[str], n: int = 3) -> str:

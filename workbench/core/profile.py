@@ -25,8 +25,6 @@ import json
 import math
 import os
 import re
-import shutil
-import tempfile
 import time
 from collections import defaultdict, deque
 from dataclasses import asdict, dataclass, field
@@ -34,6 +32,7 @@ from typing import Any
 
 from workbench.core.describe import describe
 from workbench.core.errors import InvalidParameterError, WorkbenchError
+from workbench.core.fileio import temp_dir
 from workbench.core.layergraph import LayerGraph, Node
 from workbench.core.variant import Variant
 
@@ -129,8 +128,7 @@ def _profile_ort(variant: Variant, graph: LayerGraph, batch: int, iters: int, wa
         raise WorkbenchError("The layer graph does not match the ONNX graph node for node.")
     for proto, node in zip(model.graph.node, graph.nodes, strict=True):
         proto.name = node.name  # nameless nodes get the names the graph shows
-    folder = tempfile.mkdtemp(prefix="workbench-profile-")
-    try:
+    with temp_dir("profile") as folder:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.enable_profiling = True
@@ -158,8 +156,6 @@ def _profile_ort(variant: Variant, graph: LayerGraph, batch: int, iters: int, wa
         # best effort: only the kernels ORT created itself need ORT's optimized graph
         with contextlib.suppress(Exception):
             mapper.set_optimized(onnx.load(optimized_path, load_external_data=False))
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
     return _parse_ort_events(graph, events, batch, iters, warmup, mapper)
 
 

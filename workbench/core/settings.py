@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from psygnal import Signal
 
+from workbench.core.errors import WorkbenchError, first_line
 from workbench.core.fileio import atomic_write_text
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 MAX_RECENT = 10
+MAX_SETTINGS_BYTES = 1_000_000
 
 
 def config_dir() -> Path:
@@ -46,14 +51,22 @@ class Settings:
         self.path = path or config_dir() / "settings.json"
         self.device = "cpu"
         self.recent_files: list[str] = []
+        self.warning: str | None = None  # set when the file could not be used
         self._load()
 
     def _load(self) -> None:
+        if not self.path.exists():
+            return
         try:
+            if self.path.stat().st_size > MAX_SETTINGS_BYTES:
+                raise ValueError("the file is too large")
             data: dict[str, Any] = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return  # missing or unreadable settings fall back to defaults
+        except Exception as exc:  # any unreadable settings fall back to defaults, never crash
+            why = "nested too deeply" if isinstance(exc, RecursionError) else first_line(exc)
+            self._warn(f"cannot be read ({why})")
+            return
         if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION:
+            self._warn("is not a Workbench settings file of this version")
             return
         if data.get("device") in ("cpu", "cuda"):
             self.device = data["device"]
@@ -61,10 +74,15 @@ class Settings:
         if isinstance(recent, list):
             self.recent_files = [str(r) for r in recent if isinstance(r, str)][:MAX_RECENT]
 
+    def _warn(self, problem: str) -> None:
+        self.warning = f"The settings file {self.path} {problem}; using the defaults."
+        log.warning(self.warning)
+
     def save(self) -> None:
         data = {"schema": SCHEMA_VERSION, "device": self.device,
                 "recent_files": self.recent_files}
-        with contextlib.suppress(OSError):  # settings are a convenience: never fail over them
+        # settings are a convenience: never fail over them
+        with contextlib.suppress(OSError, WorkbenchError):
             atomic_write_text(self.path, json.dumps(data, indent=2))
 
     def set_device(self, device: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.core.data import Dataset
-from workbench.core.errors import InvalidParameterError, WorkbenchError
+from workbench.core.errors import InvalidParameterError, WorkbenchError, first_line
 from workbench.core.jobs import CancelToken, Job, Progress
 from workbench.core.variant import Variant, new_variant_id, set_mode
 
@@ -242,17 +242,22 @@ def train(variant: Variant, dataset: Dataset, cfg: TrainConfig,
     best_score, best_epoch = -math.inf, 0
     best_state = copy.deepcopy(model.state_dict())
     if cfg.resume and ckpt_dir is not None and (ckpt_dir / "last.pt").exists():
-        state = torch.load(ckpt_dir / "last.pt", map_location=cfg.device, weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler"):
-            scheduler.load_state_dict(state["scheduler"])
-        history = list(state["history"])
-        start_epoch = int(state["epoch"]) + 1
-        best_score, best_epoch = float(state["best_score"]), int(state["best_epoch"])
-        best_path = ckpt_dir / "best.pt"
-        best_state = torch.load(best_path, map_location=cfg.device, weights_only=True)
-        torch.set_rng_state(state["rng"])
+        try:
+            state = torch.load(ckpt_dir / "last.pt", map_location=cfg.device,
+                               weights_only=True)
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            if scheduler is not None and state.get("scheduler"):
+                scheduler.load_state_dict(state["scheduler"])
+            history = list(state["history"])
+            start_epoch = int(state["epoch"]) + 1
+            best_score, best_epoch = float(state["best_score"]), int(state["best_epoch"])
+            best_path = ckpt_dir / "best.pt"
+            best_state = torch.load(best_path, map_location=cfg.device, weights_only=True)
+            torch.set_rng_state(state["rng"])
+        except Exception as exc:  # truncated, tampered, keyless or from another model
+            raise TrainError(f"The checkpoint in {ckpt_dir} cannot be resumed (corrupt, "
+                             f"incomplete or from another model): {first_line(exc)}") from exc
     x_train, y_train = dataset.part("train")
     n = len(x_train)
     steps = math.ceil(n / cfg.batch_size)

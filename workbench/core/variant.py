@@ -14,6 +14,33 @@ def new_variant_id() -> str:
     return f"v{next(_ids)}"
 
 
+MAX_INPUT_DIMS = 8
+MAX_INPUT_ELEMENTS = 2**28  # 1 GB of float32: beyond that a sample input is a mistake
+
+
+def check_input_shape(dims: Any) -> tuple[int, ...]:
+    """`dims` as a shape of positive sizes, or InvalidParameterError saying what is wrong."""
+    from workbench.core.errors import InvalidParameterError
+
+    if not isinstance(dims, (list, tuple)) or not dims or not all(
+            isinstance(d, int) and not isinstance(d, bool) for d in dims):
+        raise InvalidParameterError(f"The input shape must be a list of integers, such as "
+                                    f"1,3,32,32; got {str(dims)[:60]}.")
+    if any(d <= 0 for d in dims):
+        raise InvalidParameterError("Every size of the input shape must be positive.")
+    if len(dims) > MAX_INPUT_DIMS:
+        raise InvalidParameterError(f"The input shape has {len(dims)} dimensions; at most "
+                                    f"{MAX_INPUT_DIMS} are supported.")
+    elements = 1
+    for d in dims:
+        elements *= d
+    if elements > MAX_INPUT_ELEMENTS:
+        raise InvalidParameterError(
+            f"The input shape {'x'.join(map(str, dims))} holds {elements:,} values, over the "
+            f"{MAX_INPUT_ELEMENTS:,} a sample input may have.")
+    return tuple(dims)
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """One model input: its shape (batch first), dtype and, for integers, a value range."""

@@ -136,6 +136,8 @@ class QtMainWindow(QMainWindow):
         self.cancel_button.setVisible(False)
         self.cancel_button.clicked.connect(self.jobs.cancel)
         self.statusBar().addWidget(self.status_label, 1)
+        if self.settings.warning:
+            self.status_label.setText(self.settings.warning)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
         self.jobs.started.connect(self._on_job_started)
@@ -273,11 +275,13 @@ class QtMainWindow(QMainWindow):
     def _on_open_error(self, source: str, options: dict[str, Any], exc: BaseException) -> None:
         if isinstance(exc, TrustRequiredError) and self.show_dialogs:
             answer = QMessageBox.warning(
-                self, "Untrusted pickle",
+                self, "Untrusted file",
                 f"{exc}\n\nLoad it anyway?", QMessageBox.StandardButton.Yes
                 | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
             if answer == QMessageBox.StandardButton.Yes:
                 self._retry(source, {**options, "trust": True})
+            else:
+                self.status_label.setText(f"Not opened: {Path(source).name} was not trusted.")
             return
         if isinstance(exc, ArchitectureRequiredError) and self.show_dialogs:
             names = [n for n in ZOO if n != "minilm"]

@@ -17,11 +17,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.stats import TensorStats, WeightStats
+from workbench.core.stats import TensorStats, WeightStats, nonfinite_text
 from workbench.gui.format import human_count
 
 WHOLE_MODEL = "Whole model"
 _ROLE = Qt.ItemDataRole.UserRole
+_WARN = "#c62828"
+
+
+def nonfinite_note(t: TensorStats) -> str:
+    """'4 non-finite values (3 NaN and 1 Inf) left out of the histogram', or ''."""
+    if not t.nonfinite:
+        return ""
+    return (f"{t.nonfinite:,} non-finite value{'s' if t.nonfinite != 1 else ''} "
+            f"({nonfinite_text(t.nan, t.inf)}) left out of the histogram")
 
 
 class QtWeightsPanel(QWidget):
@@ -123,9 +132,10 @@ class QtWeightsPanel(QWidget):
             item.setData(_ROLE, WHOLE_MODEL)
             self.layers.addItem(item)
             for name, t in stats.tensors.items():
-                item = QListWidgetItem(f"{name}  ({'×'.join(map(str, t.shape))})")
+                mark = "⚠ " if t.nonfinite else ""
+                item = QListWidgetItem(f"{mark}{name}  ({'×'.join(map(str, t.shape))})")
                 item.setData(_ROLE, name)
-                item.setToolTip(name)
+                item.setToolTip(f"{name}\n{nonfinite_note(t)}" if t.nonfinite else name)
                 self.layers.addItem(item)
         self.layers.blockSignals(False)
         self._draw_sparsity()
@@ -203,10 +213,13 @@ class QtWeightsPanel(QWidget):
                                       bottom=np.zeros(1))
         distinct = (f"  ·  <b>{t.distinct} distinct values</b> (clusters marked ▼)"
                     if t.distinct is not None and t.distinct <= 64 else "")
+        note = nonfinite_note(t)
+        if note:  # NaN/Inf weights: the figures above are of the finite values only
+            note = f"<br><span style='color:{_WARN}'>⚠ <b>{note}</b> and the figures.</span>"
         self.summary.setText(
             f"<b>{t.name}</b>  shape {'×'.join(map(str, t.shape))}  ·  {human_count(t.numel)} "
             f"values  ·  min {t.min:.4g}  max {t.max:.4g}  mean {t.mean:.4g}  std {t.std:.4g}"
-            f"  ·  sparsity {t.sparsity:.1%}{distinct}")
+            f"  ·  sparsity {t.sparsity:.1%}{distinct}{note}")
         self._highlight_sparsity(name)
 
     def _sparsity_names(self) -> list[str]:

@@ -3,6 +3,10 @@
 Shape after onnx_ir's pass infrastructure (itself from torch.fx's `PassBase`): a pass is a
 class with declared parameters; `apply_pass` validates them, checks the backend, runs the
 pass on a *copy*, verifies the input was left untouched, and measures before and after.
+
+A pass is code Workbench does not control (plugins are passes too), so `apply_pass` contains
+it: whatever it raises, returns or takes too long over ends as one `PassError` sentence, and
+the input variant is never replaced.
 """
 
 from __future__ import annotations
@@ -10,32 +14,48 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import math
+import threading
 import time
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from workbench.core.errors import InvalidParameterError, WorkbenchError
+from workbench.core.errors import (
+    CancelledError,
+    InvalidParameterError,
+    WorkbenchError,
+    first_line,
+)
 from workbench.core.jobs import CancelToken
 from workbench.core.variant import Variant, new_variant_id
 
 CATEGORIES = ("prune", "quantize", "distill", "convert")
+MODEL_TYPES = {"torch": "a torch nn.Module", "onnx": "an onnx ModelProto"}
+_NAMED_NONFINITE = 5  # tensors named in a refusal, then a tally
+_T = TypeVar("_T")
 
 
 class PassError(WorkbenchError):
     """A pass cannot run on this variant (wrong backend, nothing to prune, ...)."""
 
 
+class PassTimeoutError(PassError):
+    """A pass ran past `PassContext.time_limit_s` and was abandoned."""
+
+
 def param(default: Any, *, help: str = "", min: float | None = None,
           max: float | None = None, choices: tuple[Any, ...] | None = None,
-          widget: str | None = None) -> Any:
+          widget: str | None = None, allow_nonfinite: bool = False) -> Any:
     """A pass parameter: a dataclass field with a range, choices and help text.
 
     `widget` hints the GUI form: "slider" for a ratio, "nodes" for a node list picked in
-    the graph, "path" for a file.
+    the graph, "path" for a file. A float parameter refuses NaN and ±inf unless
+    `allow_nonfinite`.
     """
-    meta = {"help": help, "min": min, "max": max, "choices": choices, "widget": widget}
+    meta = {"help": help, "min": min, "max": max, "choices": choices, "widget": widget,
+            "allow_nonfinite": allow_nonfinite}
     if isinstance(default, (list, dict, set)):
         return field(default_factory=lambda: copy.copy(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -53,6 +73,7 @@ class ParamSpec:
     max: float | None = None
     choices: tuple[Any, ...] | None = None
     widget: str | None = None
+    allow_nonfinite: bool = False  # a float that may be NaN or ±inf
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -60,13 +81,19 @@ class ParamSpec:
 
 @dataclass
 class PassContext:
-    """What a pass may use: a device, calibration data, progress, cancel, and a log."""
+    """What a pass may use: a device, calibration data, progress, cancel, and a log.
+
+    `time_limit_s` (None: no limit) abandons a pass whose `run` takes longer, with a
+    PassTimeoutError; the pass then runs on in a daemon thread, its cancel token set, until
+    it ends on its own (threads cannot be killed).
+    """
 
     device: str = "cpu"
     data: Any = None  # a core dataset (train/val splits) when the pass needs samples
     progress: Callable[[float, str], None] = lambda fraction, message: None
     cancel: CancelToken = field(default_factory=CancelToken)
     log: list[str] = field(default_factory=list)
+    time_limit_s: float | None = None
 
 
 @dataclass
@@ -115,6 +142,9 @@ class Pass:
     category: ClassVar[str] = "convert"
     backends: ClassVar[tuple[str, ...]] = ("torch",)
     description: ClassVar[str] = ""
+    # False: `apply_pass` refuses a variant whose weights hold NaN or ±Inf (most passes
+    # rank, cluster or calibrate on weight values, which such values break)
+    handles_nonfinite: ClassVar[bool] = False
 
     @dataclass
     class Params:
@@ -156,13 +186,15 @@ class Pass:
             meta = f.metadata
             specs.append(ParamSpec(f.name, _type_name(hints.get(f.name, str)), default,
                                    meta.get("help", ""), meta.get("min"), meta.get("max"),
-                                   meta.get("choices"), meta.get("widget")))
+                                   meta.get("choices"), meta.get("widget"),
+                                   bool(meta.get("allow_nonfinite", False))))
         return specs
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
         return {"name": cls.name, "title": cls.title, "category": cls.category,
                 "backends": list(cls.backends), "description": cls.description,
+                "handles_nonfinite": cls.handles_nonfinite,
                 "params": [p.to_json() for p in cls.param_specs()]}
 
 
@@ -219,7 +251,7 @@ def _coerce(pass_name: str, spec: ParamSpec, value: Any) -> Any:
         if isinstance(value, bool) and spec.choices and {"on", "off"} <= set(spec.choices):
             return "on" if value else "off"  # a switch that gained an "auto" keeps its bools
         return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(float("inf"))
         raise InvalidParameterError(
             f"{pass_name}: {spec.name} must be a{'n' if spec.type == 'int' else ''} "
             f"{spec.type}, not {value!r}.") from None
@@ -231,6 +263,9 @@ def _check(pass_name: str, spec: ParamSpec, value: Any) -> None:
             f"{pass_name}: {spec.name} must be one of {', '.join(map(str, spec.choices))}, "
             f"not {value!r}.")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value) and not spec.allow_nonfinite:
+            raise InvalidParameterError(
+                f"{pass_name}: {spec.name} must be a finite number, not {value}.")
         if spec.min is not None and value < spec.min:
             raise InvalidParameterError(
                 f"{pass_name}: {spec.name} must be at least {spec.min}, not {value}.")
@@ -278,42 +313,186 @@ def apply_pass(pass_obj: Pass, source: Any, params: Mapping[str, Any] | Any = No
                ctx: PassContext | None = None) -> PassResult:
     """Run `pass_obj` on `source` (an Analysis or a Variant) and return the new variant.
 
-    The input is never changed: the driver checks its weights' fingerprint afterwards.
+    The input is never changed: the driver checks its weights' fingerprint afterwards. Any
+    failure of the pass (an exception, a wrong return value, a model of another backend,
+    running past `ctx.time_limit_s`) is a PassError.
     """
     from workbench.core.analysis import Analysis, analyse
     from workbench.core.jobs import run_job
 
     ctx = ctx or PassContext()
+    name = pass_obj.name
     variant = source.variant if isinstance(source, Analysis) else source
     # cheap checks first: parameters and backend, before any analysis
-    p = params if isinstance(params, pass_obj.Params) else parse_params(type(pass_obj), params)
+    if isinstance(params, pass_obj.Params):
+        p = params
+        for spec in type(pass_obj).param_specs():
+            _check(name, spec, getattr(p, spec.name))
+    else:
+        p = parse_params(type(pass_obj), params)
+    limit = _time_limit(ctx)
     if variant.backend not in pass_obj.backends:
-        raise PassError(f"{pass_obj.name} works on {' or '.join(pass_obj.backends)} models; "
+        raise PassError(f"{name} works on {' or '.join(pass_obj.backends)} models; "
                         f"{variant.name} is {variant.backend}.")
-    pass_obj.requires(variant, p)
+    if not pass_obj.handles_nonfinite:
+        _refuse_nonfinite(name, source if isinstance(source, Analysis) else None, variant)
+    _contained(name, "failed while checking its input", lambda: pass_obj.requires(variant, p))
     before_analysis = source if isinstance(source, Analysis) else run_job(analyse(source))
     stamp = fingerprint(variant)
     start = time.perf_counter()
     try:
-        output = pass_obj.run(variant, p, ctx)
-    except WorkbenchError:
+        output = _run_limited(pass_obj, variant, p, ctx, limit)
+    except PassError as exc:  # (an abandoned pass may still be running: no fingerprint)
+        if not isinstance(exc, PassTimeoutError) and fingerprint(variant) != stamp:
+            raise PassError(f"{str(exc).rstrip('.')}, and it changed its input variant, "
+                            "which may be damaged.") from exc
         raise
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise PassError(f"{pass_obj.name} failed: {type(exc).__name__}: {first}") from exc
     seconds = time.perf_counter() - start
     if fingerprint(variant) != stamp:
-        raise PassError(f"{pass_obj.name} changed its input variant; the result is discarded.")
+        raise PassError(f"{name} changed its input variant; the result is discarded.")
+    backend = _check_output(name, variant, output)
     params_json = {k: v for k, v in dataclasses.asdict(p).items()}
     new = Variant(
-        name=f"{variant.name}·{pass_obj.name}", backend=output.backend or variant.backend,
+        name=f"{variant.name}·{name}", backend=backend,
         model=output.model, format=output.format or variant.format,
         inputs=output.inputs if output.inputs is not None else variant.inputs,
         source=variant.source, parent=variant.id,
-        recipe=(*variant.recipe, {"pass": pass_obj.name, "params": params_json}),
+        recipe=(*variant.recipe, {"pass": name, "params": params_json}),
         metadata={**variant.metadata, **output.metadata}, id=new_variant_id())
-    pass_obj.ensures(variant, new, p, output)
-    after_analysis = run_job(analyse(new, ctx.cancel))
-    report = PassReport(pass_obj.name, params_json, figures(before_analysis),
+    _contained(name, "failed while checking its result",
+               lambda: pass_obj.ensures(variant, new, p, output))
+    after_analysis = _contained(name, "returned a model Workbench cannot analyse",
+                                lambda: run_job(analyse(new, ctx.cancel)))
+    report = PassReport(name, params_json, figures(before_analysis),
                         figures(after_analysis), seconds, output.warnings, output.details)
     return PassResult(new, report, after_analysis)
+
+
+def _contained(pass_name: str, what: str, call: Callable[[], _T]) -> _T:
+    """`call()`, with anything but a WorkbenchError turned into one PassError sentence."""
+    try:
+        return call()
+    except WorkbenchError:
+        raise
+    except (Exception, SystemExit) as exc:  # a plugin's sys.exit() must not end the app
+        raise PassError(f"{pass_name} {what}: {type(exc).__name__}: {first_line(exc)}"
+                        ) from exc
+
+
+def _time_limit(ctx: PassContext) -> float | None:
+    limit = ctx.time_limit_s
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) \
+            or not math.isfinite(limit) or limit <= 0:
+        raise InvalidParameterError(
+            f"The time limit must be a positive number of seconds, not {limit!r}.")
+    return float(limit)
+
+
+def _refuse_nonfinite(pass_name: str, analysis: Any, variant: Variant) -> None:
+    """PassError naming the weight tensors that hold NaN or ±Inf, if any (from the
+    Analysis's statistics when there is one, else one `isfinite` check per tensor)."""
+    from workbench.core.stats import nonfinite_text, nonfinite_weights
+
+    bad = (analysis.stats.nonfinite_tensors() if analysis is not None
+           else nonfinite_weights(variant))
+    if not bad:
+        return
+    named = [f"{t} ({nonfinite_text(nan, inf)})" for t, (nan, inf) in
+             list(bad.items())[:_NAMED_NONFINITE]]
+    if len(bad) > _NAMED_NONFINITE:
+        named.append(f"{len(bad) - _NAMED_NONFINITE} more tensors")
+    raise PassError(f"{pass_name} cannot run on weights holding NaN or Inf values, and "
+                    f"{variant.name} has them in {', '.join(named)}.")
+
+
+class _LinkedCancel(CancelToken):
+    """A pass's own cancel token: cancelled with the caller's, or alone when abandoned."""
+
+    def __init__(self, parent: CancelToken) -> None:
+        super().__init__()
+        self._parent = parent
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set() or self._parent.cancelled
+
+    @property
+    def paused(self) -> bool:
+        return self._parent.paused and not self._event.is_set()
+
+    def wait_while_paused(self, timeout: float | None = None) -> None:
+        if not self._event.is_set():
+            self._parent.wait_while_paused(timeout)
+
+    def check(self) -> None:
+        if self.cancelled:
+            raise CancelledError("Cancelled.")
+
+
+def _run_limited(pass_obj: Pass, variant: Variant, params: Any, ctx: PassContext,
+                 limit: float | None) -> Any:
+    """`pass_obj.run(...)`, contained; with a limit, in a daemon thread that is abandoned
+    (its cancel token set, its progress muted, its result discarded) once time runs out."""
+    name = pass_obj.name
+    if limit is None:
+        return _contained(name, "failed", lambda: pass_obj.run(variant, params, ctx))
+    abandoned = threading.Event()
+    token = _LinkedCancel(ctx.cancel)
+    progress = ctx.progress
+
+    def report(fraction: float, message: str) -> None:
+        if not abandoned.is_set():
+            progress(fraction, message)
+
+    inner = dataclasses.replace(ctx, progress=report, cancel=token)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["output"] = _contained(name, "failed",
+                                       lambda: pass_obj.run(variant, params, inner))
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"pass {name}", daemon=True)
+    deadline = time.monotonic() + limit
+    thread.start()
+    while thread.is_alive():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or ctx.cancel.cancelled:
+            abandoned.set()
+            token.cancel()  # a pass that checks its token ends soon; none is killed
+            if ctx.cancel.cancelled:
+                raise CancelledError("Cancelled.")
+            raise PassTimeoutError(f"{name} took longer than {limit:g} s; it was abandoned "
+                                   "and its result discarded.")
+        thread.join(min(remaining, 0.05))
+    if "error" in box:
+        raise box["error"]
+    return box.get("output")
+
+
+def _check_output(pass_name: str, variant: Variant, output: Any) -> str:
+    """The backend of a pass's output; PassError unless it is a PassOutput holding a model
+    of that backend."""
+    if not isinstance(output, PassOutput):
+        raise PassError(f"{pass_name} returned {type(output).__name__} instead of a "
+                        "PassOutput; the result is discarded.")
+    backend = output.backend or variant.backend
+    if backend not in MODEL_TYPES:
+        raise PassError(f"{pass_name} returned a model for the unknown backend {backend!r} "
+                        f"(Workbench knows {', '.join(MODEL_TYPES)}).")
+    if backend == "torch":
+        import torch
+
+        ok = isinstance(output.model, torch.nn.Module)
+    else:
+        import onnx
+
+        ok = isinstance(output.model, onnx.ModelProto)
+    if not ok:
+        raise PassError(f"{pass_name} returned {type(output.model).__name__} where "
+                        f"{MODEL_TYPES[backend]} was expected; the result is discarded.")
+    return backend

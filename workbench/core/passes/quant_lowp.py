@@ -22,6 +22,7 @@ _NO_KERNEL = re.compile(r"Could not find an implementation for (\w+)\(")
 
 class Fp16(Pass):
     name = "quantize.fp16"
+    handles_nonfinite = True  # the cast keeps NaN and Inf as they are
     title = "Half precision (fp16)"
     category = "quantize"
     backends = ("torch", "onnx")
@@ -42,6 +43,7 @@ class Fp16(Pass):
 
 class Bf16(Pass):
     name = "quantize.bf16"
+    handles_nonfinite = True  # the cast keeps NaN and Inf as they are
     title = "bfloat16"
     category = "quantize"
     backends = ("torch",)

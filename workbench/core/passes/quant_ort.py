@@ -13,7 +13,6 @@ import contextlib
 import io
 import logging
 import os
-import tempfile
 import warnings as warnings_module
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -22,6 +21,7 @@ from typing import Any
 
 from workbench.core.cpu import resolve_reduce_range
 from workbench.core.errors import InvalidParameterError
+from workbench.core.fileio import temp_dir
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param
 from workbench.core.variant import Variant
 
@@ -71,7 +71,7 @@ class _OrtQuantize(Pass):
         samples = sample_inputs(variant, FIDELITY_SAMPLES, seed=1)
         warns = [f"Fidelity: {samples.warning}"] if samples.warning else []
         ctx.cancel.check()
-        with tempfile.TemporaryDirectory(prefix="workbench-quant-") as tmp:
+        with temp_dir("quant") as tmp:
             src = os.path.join(tmp, "model.onnx")
             onnx.save(fp32, src)
             ctx.progress(0.3, "Pre-processing (shape inference, graph optimisation)…")
@@ -176,7 +176,7 @@ class _OrtQuantize(Pass):
         best = (fid["cosine_min"], model, fid, list(params.exclude))
         limit = max(1, len(ranked) // 4)
         k = 1
-        with tempfile.TemporaryDirectory(prefix="workbench-quant-") as tmp:
+        with temp_dir("quant") as tmp:
             pre_path = os.path.join(tmp, "preprocessed.onnx")
             onnx.save(pre, pre_path)
             while k <= limit:

@@ -1,0 +1,61 @@
+"""Hostile files in the window: a clear message, nothing runs, and No means not opened."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtWidgets import QMessageBox
+
+from tests.conftest import open_and_wait
+
+
+class Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture
+def hostile_pickle(tmp_path: Path) -> Path:
+    path = tmp_path / "payload.pt"
+    with path.open("wb") as f:
+        pickle.dump({"w": Payload(tmp_path / "MARKER")}, f, protocol=4)
+    return path
+
+
+def test_answering_no_to_the_trust_dialog(qtbot: Any, main_window: Any, hostile_pickle: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+
+    def say_no(*args: Any, **kwargs: Any) -> QMessageBox.StandardButton:
+        asked.append(args[1])
+        return QMessageBox.StandardButton.No
+
+    monkeypatch.setattr(QMessageBox, "warning", say_no)
+    main_window.show_dialogs = True
+    open_and_wait(qtbot, main_window, str(hostile_pickle))
+    qtbot.waitUntil(lambda: not main_window.jobs.busy, timeout=10_000)
+    assert asked == ["Untrusted file"]
+    assert "Not opened" in main_window.status_label.text()
+    assert not main_window.progress.isVisible()
+    assert not (hostile_pickle.parent / "MARKER").exists()
+    assert main_window.workspace.selected is None
+
+
+def test_hostile_and_broken_files_get_a_message(qtbot: Any, main_window: Any, tmp_path: Path,
+                                                hostile_pickle: Path) -> None:
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x1b]0;HACKED\x07 not onnx")
+    for path, expected in [(hostile_pickle, "--trust"), (garbage, "not an ONNX file")]:
+        main_window.last_error = None
+        open_and_wait(qtbot, main_window, str(path))
+        qtbot.waitUntil(lambda: main_window.last_error is not None, timeout=10_000)
+        assert expected in main_window.last_error
+    assert not (tmp_path / "MARKER").exists()
+    assert main_window.workspace.selected is None
