@@ -27,7 +27,7 @@ def torch_layer_graph(variant: Variant) -> LayerGraph:
     if not variant.inputs:
         warnings.append("No input shape given: the graph shows the module tree only.")
         return _module_tree_graph(model, params, size, warnings)
-    args = variant.example_inputs()
+    args = _fit_exported_inputs(model, variant.example_inputs(), warnings)
     if isinstance(model, torch.jit.ScriptModule):
         graph = _torchscript_graph(model, args, params, size, warnings)
         if graph is not None:
@@ -42,6 +42,55 @@ def torch_layer_graph(variant: Variant) -> LayerGraph:
     except Exception as exc:
         warnings.append(f"torch.fx failed ({first_line(exc)}); showing the module tree.")
     return _module_tree_graph(model, params, size, warnings)
+
+
+def _fit_exported_inputs(model: Any, args: tuple[Any, ...], warnings: list[str]
+                         ) -> tuple[Any, ...]:
+    """Inputs a torch.export module accepts: its static sizes, its dynamic sizes' ranges.
+
+    The module of a loaded .pt2 asserts the shapes it was exported with (a guard per
+    static size and per dynamic size's bounds); a declared shape that breaks one would
+    fail every capture, so the graph is captured at the nearest shape it accepts.
+    """
+    import torch
+
+    if not isinstance(model, torch.fx.GraphModule) or not hasattr(model, "_in_spec"):
+        return args
+    vals = [n.meta.get("val") for n in model.graph.nodes if n.op == "placeholder"]
+    if len(vals) != len(args):
+        return args
+    ranges = getattr(model, "range_constraints", None) or {}
+    fitted = []
+    for i, (arg, val) in enumerate(zip(args, vals)):
+        if not isinstance(arg, torch.Tensor) or not isinstance(val, torch.Tensor) or (
+                val.dim() != arg.dim()):
+            fitted.append(arg)
+            continue
+        shape = tuple(_accepted_size(d, int(a), ranges) for d, a in zip(val.shape, arg.shape))
+        if shape == tuple(arg.shape):
+            fitted.append(arg)
+            continue
+        gen = torch.Generator().manual_seed(i)
+        fitted.append(torch.randn(shape, generator=gen, dtype=arg.dtype)
+                      if arg.dtype.is_floating_point else torch.zeros(shape, dtype=arg.dtype))
+        warnings.append(f"The exported program only accepts input {i} as "
+                        f"{'x'.join(map(str, shape))}; the graph is captured at that shape.")
+    return tuple(fitted)
+
+
+def _accepted_size(dim: Any, wanted: int, ranges: dict[Any, Any]) -> int:
+    """`wanted` if the exported dimension `dim` allows it, else the nearest it allows."""
+    if isinstance(dim, int):
+        return dim
+    bounds = ranges.get(getattr(getattr(dim, "node", None), "expr", None))
+    if bounds is None:
+        return wanted
+    low, high = bounds.lower, bounds.upper
+    if getattr(low, "is_finite", False) and wanted < int(low):
+        return int(low)
+    if getattr(high, "is_finite", False) and wanted > int(high):
+        return int(high)
+    return wanted
 
 
 def _totals(model: Any) -> tuple[int, int]:
@@ -211,11 +260,10 @@ def _export_macs(fx_node: Any, registry: dict[Any, Any]) -> int:
 def _fx_graph(model: Any, args: tuple[Any, ...], variant: Variant, params: int, size: int,
               warnings: list[str]) -> LayerGraph:
     import torch
-    from torch.fx.passes.shape_prop import ShapeProp
 
     gm = torch.fx.symbolic_trace(model)
     with torch.no_grad():
-        ShapeProp(gm).propagate(*args)
+        _QuietShapeProp(gm).propagate(*args)
     modules = dict(gm.named_modules())
     nodes: list[Node] = []
     for fx_node in gm.graph.nodes:
@@ -250,6 +298,33 @@ def _fx_graph(model: Any, args: tuple[Any, ...], variant: Variant, params: int, 
     return LayerGraph("torch", nodes, edges_from_nodes(nodes), inputs=inputs,
                       outputs=nodes[-1].outputs if nodes else [], parameters=params,
                       size_bytes=size, module_types=_module_types(model), warnings=warnings)
+
+
+def _QuietShapeProp(gm: Any) -> Any:  # noqa: N802 - stands in for the class
+    """torch's ShapeProp without its `traceback.print_exc()` on a failing node."""
+    import torch
+    from torch.fx.node import map_aggregate
+    from torch.fx.passes.shape_prop import ShapeProp, _extract_tensor_metadata
+
+    class QuietShapeProp(ShapeProp):
+        def run_node(self, n: Any) -> Any:
+            result = torch.fx.Interpreter.run_node(self, n)
+            found = False
+
+            def meta(obj: Any) -> Any:
+                nonlocal found
+                if isinstance(obj, torch.Tensor):
+                    found = True
+                    return _extract_tensor_metadata(obj)
+                return obj
+
+            tensor_meta = map_aggregate(result, meta)
+            if found:
+                n.meta["tensor_meta"] = tensor_meta
+            n.meta["type"] = type(result)
+            return result
+
+    return QuietShapeProp(gm)
 
 
 def op_macs(op: str, node: Node) -> int:
