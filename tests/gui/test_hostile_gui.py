@@ -59,3 +59,37 @@ def test_hostile_and_broken_files_get_a_message(qtbot: Any, main_window: Any, tm
         assert expected in main_window.last_error
     assert not (tmp_path / "MARKER").exists()
     assert main_window.workspace.selected is None
+
+
+def test_the_window_asks_before_opening_a_hostile_pt2(
+        qtbot: Any, main_window: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A .pt2 whose symbolic shape would run Python: the trust dialog, and nothing runs."""
+    import torch
+
+    from tests.core.test_pt2_safety import _entries, _expr_str, _marker, _Net, _write
+
+    monkeypatch.chdir(tmp_path)
+    program = torch.export.export(_Net(), (torch.randn(2, 3, 8, 8),),
+                                  dynamic_shapes=({0: torch.export.Dim("batch")},))
+    clean = tmp_path / "clean.pt2"
+    torch.export.save(program, str(clean))
+    entries = _entries(clean)
+    _expr_str(entries, _marker("expr_str"))
+    hostile = _write(tmp_path / "hostile.pt2", entries)
+    asked: list[str] = []
+
+    def say_no(*args: Any, **kwargs: Any) -> QMessageBox.StandardButton:
+        asked.append(args[2])
+        return QMessageBox.StandardButton.No
+
+    monkeypatch.setattr(QMessageBox, "warning", say_no)
+    main_window.show_dialogs = True
+    open_and_wait(qtbot, main_window, str(hostile))
+    qtbot.waitUntil(lambda: not main_window.jobs.busy, timeout=10_000)
+    assert len(asked) == 1
+    assert "can run code" in asked[0]
+    assert main_window.workspace.selected is None
+    assert not (tmp_path / _marker("expr_str")).exists()
+    open_and_wait(qtbot, main_window, str(clean))  # a clean archive opens with no prompt
+    assert len(asked) == 1
+    assert main_window.workspace.selected is not None

@@ -61,20 +61,22 @@ def _fit_exported_inputs(model: Any, args: tuple[Any, ...], warnings: list[str]
         return args
     ranges = getattr(model, "range_constraints", None) or {}
     fitted = []
-    for i, (arg, val) in enumerate(zip(args, vals)):
+    for i, (arg, val) in enumerate(zip(args, vals, strict=True)):
         if not isinstance(arg, torch.Tensor) or not isinstance(val, torch.Tensor) or (
                 val.dim() != arg.dim()):
             fitted.append(arg)
             continue
-        shape = tuple(_accepted_size(d, int(a), ranges) for d, a in zip(val.shape, arg.shape))
+        shape = tuple(_accepted_size(d, int(a), ranges)
+                      for d, a in zip(val.shape, arg.shape, strict=True))
         if shape == tuple(arg.shape):
             fitted.append(arg)
             continue
         gen = torch.Generator().manual_seed(i)
         fitted.append(torch.randn(shape, generator=gen, dtype=arg.dtype)
                       if arg.dtype.is_floating_point else torch.zeros(shape, dtype=arg.dtype))
-        warnings.append(f"The exported program only accepts input {i} as "
-                        f"{'x'.join(map(str, shape))}; the graph is captured at that shape.")
+        warnings.append(f"The exported program does not accept input {i} as "
+                        f"{'x'.join(map(str, arg.shape))}; the graph is captured at "
+                        f"{'x'.join(map(str, shape))}.")
     return tuple(fitted)
 
 
@@ -85,12 +87,19 @@ def _accepted_size(dim: Any, wanted: int, ranges: dict[Any, Any]) -> int:
     bounds = ranges.get(getattr(getattr(dim, "node", None), "expr", None))
     if bounds is None:
         return wanted
-    low, high = bounds.lower, bounds.upper
-    if getattr(low, "is_finite", False) and wanted < int(low):
-        return int(low)
-    if getattr(high, "is_finite", False) and wanted > int(high):
-        return int(high)
+    low, high = _finite_int(bounds.lower), _finite_int(bounds.upper)
+    if low is not None and wanted < low:
+        return low
+    if high is not None and wanted > high:
+        return high
     return wanted
+
+
+def _finite_int(bound: Any) -> int | None:
+    """A range bound as an int; None for torch's and sympy's infinities."""
+    if isinstance(bound, int):
+        return bound
+    return int(bound) if getattr(bound, "is_Integer", False) else None
 
 
 def _totals(model: Any) -> tuple[int, int]:
@@ -263,7 +272,7 @@ def _fx_graph(model: Any, args: tuple[Any, ...], variant: Variant, params: int, 
 
     gm = torch.fx.symbolic_trace(model)
     with torch.no_grad():
-        _QuietShapeProp(gm).propagate(*args)
+        _quiet_shape_prop(gm).propagate(*args)
     modules = dict(gm.named_modules())
     nodes: list[Node] = []
     for fx_node in gm.graph.nodes:
@@ -294,13 +303,14 @@ def _fx_graph(model: Any, args: tuple[Any, ...], variant: Variant, params: int, 
         node.macs = _module_macs(modules.get(fx_node.target) if fx_node.op == "call_module"
                                  else None, node)
         nodes.append(node)
-    inputs = [TensorInfo(s.name, s.shape, s.dtype) for s in variant.inputs]
+    inputs = [TensorInfo(s.name, tuple(getattr(a, "shape", s.shape)), s.dtype)
+              for s, a in zip(variant.inputs, args, strict=False)]
     return LayerGraph("torch", nodes, edges_from_nodes(nodes), inputs=inputs,
                       outputs=nodes[-1].outputs if nodes else [], parameters=params,
                       size_bytes=size, module_types=_module_types(model), warnings=warnings)
 
 
-def _QuietShapeProp(gm: Any) -> Any:  # noqa: N802 - stands in for the class
+def _quiet_shape_prop(gm: Any) -> Any:
     """torch's ShapeProp without its `traceback.print_exc()` on a failing node."""
     import torch
     from torch.fx.node import map_aggregate

@@ -87,7 +87,7 @@ def _load(source: str, arch: str | None, trust: bool, input_shape: tuple[int, ..
     if ext == ".onnx":
         return _load_onnx(path)
     if ext == ".pt2":
-        return _load_exported(path)
+        return _load_exported(path, trust)
     if ext == ".safetensors":
         return _join_state_dict(path, _read_safetensors(path), arch, input_shape, num_classes,
                                 trust)
@@ -189,22 +189,23 @@ def onnx_input_specs(model: Any) -> tuple[InputSpec, ...]:
     return tuple(specs)
 
 
-def _load_exported(path: Path) -> Variant:
-    import torch
+def _load_exported(path: Path, trust: bool) -> Variant:
+    from workbench.core.pt2_safety import load_exported_program
 
-    try:
-        program = torch.export.load(str(path))
-    except Exception as exc:
-        raise CorruptModelError(f"{path.name} is not a readable torch.export program: "
-                                f"{first_line(exc)}") from exc
+    program = load_exported_program(path, trust)  # TrustRequiredError or CorruptModelError
     specs = []
     args = program.example_inputs[0] if program.example_inputs else ()
+    user_inputs = set(program.graph_signature.user_inputs)
+    declared = [node.meta.get("val") for node in program.graph.nodes
+                if node.op == "placeholder" and node.name in user_inputs]
     if args:
         for i, a in enumerate(args):
-            shape = (1, *a.shape[1:]) if a.ndim else tuple(a.shape)
+            val = declared[i] if i < len(declared) else None
+            fixed_batch = val is not None and val.ndim and isinstance(val.shape[0], int)
+            # a dynamic batch is declared as 1; a fixed one must stay what the program takes
+            shape = (1, *a.shape[1:]) if a.ndim and not fixed_batch else tuple(a.shape)
             specs.append(InputSpec(f"input{i}", shape, str(a.dtype).removeprefix("torch.")))
     else:
-        user_inputs = set(program.graph_signature.user_inputs)
         for node in program.graph.nodes:
             if node.op == "placeholder" and node.name in user_inputs:
                 val = node.meta.get("val")
@@ -212,7 +213,11 @@ def _load_exported(path: Path) -> Variant:
                     shape = tuple(int(d) if isinstance(d, int) else 1 for d in val.shape)
                     specs.append(InputSpec(node.name, shape, str(val.dtype).removeprefix(
                         "torch.")))
-    module = program.module()
+    try:
+        module = program.module()
+    except Exception as exc:
+        raise CorruptModelError(f"{path.name} holds a program that cannot be rebuilt: "
+                                f"{first_line(exc)}") from exc
     return Variant(name=path.stem, backend="torch", model=module, format="pt2",
                    inputs=tuple(specs), source=str(path))
 

@@ -60,10 +60,11 @@ _LEGACY_PICKLES = {"serialized_example_inputs.pt": "example inputs",
 _LEGACY_PROGRAM = "serialized_exported_program.json"
 
 _MAX_SHOWN = 60  # characters of a rejected string quoted in a reason
+_MAX_CAUSE = 200  # characters of torch's error quoted when a file does not load
 _MAX_TEXT = 200_000  # longer expressions or guards are not checked, so not accepted
 _MAX_EXPR_REASONS = 3
+_TORCH_LOAD_LOCK = threading.Lock()  # see _load_from
 
-_log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- symbolic shapes (sympify)
@@ -352,7 +353,7 @@ def pt2_trust_reasons(path: str | os.PathLike[str]) -> list[str]:
 
 def _scan(fh: IO[bytes], name: str) -> list[str]:
     findings = _Findings()
-    seen: dict[str, list[bytes]] = {}  # checked contents per name: skip identical copies
+    seen: set[tuple[str | None, bool, bool, bytes]] = set()  # each content checked once
 
     def check(entry: str, read: Callable[[], bytes]) -> None:
         candidates = _candidates(entry)
@@ -362,15 +363,15 @@ def _scan(fh: IO[bytes], name: str) -> list[str]:
         is_json = any(_is_parsed_json(c) for c in candidates)
         if not pickled and not is_json:
             return
+        is_constants = any(c.startswith(CONSTANTS_DIR) for c in candidates)
         data = read()
-        key = min(candidates)
-        if data in seen.setdefault(key, []):
+        if (pickled, is_json, is_constants, data) in seen:
             return
-        seen[key].append(data)
+        seen.add((pickled, is_json, is_constants, data))
         if pickled and data and _needs_full_unpickle(data):
             findings.add(f"its {pickled} are pickled beyond plain tensors")
         if is_json:
-            _check_json(data, key, findings)
+            _check_json(data, is_constants, findings)
 
     with _loading(untrusted=True):  # the probes only ever load with weights_only=True
         for entry, read in _python_zip_entries(fh, name):
@@ -413,15 +414,14 @@ def _python_zip_entries(fh: IO[bytes], name: str) -> Iterator[tuple[str, Callabl
     try:
         archive = zipfile.ZipFile(fh)
         infos = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+    except Exception as exc:  # zipfile raises several types for a damaged archive
         raise CorruptModelError(f"{name} is not a readable torch.export program: it is "
                                 "truncated or not a zip archive.") from exc
     for info in infos:
         def read(info: zipfile.ZipInfo = info) -> bytes:
             try:
                 return archive.read(info)
-            except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError,
-                    RuntimeError) as exc:
+            except Exception as exc:
                 raise CorruptModelError(f"{name} is not a readable torch.export program: "
                                         f"{first_line(exc)}") from exc
         yield info.filename, read
@@ -458,12 +458,11 @@ def _needs_full_unpickle(data: bytes) -> bool:
     return False
 
 
-def _check_json(data: bytes, name: str, findings: _Findings) -> None:
+def _check_json(data: bytes, is_constants: bool, findings: _Findings) -> None:
     try:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         return  # torch fails on it too, before anything is unpickled or evaluated
-    is_constants = name.startswith(CONSTANTS_DIR)
     stack: list[tuple[Any, str]] = [(doc, "")]
     while stack:
         value, key = stack.pop()
@@ -530,7 +529,7 @@ def _check_treespec(value: Any, is_input: bool, findings: _Findings) -> None:
     root = spec[1]
     children = root.get("children_spec") if isinstance(root, dict) else None
     if not isinstance(children, list) or len(children) != 2 or not isinstance(
-            children[1], dict):
+            children[1], dict) or children[1].get("type") != "builtins.dict":
         return
     try:
         keys = json.loads(children[1].get("context") or "null")
@@ -574,15 +573,18 @@ def _load_from(fh: IO[bytes], name: str, trust: bool) -> Any:
         if reasons:
             raise TrustRequiredError(_trust_message(name, reasons))
     fh.seek(0)
-    with _loading(untrusted=not trust) as state:
+    # torch.export.load keeps its deserializer in a module global: one load at a time
+    with _TORCH_LOAD_LOCK, _loading(untrusted=not trust) as state:
         try:
             program = torch.export.load(fh)
         except Exception as exc:
             if state.refused:
                 raise TrustRequiredError(_trust_message(name, [state.refused])) from exc
-            cause = state.logged_error or exc
+            cause = first_line(state.logged_error or exc)
+            if len(cause) > _MAX_CAUSE:
+                cause = cause[:_MAX_CAUSE - 3] + "..."
             raise CorruptModelError(f"{name} is not a readable torch.export program: "
-                                    f"{first_line(cause)}") from exc
+                                    f"{cause}") from exc
         if state.refused:  # torch caught the refusal and went on
             raise TrustRequiredError(_trust_message(name, [state.refused]))
     return program

@@ -61,12 +61,14 @@ class QtInspector(QTreeWidget):
     def _add_machine(self) -> None:
         """The CPU features that change int8 results (what `--version --json` reports)."""
         cpu = cpu_features()
-        machine = self._add(self, "Machine", cpu.model or cpu.machine)
+        reduce, why = int8_reduce_range(cpu)
+        machine = self._add(self, "Machine", f"{cpu.model or cpu.machine} · int8 weights "
+                            f"{'7' if reduce else '8'}-bit")
+        machine.setToolTip(1, why)
         info = cpu.to_json()
         self._add(machine, "Architecture", cpu.machine)
         self._add(machine, "CPU features", ", ".join(info["flags"]) or "unknown")  # type: ignore[arg-type]
         self._add(machine, "VNNI", "yes" if cpu.vnni else "no")
-        reduce, why = int8_reduce_range(cpu)
         item = self._add(machine, "Int8 weights", "7-bit (reduce_range)" if reduce else "8-bit")
         item.setToolTip(1, why)
 
