@@ -229,3 +229,44 @@ def test_printable_escapes_every_control_character() -> None:
     from workbench.cli_output import printable
 
     assert printable("a\x1b]0;x\x07b\tc\nd\x9b") == "a\\x1b]0;x\\x07b\tc\nd\\x9b"
+
+
+def test_kill_9_during_an_export_then_any_command_leaves_no_temp(tmp_path: Path) -> None:
+    """A real `workbench export`, killed while it writes (a slow disk is simulated), then
+    `workbench --version`: no temporary file is left beside the target or in the temp
+    folder, and the target was never created half-written."""
+    import signal
+    import time
+
+    target = tmp_path / "out" / "model.onnx"
+    target.parent.mkdir()
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp), "WORKBENCH_DATA_DIR": str(tmp_path / "data")}
+    slow_export = (
+        "import sys, time, onnx\n"
+        "def slow_save(model, path, *a, **k):\n"
+        "    open(path, 'wb').write(model.SerializeToString()[:100])\n"
+        "    time.sleep(600)\n"
+        "onnx.save = slow_save\n"
+        "from workbench.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n")
+    child = subprocess.Popen([sys.executable, "-c", slow_export, "export", "zoo:mlp", "-o",
+                              str(target)], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(target.parent.glob(".workbench-tmp-*")):
+            assert child.poll() is None, "the export ended before it wrote"
+            assert time.monotonic() < deadline, "no temporary file appeared"
+            time.sleep(0.05)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert list(target.parent.glob(".workbench-tmp-*"))  # left behind by the kill
+    assert not target.exists()
+    proc = subprocess.run([*CLI, "--version"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0
+    assert list(target.parent.iterdir()) == []
+    assert [p for p in tmp.iterdir() if p.name.startswith("workbench-tmp-")] == []

@@ -93,3 +93,34 @@ def test_the_window_asks_before_opening_a_hostile_pt2(
     open_and_wait(qtbot, main_window, str(clean))  # a clean archive opens with no prompt
     assert len(asked) == 1
     assert main_window.workspace.selected is not None
+
+
+def test_a_pass_past_the_time_limit_is_abandoned(qtbot: Any, main_window: Any,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings ▸ Pass time limit: a plugin that hangs gets an error, the window stays
+    usable and the workspace unchanged."""
+    import threading
+
+    from workbench.core.passes.base import Pass
+
+    release = threading.Event()
+
+    class Hang(Pass):
+        name = "test.hang"
+        title = "Hangs"
+
+        def run(self, variant: Any, params: Any, ctx: Any) -> Any:
+            release.wait(30)
+            raise RuntimeError("released")
+
+    monkeypatch.setattr(main_window.registry, "get", lambda name: Hang())
+    main_window.settings.set_pass_time_limit(0.5)
+    open_and_wait(qtbot, main_window, "zoo:mlp")
+    try:
+        with qtbot.waitSignal(main_window.pass_failed, timeout=30_000) as blocker:
+            main_window.apply_pass("test.hang", {})
+    finally:
+        release.set()
+    assert "longer than 0.5 s" in blocker.args[0]
+    qtbot.waitUntil(lambda: not main_window.jobs.busy, timeout=10_000)
+    assert len(main_window.workspace) == 1

@@ -51,6 +51,7 @@ class Settings:
         self.path = path or config_dir() / "settings.json"
         self.device = "cpu"
         self.recent_files: list[str] = []
+        self.pass_time_limit_s = 0.0  # a pass running longer is abandoned; 0: no limit
         self.warning: str | None = None  # set when the file could not be used
         self._load()
 
@@ -70,6 +71,10 @@ class Settings:
             return
         if data.get("device") in ("cpu", "cuda"):
             self.device = data["device"]
+        limit = data.get("pass_time_limit_s", 0.0)
+        if isinstance(limit, (int, float)) and not isinstance(limit, bool) and \
+                0 <= limit < float("inf"):
+            self.pass_time_limit_s = float(limit)
         recent = data.get("recent_files", [])
         if isinstance(recent, list):
             self.recent_files = [str(r) for r in recent if isinstance(r, str)][:MAX_RECENT]
@@ -80,7 +85,7 @@ class Settings:
 
     def save(self) -> None:
         data = {"schema": SCHEMA_VERSION, "device": self.device,
-                "recent_files": self.recent_files}
+                "recent_files": self.recent_files, "pass_time_limit_s": self.pass_time_limit_s}
         # settings are a convenience: never fail over them
         with contextlib.suppress(OSError, WorkbenchError):
             atomic_write_text(self.path, json.dumps(data, indent=2))
@@ -89,6 +94,13 @@ class Settings:
         if device not in ("cpu", "cuda"):
             raise ValueError(f"Unknown device '{device}': use cpu or cuda.")
         self.device = device
+        self.save()
+        self.changed.emit()
+
+    def set_pass_time_limit(self, seconds: float) -> None:
+        if not (0 <= seconds < float("inf")):
+            raise ValueError("The time limit must be a number of seconds, 0 for none.")
+        self.pass_time_limit_s = float(seconds)
         self.save()
         self.changed.emit()
 

@@ -223,12 +223,23 @@ class QtMainWindow(QMainWindow):
             device.addAction(a)
             self.device_actions[key] = a
 
+        act = QAction("Pass &time limit…", self)
+        act.triggered.connect(self._time_limit_dialog)
+        settings.addAction(act)
+
         help_menu = self.menuBar().addMenu("&Help")
         act = QAction("&About Workbench", self)
         act.triggered.connect(lambda: QMessageBox.about(
             self, "About Workbench",
             "Workbench — see, prune, quantize, distill, benchmark and export neural networks."))
         help_menu.addAction(act)
+
+    def _time_limit_dialog(self) -> None:
+        seconds, ok = QInputDialog.getDouble(
+            self, "Pass time limit", "Abandon a pass after this many seconds (0: no limit):",
+            self.settings.pass_time_limit_s, 0.0, 86_400.0, 0)
+        if ok:
+            self.settings.set_pass_time_limit(seconds)
 
     def _refresh_recent(self) -> None:
         self.recent_menu.clear()
@@ -348,11 +359,13 @@ class QtMainWindow(QMainWindow):
             return None
         source = entry.analysis
         device = self.settings.device
+        time_limit = self.settings.pass_time_limit_s
 
         def job(token: Any) -> Any:
             yield Progress(0.05, f"Applying {pass_name}…")
             ctx = PassContext(device=device, cancel=token,
-                              progress=lambda f, m: self.jobs.report(f, m))
+                              progress=lambda f, m: self.jobs.report(f, m),
+                              time_limit_s=time_limit or None)
             result = apply_pass(pass_obj, source, params, ctx)
             yield Progress(1.0, f"{pass_name} done")
             return result
