@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 from workbench import __version__
 from workbench.cli_output import dumps, install_safe_streams, print_json, raw_stderr
 from workbench.core.errors import InvalidParameterError, WorkbenchError
-from workbench.core.variant import check_input_shape
+from workbench.core.model.variant import check_input_shape
 
 EXIT_USAGE = 2
 
@@ -60,8 +60,8 @@ def _load_options(args: argparse.Namespace) -> dict[str, Any]:
 def _check_output(path: str) -> None:
     """Refuse an output path before any long work: an unknown extension, or a target that
     is not a regular file (a device, a folder) or cannot be written."""
-    from workbench.core.export import export_format
     from workbench.core.fileio import check_target
+    from workbench.core.model.export import export_format
 
     export_format(path)
     check_target(path)
@@ -80,7 +80,7 @@ def _progress_printer(enabled: bool) -> Callable[[Any], None]:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from workbench.core.analysis import open_model
+    from workbench.core.graph.analysis import open_model
     from workbench.core.jobs import run_job
 
     analysis = run_job(open_model(args.model, **_load_options(args)),
@@ -135,7 +135,7 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
 
 
 def cmd_passes(args: argparse.Namespace) -> int:
-    from workbench.core.plugins import discover
+    from workbench.core.passes.registry import discover
 
     registry = discover()
     if args.json:
@@ -174,21 +174,20 @@ def _parse_param_args(items: list[str]) -> dict[str, str]:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from workbench.core.analysis import open_model
-    from workbench.core.export import export_variant
-    from workbench.core.jobs import run_job
-    from workbench.core.passes import PassContext, apply_pass
-    from workbench.core.plugins import discover
-    from workbench.core.recipe import Recipe
+    from workbench.core.passes.base import parse_params
+    from workbench.core.passes.registry import discover
+    from workbench.core.session.recipe import Recipe
+    from workbench.core.session.session import Session
 
     _check_output(args.output)  # fail early: unknown extension, or a target we refuse
-    pass_obj = discover().get(args.pass_id)
     params = _parse_param_args(args.param)
-    analysis = run_job(open_model(args.source, **_load_options(args)),
-                       _progress_printer(not args.json))
-    result = apply_pass(pass_obj, analysis, params, PassContext(device=args.device,
-                                                                  time_limit_s=args.time_limit))
-    written = export_variant(result.variant, args.output, opset=args.opset)
+    parse_params(type(discover().get(args.pass_id)), params)  # and a bad pass or parameter
+    session = Session(remember_recent=False)
+    progress = _progress_printer(not args.json)
+    session.run(session.open(args.source, **_load_options(args)), progress)
+    result = session.run(session.apply(args.pass_id, params, device=args.device,
+                                       time_limit_s=args.time_limit), progress)
+    written = session.run(session.export(args.output, opset=args.opset))
     report = result.report.to_json()
     report["output"] = written["output"]
     if args.recipe:
@@ -212,9 +211,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from workbench.core.export import export_variant
-    from workbench.core.loaders import load_model
-    from workbench.core.recipe import Recipe
+    from workbench.core.model.export import export_variant
+    from workbench.core.model.loaders import load_model
+    from workbench.core.session.recipe import Recipe
 
     variant = load_model(args.source, **_load_options(args))
     written = export_variant(variant, args.output, args.format, opset=args.opset)
@@ -226,8 +225,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from workbench.core.export import export_variant
-    from workbench.core.recipe import Recipe
+    from workbench.core.model.export import export_variant
+    from workbench.core.session.recipe import Recipe
 
     recipe = Recipe.load_file(args.recipe)
     if args.output:
@@ -274,7 +273,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 
 
 def _train_config(args: argparse.Namespace) -> Any:
-    from workbench.core.training import TrainConfig
+    from workbench.core.train.training import TrainConfig
 
     return TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
@@ -285,7 +284,7 @@ def _train_config(args: argparse.Namespace) -> Any:
 
 
 def _dataset_for(variant: Any, spec: str, seed: int) -> Any:
-    from workbench.core.data import load_dataset
+    from workbench.core.train.data import load_dataset
 
     if not variant.inputs:
         raise InvalidParameterError(f"{variant.name} has no declared input shape: pass "
@@ -314,10 +313,10 @@ def _train_progress(enabled: bool) -> Callable[[Any], None]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from workbench.core.export import export_variant
     from workbench.core.jobs import run_job
-    from workbench.core.loaders import load_model
-    from workbench.core.training import train
+    from workbench.core.model.export import export_variant
+    from workbench.core.model.loaders import load_model
+    from workbench.core.train.training import train
 
     _check_output(args.output)
     cfg = _train_config(args)
@@ -342,11 +341,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from workbench.core.distill import distill
-    from workbench.core.export import export_variant
     from workbench.core.jobs import run_job
-    from workbench.core.loaders import load_model
-    from workbench.core.training import evaluate, train
+    from workbench.core.model.export import export_variant
+    from workbench.core.model.loaders import load_model
+    from workbench.core.train.distill import distill
+    from workbench.core.train.training import evaluate, train
 
     _check_output(args.output)
     cfg = _train_config(args)
@@ -388,12 +387,12 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from workbench.core.loaders import load_model
-    from workbench.core.training import evaluate
+    from workbench.core.model.loaders import load_model
+    from workbench.core.train.training import evaluate
 
     variant = load_model(args.source, **_load_options(args))
     if args.against:
-        from workbench.core.fidelity import fidelity_report
+        from workbench.core.model.fidelity import fidelity_report
 
         reference = load_model(args.against, trust=args.trust)
         report, warnings = fidelity_report(reference, variant, samples=args.samples,
@@ -433,7 +432,7 @@ def _batches(text: str) -> list[int]:
 
 
 def _bench_config(args: argparse.Namespace, variant: Any) -> Any:
-    from workbench.core.benchmark import BenchConfig
+    from workbench.core.measure.benchmark import BenchConfig
 
     runtime = args.runtime
     if runtime == "auto":
@@ -457,9 +456,9 @@ def _add_bench_options(p: argparse.ArgumentParser, batch: str = "1") -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from workbench.core.benchmark import benchmark
     from workbench.core.jobs import run_job
-    from workbench.core.loaders import load_model
+    from workbench.core.measure.benchmark import benchmark
+    from workbench.core.model.loaders import load_model
 
     variant = load_model(args.source, **_load_options(args))
     result = run_job(benchmark(variant, _bench_config(args, variant)))
@@ -481,12 +480,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from workbench.core.analysis import open_model
-    from workbench.core.benchmark import benchmark
-    from workbench.core.compare import compare_table, to_csv, to_markdown
+    from workbench.core.graph.analysis import open_model
     from workbench.core.jobs import run_job
-    from workbench.core.training import evaluate
-    from workbench.core.workspace import Workspace
+    from workbench.core.measure.benchmark import benchmark
+    from workbench.core.measure.compare import compare_table, to_csv, to_markdown
+    from workbench.core.session.workspace import Workspace
+    from workbench.core.train.training import evaluate
 
     workspace = Workspace()
     for source in args.models:
@@ -628,8 +627,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_doctor(removed: list[Any], as_json: bool) -> int:
     """`workbench doctor [--json]`: the machine, and the stale temporary files removed."""
-    from workbench.core.about import about
     from workbench.core.fileio import journal_dir
+    from workbench.core.session.about import about
 
     report = {**about(), "removed_temp_files": [str(p) for p in removed],
               "temp_journal": str(journal_dir())}
@@ -653,7 +652,7 @@ def cmd_version(as_json: bool) -> int:
     if not as_json:
         print(f"workbench {__version__}")
         return 0
-    from workbench.core.about import about
+    from workbench.core.session.about import about
 
     print_json(about())
     return 0

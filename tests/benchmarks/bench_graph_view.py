@@ -16,8 +16,12 @@ import time
 
 from PySide6.QtWidgets import QApplication
 
-from workbench.core.graph_layout import build_display_graph, collapsible_modules, layered_layout
-from workbench.core.layergraph import LayerGraph, Node, TensorInfo, edges_from_nodes
+from workbench.core.graph.graph_layout import (
+    build_display_graph,
+    collapsible_modules,
+    layered_layout,
+)
+from workbench.core.graph.layergraph import LayerGraph, Node, TensorInfo, edges_from_nodes
 from workbench.gui.qt_graph_view import QtGraphView
 
 

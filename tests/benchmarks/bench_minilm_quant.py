@@ -52,12 +52,12 @@ def _latency(sessions: dict[str, Any], feed: dict[str, np.ndarray], warmup: int,
 def bench_minilm(threads: int, warmup: int, iterations: int, sentences: int) -> dict[str, Any]:
     import onnx
 
+    from workbench.core.model.runtime import ort_session, run_samples, run_session, session_feed
+    from workbench.core.model.sample_inputs import sample_inputs
+    from workbench.core.model.zoo import build_zoo
     from workbench.core.passes.base import apply_pass
     from workbench.core.passes.convert_onnx import ConvertOnnx
     from workbench.core.passes.quant_ort import OrtDynamicQuantize
-    from workbench.core.runtime import ort_session, run_samples, run_session, session_feed
-    from workbench.core.sample_inputs import sample_inputs
-    from workbench.core.zoo import build_zoo
 
     t0 = time.perf_counter()
     v = build_zoo("minilm")
@@ -108,9 +108,9 @@ def bench_kmeans() -> dict[str, Any]:
     import torch
     from torch import nn
 
+    from workbench.core.model.zoo import build_zoo
     from workbench.core.passes.base import apply_pass
     from workbench.core.passes.quant_kmeans import KMeansQuantize
-    from workbench.core.zoo import build_zoo
 
     v = build_zoo("resnet-mini")
     start = time.perf_counter()

@@ -20,7 +20,7 @@ def light(name: str) -> Path:
 
 
 def bench_open(source: str) -> dict[str, float]:
-    from workbench.core.analysis import open_model
+    from workbench.core.graph.analysis import open_model
     from workbench.core.jobs import run_job
     from workbench.gui.app import create_app
     from workbench.gui.qt_main_window import QtMainWindow
@@ -45,7 +45,7 @@ def bench_stats() -> dict[str, float]:
     import numpy as np
     import torch
 
-    from workbench.core.stats import stats_from_tensors
+    from workbench.core.graph.stats import stats_from_tensors
 
     gen = torch.Generator().manual_seed(0)
     shapes = [(512, 512, 3, 3)] * 10 + [(1000, 2048)] * 1 + [(256, 256, 3, 3)] * 3

@@ -27,13 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from workbench.core.benchmark import BenchConfig, benchmark
 from workbench.core.jobs import run_job
-from workbench.core.loaders import load_model
-from workbench.core.onnx_export import exported_input_specs, torch_to_onnx
-from workbench.core.runtime import ort_session, session_feed
-from workbench.core.variant import Variant
-from workbench.core.zoo import build_zoo
+from workbench.core.measure.benchmark import BenchConfig, benchmark
+from workbench.core.model.loaders import load_model
+from workbench.core.model.onnx_export import exported_input_specs, torch_to_onnx
+from workbench.core.model.runtime import ort_session, session_feed
+from workbench.core.model.variant import Variant
+from workbench.core.model.zoo import build_zoo
 
 TARGET = 0.05
 

@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from torch.utils.benchmark import Timer
 
+from workbench.core.model.zoo import build_zoo
 from workbench.core.passes.base import apply_pass
 from workbench.core.passes.prune_structured import StructuredPrune
-from workbench.core.zoo import build_zoo
 
 TARGET_MACS = 0.35
 TARGET_SPEEDUP = 1.6

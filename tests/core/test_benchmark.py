@@ -14,7 +14,9 @@ import pytest
 import torch
 
 from tests.conftest import make_onnx_mlp
-from workbench.core.benchmark import (
+from workbench.core.errors import InvalidParameterError, WorkbenchError
+from workbench.core.jobs import CancelToken, Progress, run_job
+from workbench.core.measure.benchmark import (
     BenchConfig,
     BenchRecord,
     BenchResult,
@@ -22,10 +24,8 @@ from workbench.core.benchmark import (
     model_bytes,
     noise_warning,
 )
-from workbench.core.errors import InvalidParameterError, WorkbenchError
-from workbench.core.jobs import CancelToken, Progress, run_job
-from workbench.core.loaders import load_model
-from workbench.core.zoo import build_zoo
+from workbench.core.model.loaders import load_model
+from workbench.core.model.zoo import build_zoo
 
 FAST = {"warmup": 2, "iters": 10, "threads": 1}
 
@@ -197,7 +197,7 @@ def test_threads_are_set_and_restored() -> None:
             seen.append(torch.get_num_threads())
             return x * 2
 
-    from workbench.core.variant import InputSpec, Variant
+    from workbench.core.model.variant import InputSpec, Variant
 
     variant = Variant("probe", "torch", Probe(), "zoo", (InputSpec("x", (1, 4)),))
     result, _ = run(variant, runtime="torch", threads=1)
@@ -235,7 +235,7 @@ def test_cuda_without_a_gpu_is_a_clear_error() -> None:
 
 
 def test_a_model_without_input_shape_is_refused() -> None:
-    from workbench.core.variant import Variant
+    from workbench.core.model.variant import Variant
 
     variant = Variant("bare", "torch", torch.nn.Linear(2, 2), "pickle")
     with pytest.raises(InvalidParameterError, match="input shape"):

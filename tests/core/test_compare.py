@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from workbench.core.analysis import analyse
-from workbench.core.benchmark import BenchRecord, BenchResult
-from workbench.core.compare import (
+from workbench.core.graph.analysis import analyse
+from workbench.core.jobs import run_job
+from workbench.core.measure.benchmark import BenchRecord, BenchResult
+from workbench.core.measure.compare import (
     COLUMNS,
     compare_table,
     diff_variants,
@@ -21,13 +22,12 @@ from workbench.core.compare import (
     to_csv,
     to_markdown,
 )
-from workbench.core.jobs import run_job
-from workbench.core.loaders import load_model
+from workbench.core.model.loaders import load_model
+from workbench.core.model.variant import new_variant_id
+from workbench.core.model.zoo import build_zoo
 from workbench.core.passes.base import apply_pass
-from workbench.core.plugins import discover
-from workbench.core.variant import new_variant_id
-from workbench.core.workspace import Workspace
-from workbench.core.zoo import build_zoo
+from workbench.core.passes.registry import discover
+from workbench.core.session.workspace import Workspace
 
 
 def bench(*records: tuple[int, float]) -> BenchResult:

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from workbench.core.analysis import analyse, open_model
 from workbench.core.errors import CancelledError
 from workbench.core.fileio import atomic_path, atomic_write_text
+from workbench.core.graph.analysis import analyse, open_model
 from workbench.core.jobs import CancelToken, Progress, run_job
-from workbench.core.settings import MAX_RECENT, Settings
-from workbench.core.workspace import Workspace
-from workbench.core.zoo import build_zoo
+from workbench.core.model.zoo import build_zoo
+from workbench.core.session.settings import MAX_RECENT, Settings
+from workbench.core.session.workspace import Workspace
 
 
 def test_settings_round_trip(tmp_path: Path) -> None:

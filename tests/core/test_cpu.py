@@ -8,8 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from workbench.core import cpu
-from workbench.core.cpu import CpuFeatures, int8_reduce_range, parse_cpuinfo, resolve_reduce_range
+from workbench.core.model import cpu
+from workbench.core.model.cpu import (
+    CpuFeatures,
+    int8_reduce_range,
+    parse_cpuinfo,
+    resolve_reduce_range,
+)
 
 AVX2_ONLY = """processor\t: 0
 vendor_id\t: AuthenticAMD

@@ -246,8 +246,8 @@ def test_disk_errors_from_the_writer(tmp_path: Path, code: int, words: str) -> N
 
 
 def test_export_refuses_a_folder_or_device(onnx_mlp: Path) -> None:
-    from workbench.core.export import export_variant
-    from workbench.core.loaders import load_model
+    from workbench.core.model.export import export_variant
+    from workbench.core.model.loaders import load_model
 
     variant = load_model(str(onnx_mlp))
     folder = onnx_mlp.parent / "exported.onnx"

@@ -48,7 +48,7 @@ def _recipe_like() -> Any:
 
 @pytest.mark.parametrize("examples", EXAMPLES)
 def test_recipes_validate_or_refuse(examples: int) -> None:
-    from workbench.core.recipe import Recipe
+    from workbench.core.session.recipe import Recipe
 
     def prop(data: Any) -> None:
         try:
@@ -66,7 +66,7 @@ def test_recipes_validate_or_refuse(examples: int) -> None:
 
 @pytest.mark.parametrize("examples", EXAMPLES)
 def test_settings_files_never_break_start_up(examples: int, tmp_path: Path) -> None:
-    from workbench.core.settings import Settings
+    from workbench.core.session.settings import Settings
 
     path = tmp_path / "settings.json"
     text = json_values.map(json.dumps) | st.binary(max_size=200).map(
@@ -84,7 +84,7 @@ def test_settings_files_never_break_start_up(examples: int, tmp_path: Path) -> N
 @pytest.mark.parametrize("examples", EXAMPLES)
 def test_pass_parameters_validate_or_refuse(examples: int) -> None:
     from workbench.core.passes.base import parse_params
-    from workbench.core.plugins import discover
+    from workbench.core.passes.registry import discover
 
     passes = list(discover().passes.values())
     value = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10) \
@@ -116,8 +116,8 @@ def _mutations(blob: bytes) -> Any:
 def test_mutated_safetensors_load_or_refuse(examples: int, tmp_path: Path) -> None:
     from safetensors.torch import save
 
-    from workbench.core.loaders import load_model
-    from workbench.core.zoo import build_zoo
+    from workbench.core.model.loaders import load_model
+    from workbench.core.model.zoo import build_zoo
 
     blob = save(build_zoo("mlp").model.state_dict())
     path = tmp_path / "m.safetensors"
@@ -132,7 +132,7 @@ def test_mutated_safetensors_load_or_refuse(examples: int, tmp_path: Path) -> No
 
 @pytest.mark.parametrize("examples", EXAMPLES)
 def test_mutated_onnx_load_or_refuse(examples: int, tmp_path: Path) -> None:
-    from workbench.core.loaders import load_model
+    from workbench.core.model.loaders import load_model
 
     blob = make_onnx_mlp(tmp_path / "mlp.onnx").read_bytes()
     path = tmp_path / "m.onnx"

@@ -9,7 +9,7 @@ from itertools import pairwise
 
 import pytest
 
-from workbench.core.graph_layout import (
+from workbench.core.graph.graph_layout import (
     DisplayEdge,
     DisplayGraph,
     DisplayNode,
@@ -20,7 +20,7 @@ from workbench.core.graph_layout import (
     group_id,
     layered_layout,
 )
-from workbench.core.layergraph import LayerGraph, Node, TensorInfo, edges_from_nodes
+from workbench.core.graph.layergraph import LayerGraph, Node, TensorInfo, edges_from_nodes
 
 Spec = tuple[str, str, list[str], tuple[str, ...]]
 

@@ -13,7 +13,7 @@ CORE_MODULES = sorted(m.name for m in pkgutil.walk_packages(workbench.core.__pat
 
 
 def test_core_modules_exist() -> None:
-    assert "workbench.core.loaders" in CORE_MODULES
+    assert "workbench.core.model.loaders" in CORE_MODULES
     assert len(CORE_MODULES) >= 10
 
 

@@ -22,7 +22,7 @@ import torch
 from onnx import TensorProto, helper
 
 from workbench.cli import main
-from workbench.core.zoo import build_zoo
+from workbench.core.model.zoo import build_zoo
 
 CLI = [sys.executable, "-c", "import sys; from workbench.cli import main; sys.exit(main())"]
 
@@ -213,7 +213,7 @@ def test_json_is_strict_and_notes_non_finite_numbers() -> None:
 
 
 def test_settings_nested_100000_deep_fall_back_to_defaults(tmp_path: Path) -> None:
-    from workbench.core.settings import Settings
+    from workbench.core.session.settings import Settings
 
     path = tmp_path / "settings.json"
     path.write_text("[" * 100_000 + "]" * 100_000)

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from tests.conftest import light_models
-from workbench.core.describe import describe
-from workbench.core.layergraph import edges_from_nodes, op_category
-from workbench.core.loaders import load_model
-from workbench.core.zoo import build_zoo
+from workbench.core.graph.describe import describe
+from workbench.core.graph.layergraph import edges_from_nodes, op_category
+from workbench.core.model.loaders import load_model
+from workbench.core.model.zoo import build_zoo
 
 LIGHT = light_models()
 
@@ -124,7 +124,7 @@ def test_op_categories() -> None:
 
 
 def test_edges_from_nodes_skips_unknown_producers() -> None:
-    from workbench.core.layergraph import Node, TensorInfo
+    from workbench.core.graph.layergraph import Node, TensorInfo
 
     a = Node("a", "Relu", [TensorInfo("x")], [TensorInfo("t")])
     b = Node("b", "Relu", [TensorInfo("t"), TensorInfo("w")], [TensorInfo("y")])
@@ -133,7 +133,7 @@ def test_edges_from_nodes_skips_unknown_producers() -> None:
 
 
 def test_constant_nodes_fold_away_in_the_display() -> None:
-    from workbench.core.graph_layout import build_display_graph, constant_nodes
+    from workbench.core.graph.graph_layout import build_display_graph, constant_nodes
 
     path = next(p for p in LIGHT if "densenet121" in p.name)
     graph = describe(load_model(str(path)))

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from workbench.core import errors
-from workbench.core.loaders import load_model
-from workbench.core.zoo import ZOO, build_zoo
+from workbench.core.model.loaders import load_model
+from workbench.core.model.zoo import ZOO, build_zoo
 
 TORCH_ZOO = [name for name in ZOO if name != "minilm"]
 
@@ -208,7 +208,7 @@ def test_registered_architectures_need_no_trust(tmp_path: Path,
     """A name registered under `workbench.architectures` opens without --trust."""
     from importlib.metadata import EntryPoint
 
-    from workbench.core import loaders
+    from workbench.core.model import loaders
 
     ep = EntryPoint("tiny-mlp", "torch.nn:Identity", "workbench.architectures")
     monkeypatch.setattr(loaders, "registered_architectures", lambda: {"tiny-mlp": ep})

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.core.analysis import Analysis, open_model
 from workbench.core.errors import InvalidParameterError
+from workbench.core.graph.analysis import Analysis, open_model
+from workbench.core.graph.stats import nonfinite_weights, stats_from_tensors
 from workbench.core.jobs import run_job
+from workbench.core.model.variant import Variant
+from workbench.core.model.zoo import build_zoo
 from workbench.core.passes import Pass, PassContext, PassError, PassOutput, apply_pass, param
 from workbench.core.passes.base import fingerprint, parse_params
-from workbench.core.plugins import discover
-from workbench.core.stats import nonfinite_weights, stats_from_tensors
-from workbench.core.variant import Variant
-from workbench.core.zoo import build_zoo
+from workbench.core.passes.registry import discover
 
 NAN, INF = float("nan"), float("inf")
 

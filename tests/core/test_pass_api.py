@@ -11,19 +11,19 @@ from typing import Any
 import pytest
 import torch
 
-from workbench.core.analysis import open_model
-from workbench.core.commands import AddVariant, DeleteVariant, RenameVariant
 from workbench.core.errors import InvalidParameterError, WorkbenchError
-from workbench.core.export import export_variant
+from workbench.core.graph.analysis import open_model
 from workbench.core.jobs import run_job
-from workbench.core.loaders import load_model
+from workbench.core.model.export import export_variant
+from workbench.core.model.loaders import load_model
+from workbench.core.model.variant import Variant
+from workbench.core.model.zoo import build_zoo
 from workbench.core.passes import Pass, PassContext, PassError, PassOutput, apply_pass, param
 from workbench.core.passes.base import fingerprint, parse_params
-from workbench.core.plugins import discover, load_entry_point
-from workbench.core.recipe import Recipe
-from workbench.core.variant import Variant
-from workbench.core.workspace import Workspace
-from workbench.core.zoo import build_zoo
+from workbench.core.passes.registry import discover, load_entry_point
+from workbench.core.session.commands import AddVariant, DeleteVariant, RenameVariant
+from workbench.core.session.recipe import Recipe
+from workbench.core.session.workspace import Workspace
 
 
 class ScaleWeights(Pass):

@@ -12,10 +12,10 @@ import torch
 
 from workbench.core.errors import CancelledError, InvalidParameterError
 from workbench.core.jobs import CancelToken
+from workbench.core.model.variant import Variant
+from workbench.core.model.zoo import build_zoo
 from workbench.core.passes import Pass, PassContext, PassError, PassOutput, apply_pass, param
 from workbench.core.passes.base import PassTimeoutError, fingerprint
-from workbench.core.variant import Variant
-from workbench.core.zoo import build_zoo
 
 
 class Misbehaves(Pass):

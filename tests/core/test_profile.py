@@ -7,14 +7,14 @@ from pathlib import Path
 import onnx
 import pytest
 
-from workbench.core.describe import describe
 from workbench.core.errors import InvalidParameterError
-from workbench.core.layergraph import LayerGraph, Node, TensorInfo, edges_from_nodes
-from workbench.core.loaders import load_model
-from workbench.core.onnx_export import exported_input_specs, torch_to_onnx
-from workbench.core.profile import LayerProfile, _OrtNameMap, profile_layers
-from workbench.core.variant import Variant
-from workbench.core.zoo import build_zoo
+from workbench.core.graph.describe import describe
+from workbench.core.graph.layergraph import LayerGraph, Node, TensorInfo, edges_from_nodes
+from workbench.core.measure.profile import LayerProfile, _OrtNameMap, profile_layers
+from workbench.core.model.loaders import load_model
+from workbench.core.model.onnx_export import exported_input_specs, torch_to_onnx
+from workbench.core.model.variant import Variant
+from workbench.core.model.zoo import build_zoo
 
 
 def check_profile(profile: LayerProfile, variant: Variant, iters: int) -> None:

@@ -25,7 +25,7 @@ import pytest
 import torch
 
 from workbench.core import errors
-from workbench.core.pt2_safety import (
+from workbench.core.model.pt2_safety import (
     is_plain_guard,
     is_plain_sym_expr,
     load_exported_program,
@@ -338,7 +338,7 @@ def test_untrusted_load_refuses_even_when_the_check_misses(
         monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
     """Defense in depth: with the archive check switched off, torch still cannot unpickle
     fully or sympify a non-plain expression during an untrusted load."""
-    from workbench.core import pt2_safety
+    from workbench.core.model import pt2_safety
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(pt2_safety, "_scan", lambda fh, name: [])
@@ -351,7 +351,7 @@ def test_untrusted_load_refuses_even_when_the_check_misses(
 
 def test_guards_are_checked_again_after_loading(
         corpus: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from workbench.core import pt2_safety
+    from workbench.core.model import pt2_safety
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(pt2_safety, "_scan", lambda fh, name: [])
@@ -384,7 +384,7 @@ def test_guards_leave_process_state_as_it_was(corpus: dict[str, Path], clean: Pa
 
 def test_refusal_is_per_thread() -> None:
     """While one thread loads an untrusted file, other threads unpickle as usual."""
-    from workbench.core.pt2_safety import _loading
+    from workbench.core.model.pt2_safety import _loading
 
     plain = io.BytesIO()
     torch.save({"a": 1}, plain)
@@ -506,7 +506,7 @@ def test_clean_archive_runs_like_the_model(clean: Path) -> None:
 
 
 def test_trusted_load_skips_the_check(clean: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from workbench.core import pt2_safety
+    from workbench.core.model import pt2_safety
 
     def fail(fh: object, name: str) -> list[str]:
         raise AssertionError("checked")
@@ -518,7 +518,7 @@ def test_trusted_load_skips_the_check(clean: Path, monkeypatch: pytest.MonkeyPat
 def test_archive_constants_match_torch() -> None:
     from torch.export.pt2_archive import constants as c
 
-    from workbench.core import pt2_safety as s
+    from workbench.core.model import pt2_safety as s
 
     assert c.SAMPLE_INPUTS_DIR.lower() == s.SAMPLE_INPUTS_DIR
     assert c.SAMPLE_INPUTS_FILENAME_FORMAT == c.SAMPLE_INPUTS_DIR + "{}.pt"
@@ -732,7 +732,7 @@ def test_guards_written_by_torch_export_are_plain(clean_corpus: dict[str, Path])
 
 def test_batch_two_export_has_a_graph_with_inputs_and_macs(
         clean_corpus: dict[str, Path], capfd: pytest.CaptureFixture[str]) -> None:
-    from workbench.core.analysis import open_model
+    from workbench.core.graph.analysis import open_model
     from workbench.core.jobs import run_job
 
     graph = run_job(open_model(str(clean_corpus["static_conv"]))).graph
@@ -747,7 +747,7 @@ def test_batch_two_export_has_a_graph_with_inputs_and_macs(
 
 
 def test_dynamic_export_keeps_the_declared_batch(clean: Path) -> None:
-    from workbench.core.analysis import open_model
+    from workbench.core.graph.analysis import open_model
     from workbench.core.jobs import run_job
 
     graph = run_job(open_model(str(clean))).graph
@@ -757,8 +757,8 @@ def test_dynamic_export_keeps_the_declared_batch(clean: Path) -> None:
 
 
 def test_failing_shape_propagation_prints_nothing(capfd: pytest.CaptureFixture[str]) -> None:
-    from workbench.core.graph_torch import torch_layer_graph
-    from workbench.core.variant import InputSpec, Variant
+    from workbench.core.graph.graph_torch import torch_layer_graph
+    from workbench.core.model.variant import InputSpec, Variant
 
     class Bad(torch.nn.Module):
         def __init__(self) -> None:

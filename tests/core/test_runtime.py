@@ -11,19 +11,19 @@ import pytest
 import torch
 from torch import nn
 
-from workbench.core.fidelity import SQNR_CAP_DB, fidelity, fidelity_report, sqnr_db
-from workbench.core.loaders import load_model
-from workbench.core.onnx_export import (
+from workbench.core.model.fidelity import SQNR_CAP_DB, fidelity, fidelity_report, sqnr_db
+from workbench.core.model.loaders import load_model
+from workbench.core.model.onnx_export import (
     export_onnx,
     exported_input_specs,
     exporter_of,
     ort_parity,
     torch_to_onnx,
 )
-from workbench.core.runtime import cached_session, ort_session, run_onnx, run_variant
-from workbench.core.sample_inputs import SENTENCES, sample_inputs, stack_inputs
-from workbench.core.variant import InputSpec, Variant
-from workbench.core.zoo import build_zoo
+from workbench.core.model.runtime import cached_session, ort_session, run_onnx, run_variant
+from workbench.core.model.sample_inputs import SENTENCES, sample_inputs, stack_inputs
+from workbench.core.model.variant import InputSpec, Variant
+from workbench.core.model.zoo import build_zoo
 
 
 def _onnx_variant(torch_variant: Variant, **kwargs: object) -> Variant:

@@ -8,22 +8,22 @@ from typing import Any
 import pytest
 import torch
 
-from workbench.core.data import load_dataset
 from workbench.core.errors import CancelledError, InvalidParameterError
 from workbench.core.jobs import CancelToken, Progress, run_job
-from workbench.core.loaders import load_model
-from workbench.core.passes.base import apply_pass, fingerprint
-from workbench.core.passes.prune_unstructured import select_layers
-from workbench.core.plugins import discover
-from workbench.core.sensitivity import (
+from workbench.core.measure.sensitivity import (
     LayerSensitivity,
     fake_int8,
     most_sensitive,
     prune_weight,
     sensitivity,
 )
-from workbench.core.training import TrainConfig, evaluate, train
-from workbench.core.zoo import build_zoo
+from workbench.core.model.loaders import load_model
+from workbench.core.model.zoo import build_zoo
+from workbench.core.passes.base import apply_pass, fingerprint
+from workbench.core.passes.prune_unstructured import select_layers
+from workbench.core.passes.registry import discover
+from workbench.core.train.data import load_dataset
+from workbench.core.train.training import TrainConfig, evaluate, train
 
 SMALL = (1, 1, 8, 8)
 LAYERS = ["1", "3", "5"]  # zoo:mlp's Linear modules; "5" is the classifier

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.core.loaders import load_model
-from workbench.core.stats import stats_from_tensors, weight_stats
-from workbench.core.zoo import build_zoo
+from workbench.core.graph.stats import stats_from_tensors, weight_stats
+from workbench.core.model.loaders import load_model
+from workbench.core.model.zoo import build_zoo
 
 
 def test_tensor_stats_match_numpy() -> None:
@@ -76,7 +76,7 @@ def test_onnx_variant_stats(onnx_mlp: Path) -> None:
 
 def test_masked_pruning_reports_the_effective_weights() -> None:
     from workbench.core.passes import apply_pass
-    from workbench.core.plugins import discover
+    from workbench.core.passes.registry import discover
 
     result = apply_pass(discover().get("prune.magnitude"), build_zoo("lenet5"),
                         {"sparsity": 0.5, "permanent": False})
@@ -88,7 +88,7 @@ def test_masked_pruning_reports_the_effective_weights() -> None:
 
 def test_kmeans_clusters_are_listed() -> None:
     from workbench.core.passes import apply_pass
-    from workbench.core.plugins import discover
+    from workbench.core.passes.registry import discover
 
     result = apply_pass(discover().get("quantize.kmeans"), build_zoo("lenet5"), {"bits": 3})
     t = weight_stats(result.variant).tensors["3.weight"]
@@ -101,7 +101,7 @@ def test_kmeans_clusters_are_listed() -> None:
 
 def test_dynamic_int8_sizes_count_packed_weights() -> None:
     from workbench.core.passes import apply_pass
-    from workbench.core.plugins import discover
+    from workbench.core.passes.registry import discover
 
     for name in ("mlp", "gru"):
         r = apply_pass(discover().get("quantize.torch_dynamic"), build_zoo(name))

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.core.data import load_dataset
-from workbench.core.distill import distill, transfer_parameters
 from workbench.core.errors import InvalidParameterError
 from workbench.core.jobs import CancelToken, run_job
-from workbench.core.training import TrainConfig, TrainError, evaluate, train
-from workbench.core.zoo import build_zoo
+from workbench.core.model.zoo import build_zoo
+from workbench.core.train.data import load_dataset
+from workbench.core.train.distill import distill, transfer_parameters
+from workbench.core.train.training import TrainConfig, TrainError, evaluate, train
 
 SMALL = (1, 1, 8, 8)
 
@@ -233,7 +233,7 @@ def test_parameter_transfer() -> None:
 
 def test_pruned_half_and_fine_tuned_stays_within_one_point(teacher: Any, digits: Any) -> None:
     from workbench.core.passes import apply_pass
-    from workbench.core.plugins import discover
+    from workbench.core.passes.registry import discover
 
     original = teacher.test.accuracy
     pruned = apply_pass(discover().get("prune.magnitude"), teacher.variant,
@@ -247,7 +247,7 @@ def test_pruned_half_and_fine_tuned_stays_within_one_point(teacher: Any, digits:
 
 
 def test_iterative_prune_schedule(teacher: Any, digits: Any) -> None:
-    from workbench.core.distill import prune_finetune
+    from workbench.core.train.distill import prune_finetune
 
     schedule = run_job(prune_finetune(teacher.variant, digits, rounds=3, step=0.3,
                                       cfg=TrainConfig(epochs=1, lr=1e-3), budget=0.02))
@@ -260,9 +260,9 @@ def test_iterative_prune_schedule(teacher: Any, digits: Any) -> None:
 
 
 def test_an_onnx_teacher_runs_with_onnx_runtime(teacher: Any, digits: Any) -> None:
-    from workbench.core.distill import teacher_logits
     from workbench.core.passes import apply_pass
-    from workbench.core.plugins import discover
+    from workbench.core.passes.registry import discover
+    from workbench.core.train.distill import teacher_logits
 
     onnx_teacher = apply_pass(discover().get("convert.onnx"), teacher.variant).variant
     assert onnx_teacher.backend == "onnx"

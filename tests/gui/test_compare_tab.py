@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from workbench.core.analysis import analyse
-from workbench.core.benchmark import BenchConfig, benchmark
-from workbench.core.commands import AddVariant
-from workbench.core.data import load_dataset
+from workbench.core.graph.analysis import analyse
 from workbench.core.jobs import run_job
+from workbench.core.measure.benchmark import BenchConfig, benchmark
+from workbench.core.model.zoo import build_zoo
 from workbench.core.passes import apply_pass
-from workbench.core.plugins import discover
-from workbench.core.training import TrainConfig, evaluate, train
-from workbench.core.zoo import build_zoo
+from workbench.core.passes.registry import discover
+from workbench.core.session.commands import AddVariant
+from workbench.core.train.data import load_dataset
+from workbench.core.train.training import TrainConfig, evaluate, train
 
 SMALL = (1, 1, 8, 8)
 

@@ -115,7 +115,7 @@ def test_pickle_asks_for_trust_in_a_dialog(qtbot: Any, main_window: Any, tmp_pat
     import torch
     from PySide6.QtWidgets import QMessageBox
 
-    from workbench.core.zoo import build_zoo
+    from workbench.core.model.zoo import build_zoo
 
     path = tmp_path / "whole.pt"
     torch.save(build_zoo("mlp").model, path)
@@ -138,7 +138,7 @@ def test_declining_trust_loads_nothing(qtbot: Any, main_window: Any, tmp_path: P
     import torch
     from PySide6.QtWidgets import QMessageBox
 
-    from workbench.core.zoo import build_zoo
+    from workbench.core.model.zoo import build_zoo
 
     path = tmp_path / "whole.pt"
     torch.save(build_zoo("mlp").model, path)
@@ -156,7 +156,7 @@ def test_state_dict_asks_for_its_architecture(qtbot: Any, main_window: Any, tmp_
     import torch
     from PySide6.QtWidgets import QInputDialog
 
-    from workbench.core.zoo import build_zoo
+    from workbench.core.model.zoo import build_zoo
 
     path = tmp_path / "weights.pth"
     torch.save(build_zoo("lenet5").model.state_dict(), path)

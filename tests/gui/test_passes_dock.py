@@ -64,7 +64,7 @@ def test_a_failing_pass_reports_and_keeps_the_variant(qtbot: Any, main_window: A
 
 
 def test_rename_and_delete_are_undoable(qtbot: Any, main_window: Any) -> None:
-    from workbench.core.commands import DeleteVariant, RenameVariant
+    from workbench.core.session.commands import DeleteVariant, RenameVariant
 
     open_and_wait(qtbot, main_window, "zoo:mlp")
     vid = main_window.workspace.selected.id
@@ -92,7 +92,7 @@ def test_node_pick_fills_an_ignore_list(qtbot: Any, main_window: Any) -> None:
     from dataclasses import dataclass
 
     from workbench.core.passes import Pass, param
-    from workbench.core.plugins import PluginInfo, Registry
+    from workbench.core.passes.registry import PluginInfo, Registry
     from workbench.gui.qt_passes_panel import QtPassesPanel
 
     class Pick(Pass):
@@ -141,8 +141,8 @@ def test_export_and_recipe_from_the_window(qtbot: Any, main_window: Any, tmp_pat
                                            ) -> None:
     import json
 
-    from workbench.core.loaders import load_model
-    from workbench.core.recipe import Recipe
+    from workbench.core.model.loaders import load_model
+    from workbench.core.session.recipe import Recipe
 
     open_and_wait(qtbot, main_window, "zoo:lenet5")
     _apply_from_dock(qtbot, main_window, "prune.magnitude", sparsity=0.3)

@@ -7,7 +7,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGraphicsSimpleTextItem
 
-from workbench.core.layergraph import LayerGraph, Node, TensorInfo, edges_from_nodes
+from workbench.core.graph.layergraph import LayerGraph, Node, TensorInfo, edges_from_nodes
 from workbench.gui.qt_graph_view import CATEGORY_COLORS, QtGraphView
 
 # The offscreen platform plugin warns about this on every show().

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.data import DATASETS
+from workbench.core.train.data import DATASETS
 
 
 class QtBenchmarkPanel(QWidget):
@@ -258,6 +258,6 @@ class QtBenchmarkPanel(QWidget):
             "data": None if data.startswith("(") else data})
 
     def _ignore(self) -> None:
-        from workbench.core.sensitivity import most_sensitive
+        from workbench.core.measure.sensitivity import most_sensitive
 
         self.ignore_requested.emit(most_sensitive(self.sensitivity_rows, self.sens_k.value()))

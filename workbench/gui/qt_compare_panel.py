@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.core.fileio import atomic_write_text
-from workbench.core.workspace import Workspace
+from workbench.core.session.workspace import Workspace
 from workbench.gui.format import human_bytes, human_count
 
 HEADERS = ("Variant", "Params", "Size", "MACs", "Sparsity", "Accuracy", "p50 ms", "p99 ms",
@@ -112,7 +112,7 @@ class QtComparePanel(QWidget):
 
     # public API ---------------------------------------------------------------------------
     def refresh(self) -> None:
-        from workbench.core.compare import compare_table, pareto_front
+        from workbench.core.measure.compare import compare_table, pareto_front
 
         entries = self.workspace.entries()
         self.rows = compare_table(entries)
@@ -144,7 +144,7 @@ class QtComparePanel(QWidget):
         del pareto_front
 
     def show_diff(self) -> None:
-        from workbench.core.compare import diff_variants
+        from workbench.core.measure.compare import diff_variants
 
         a, b = self.diff_a.currentData(), self.diff_b.currentData()
         if a is None or b is None or a not in self.workspace or b not in self.workspace:
@@ -153,7 +153,7 @@ class QtComparePanel(QWidget):
         self.diff_view.setHtml(_diff_html(diff))
 
     def export_table(self, path: str | Path) -> None:
-        from workbench.core.compare import to_csv, to_markdown
+        from workbench.core.measure.compare import to_csv, to_markdown
 
         path = Path(path)
         text = to_markdown(self.rows) if path.suffix.lower() in (".md", ".markdown") \
@@ -186,7 +186,7 @@ class QtComparePanel(QWidget):
 
     # internals ----------------------------------------------------------------------------
     def _draw_pareto(self) -> None:
-        from workbench.core.compare import pareto_front
+        from workbench.core.measure.compare import pareto_front
 
         for label in self._labels:
             self.pareto.removeItem(label)

@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.graph_layout import (
+from workbench.core.graph.graph_layout import (
     DisplayGraph,
     DisplayNode,
     Layout,
@@ -58,7 +58,7 @@ from workbench.core.graph_layout import (
     group_id,
     layered_layout,
 )
-from workbench.core.layergraph import CATEGORIES, LayerGraph
+from workbench.core.graph.layergraph import CATEGORIES, LayerGraph
 
 __all__ = ["CATEGORY_COLORS", "QtGraphView", "heat_color"]
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QWidget
 
-from workbench.core.cpu import cpu_features, int8_reduce_range
-from workbench.core.layergraph import LayerGraph, Node
+from workbench.core.graph.layergraph import LayerGraph, Node
+from workbench.core.model.cpu import cpu_features, int8_reduce_range
 from workbench.gui.format import human_bytes, human_count
 
 

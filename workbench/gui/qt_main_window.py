@@ -29,23 +29,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.analysis import Analysis, open_model
-from workbench.core.commands import AddVariant, DeleteVariant, RenameVariant
 from workbench.core.errors import (
     ArchitectureRequiredError,
     TrustRequiredError,
     WorkbenchError,
 )
-from workbench.core.export import EXPORT_FILTER, export_variant
-from workbench.core.graph_diff import diff_graphs
+from workbench.core.graph.analysis import Analysis
+from workbench.core.graph.graph_diff import diff_graphs
 from workbench.core.jobs import Progress, run_job
-from workbench.core.loaders import FILE_FILTER
-from workbench.core.passes import PassContext, apply_pass, parse_params
-from workbench.core.plugins import discover
-from workbench.core.recipe import Recipe
-from workbench.core.settings import Settings, cuda_available, runs_dir
-from workbench.core.workspace import Workspace
-from workbench.core.zoo import ZOO
+from workbench.core.model.export import EXPORT_FILTER, export_variant
+from workbench.core.model.loaders import FILE_FILTER
+from workbench.core.model.zoo import ZOO
+from workbench.core.passes.registry import discover
+from workbench.core.session.commands import AddVariant, DeleteVariant, RenameVariant
+from workbench.core.session.recipe import Recipe
+from workbench.core.session.session import Session
+from workbench.core.session.settings import Settings, cuda_available, runs_dir
 from workbench.gui.qt_benchmark_panel import QtBenchmarkPanel
 from workbench.gui.qt_compare_panel import QtComparePanel
 from workbench.gui.qt_graph_view import QtGraphView
@@ -76,7 +75,8 @@ class QtMainWindow(QMainWindow):
         self.resize(1400, 900)
         self.setAcceptDrops(True)
         self.settings = settings or Settings()
-        self.workspace = Workspace()
+        self.session = Session(self.settings, push=self.push)
+        self.workspace = self.session.workspace
         self.jobs = QtJobRunner(self)
         self.show_dialogs = True  # tests turn modal dialogs off and read `last_error`
         self.last_error: str | None = None
@@ -266,22 +266,14 @@ class QtMainWindow(QMainWindow):
             self._error("Another job is running; wait for it or cancel it first.")
             return None
         options = {k: v for k, v in options.items() if v not in (None, False)}
-
-        def job(token: Any) -> Any:
-            return open_model(source, token, **options)
-
-        return self.jobs.run(
-            f"Opening {source}", job,
-            on_result=lambda a: self._on_opened(source, a),
+        return self.jobs.run_task(
+            self.session.open(source, **options),
+            on_done=lambda entry: self._on_opened(entry),
             on_error=lambda exc: self._on_open_error(source, options, exc))
 
-    def _on_opened(self, source: str, analysis: Analysis) -> None:
-        self.push(AddVariant(self.workspace, analysis))
-        if not source.startswith("zoo:"):
-            source = str(Path(source).resolve())
-        self.settings.add_recent(source)
-        self.status_label.setText(f"Opened {analysis.variant.name}")
-        self.model_opened.emit(analysis.variant.id)
+    def _on_opened(self, entry: Any) -> None:
+        self.status_label.setText(f"Opened {entry.analysis.variant.name}")
+        self.model_opened.emit(entry.id)
 
     def _on_open_error(self, source: str, options: dict[str, Any], exc: BaseException) -> None:
         if isinstance(exc, TrustRequiredError) and self.show_dialogs:
@@ -343,36 +335,17 @@ class QtMainWindow(QMainWindow):
 
     def apply_pass(self, pass_name: str, values: dict[str, Any]) -> Any:
         """Apply a pass to the selected variant in a worker; returns the worker."""
-        entry = self.workspace.selected
-        if entry is None:
-            self._error("Open a model first.")
-            return None
         if self.jobs.busy:
             self._error("Another job is running; wait for it or cancel it first.")
             return None
         try:
-            pass_obj = self.registry.get(pass_name)
-            params = parse_params(type(pass_obj), values)
+            task = self.session.apply(pass_name, values)
         except WorkbenchError as exc:
             self._error(str(exc))
             self.pass_failed.emit(str(exc))
             return None
-        source = entry.analysis
-        device = self.settings.device
-        time_limit = self.settings.pass_time_limit_s
-
-        def job(token: Any) -> Any:
-            yield Progress(0.05, f"Applying {pass_name}…")
-            ctx = PassContext(device=device, cancel=token,
-                              progress=lambda f, m: self.jobs.report(f, m),
-                              time_limit_s=time_limit or None)
-            result = apply_pass(pass_obj, source, params, ctx)
-            yield Progress(1.0, f"{pass_name} done")
-            return result
 
         def done(result: Any) -> None:
-            self.push(AddVariant(self.workspace, result.analysis,
-                                 {"report": result.report}))
             self.passes_panel.show_report(result.report)
             self.status_label.setText(f"{pass_name}: new variant {result.variant.name}")
             self.pass_applied.emit(result.variant.id)
@@ -383,7 +356,7 @@ class QtMainWindow(QMainWindow):
             self._error(message)
             self.pass_failed.emit(message)
 
-        return self.jobs.run(f"Applying {pass_name}", job, done, failed)
+        return self.jobs.run_task(task, done, failed)
 
     # training ---------------------------------------------------------------------------
     def _refresh_train_panel(self) -> None:
@@ -394,10 +367,10 @@ class QtMainWindow(QMainWindow):
 
     def start_training(self, options: dict[str, Any]) -> Any:
         """Train, distill or prune-and-fine-tune the selected variant in a worker."""
-        from workbench.core.analysis import analyse
-        from workbench.core.data import load_dataset
-        from workbench.core.distill import distill, prune_finetune
-        from workbench.core.training import TrainConfig, train
+        from workbench.core.graph.analysis import analyse
+        from workbench.core.train.data import load_dataset
+        from workbench.core.train.distill import distill, prune_finetune
+        from workbench.core.train.training import TrainConfig, train
 
         entry = self.workspace.selected
         if entry is None or self.jobs.busy:
@@ -476,9 +449,9 @@ class QtMainWindow(QMainWindow):
 
         Embedding models (no labels) are measured by fidelity against their parent instead.
         """
-        from workbench.core.data import load_dataset
-        from workbench.core.fidelity import fidelity_report
-        from workbench.core.training import evaluate
+        from workbench.core.model.fidelity import fidelity_report
+        from workbench.core.train.data import load_dataset
+        from workbench.core.train.training import evaluate
 
         entry = self.workspace.selected
         if entry is None or self.jobs.busy:
@@ -520,7 +493,7 @@ class QtMainWindow(QMainWindow):
     # benchmark, profile, sensitivity ------------------------------------------------------
     def start_benchmark(self, options: dict[str, Any]) -> Any:
         """Benchmark the selected variant in a worker; results are stored with it."""
-        from workbench.core.benchmark import BenchConfig, benchmark
+        from workbench.core.measure.benchmark import BenchConfig, benchmark
 
         entry = self.workspace.selected
         if entry is None or self.jobs.busy:
@@ -554,7 +527,7 @@ class QtMainWindow(QMainWindow):
                              graceful=True)
 
     def start_profile(self, options: dict[str, Any]) -> Any:
-        from workbench.core.profile import profile_layers
+        from workbench.core.measure.profile import profile_layers
 
         entry = self.workspace.selected
         if entry is None or self.jobs.busy:
@@ -582,8 +555,8 @@ class QtMainWindow(QMainWindow):
         return self.jobs.run("Profiling", job, done, failed)
 
     def start_sensitivity(self, options: dict[str, Any]) -> Any:
-        from workbench.core.data import load_dataset
-        from workbench.core.sensitivity import sensitivity
+        from workbench.core.measure.sensitivity import sensitivity
+        from workbench.core.train.data import load_dataset
 
         entry = self.workspace.selected
         if entry is None or self.jobs.busy:

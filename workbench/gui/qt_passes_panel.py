@@ -22,7 +22,7 @@ from superqt.utils import qdebounced
 
 from workbench.core.errors import WorkbenchError
 from workbench.core.passes.base import Pass, PassReport, parse_params
-from workbench.core.plugins import Registry
+from workbench.core.passes.registry import Registry
 from workbench.gui.format import human_bytes, human_count
 from workbench.gui.qt_param_form import QtParamForm
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QDialog, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
-from workbench.core.plugins import Registry
+from workbench.core.passes.registry import Registry
 
 
 class QtPluginsDialog(QDialog):

@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.data import DATASETS
-from workbench.core.training import train_param_specs
+from workbench.core.train.data import DATASETS
+from workbench.core.train.training import train_param_specs
 from workbench.gui.qt_param_form import QtParamForm
 
 MODES = ("Train / fine-tune", "Distill from a teacher", "Iterative prune + fine-tune")

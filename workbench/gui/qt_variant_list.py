@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QTreeWidget, QTreeWidgetItem, QWidget
 
-from workbench.core.workspace import Entry, Workspace
+from workbench.core.session.workspace import Entry, Workspace
 from workbench.gui.format import human_bytes, human_count
 
 COLUMNS = ("Variant", "Params", "Size", "MACs", "Sparsity", "Accuracy", "Latency")

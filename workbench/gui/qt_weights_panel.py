@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.stats import TensorStats, WeightStats, nonfinite_text
+from workbench.core.graph.stats import TensorStats, WeightStats, nonfinite_text
 from workbench.gui.format import human_count
 
 WHOLE_MODEL = "Whole model"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from workbench.core.analysis import open_model
 from workbench.core.errors import InvalidParameterError
 from workbench.core.fileio import atomic_path
+from workbench.core.graph.analysis import open_model
 from workbench.core.jobs import run_job
 
 

@@ -63,6 +63,21 @@ class QtJobRunner(QObject):
         worker.start()
         return worker
 
+    def run_task(self, task: Any, on_done: Callable[[Any], None],
+                 on_error: Callable[[BaseException], None]) -> GeneratorWorker:
+        """Run a core `Task`: its job in a worker, its commit here on the GUI thread."""
+        task.report = self.progress.emit  # a queued signal: safe from the worker
+
+        def done(result: Any) -> None:
+            try:
+                committed = task.commit(result)
+            except Exception as exc:  # a commit that fails is an error like any other
+                on_error(exc)
+                return
+            on_done(committed)
+
+        return self.run(task.title, task.job, done, on_error, graceful=task.graceful)
+
     def report(self, fraction: float | None, message: str = "") -> None:
         """Progress from inside a running job (any thread; the signal is queued)."""
         self.progress.emit(Progress(fraction, message))

@@ -8,14 +8,14 @@ import onnx
 import pytest
 
 from workbench.core.errors import InvalidParameterError
-from workbench.core.loaders import load_model
-from workbench.core.onnx_export import ort_parity
+from workbench.core.model.loaders import load_model
+from workbench.core.model.onnx_export import ort_parity
+from workbench.core.model.runtime import ort_session, run_session
+from workbench.core.model.sample_inputs import sample_inputs
+from workbench.core.model.variant import InputSpec, Variant
+from workbench.core.model.zoo import build_zoo
 from workbench.core.passes.base import PassContext, PassError, apply_pass, fingerprint
 from workbench.core.passes.convert_onnx import ConvertOnnx
-from workbench.core.runtime import ort_session, run_session
-from workbench.core.sample_inputs import sample_inputs
-from workbench.core.variant import InputSpec, Variant
-from workbench.core.zoo import build_zoo
 
 
 @pytest.mark.parametrize("name", ["mlp", "gru", "transformer-tiny"])
@@ -74,7 +74,7 @@ def test_a_model_without_input_shapes_is_refused() -> None:
 
 
 def test_parity_failure_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import workbench.core.onnx_export as onnx_export
+    import workbench.core.model.onnx_export as onnx_export
 
     monkeypatch.setattr(onnx_export, "ort_parity", lambda *a, **k: 1.0)
     with pytest.raises(PassError, match="not faithful"):

@@ -11,11 +11,11 @@ import torch
 from torch import nn
 
 from workbench.core.errors import InvalidParameterError
-from workbench.core.loaders import load_model
+from workbench.core.model.loaders import load_model
+from workbench.core.model.variant import InputSpec, Variant
+from workbench.core.model.zoo import build_zoo
 from workbench.core.passes.base import PassError, PassResult, apply_pass, fingerprint
 from workbench.core.passes.prune_nm import NMPrune
-from workbench.core.variant import InputSpec, Variant
-from workbench.core.zoo import build_zoo
 
 
 def _rows(result: PassResult) -> dict[str, dict[str, Any]]:

@@ -9,16 +9,16 @@ import pytest
 import torch
 from torch import nn
 
-from workbench.core.analysis import Analysis, analyse
-from workbench.core.describe import describe
 from workbench.core.errors import InvalidParameterError
+from workbench.core.graph.analysis import Analysis, analyse
+from workbench.core.graph.describe import describe
 from workbench.core.jobs import run_job
-from workbench.core.loaders import load_model
+from workbench.core.model.loaders import load_model
+from workbench.core.model.variant import InputSpec, Variant
+from workbench.core.model.zoo import build_zoo
 from workbench.core.passes.base import PassError, PassResult, apply_pass, fingerprint
 from workbench.core.passes.prune_structured import StructuredPrune
 from workbench.core.passes.prune_unstructured import MagnitudePrune
-from workbench.core.variant import InputSpec, Variant
-from workbench.core.zoo import build_zoo
 
 
 def _rows(result: PassResult) -> dict[str, dict[str, Any]]:

@@ -12,13 +12,13 @@ import pytest
 import torch
 from torch import nn
 
-from workbench.core.describe import describe
 from workbench.core.errors import InvalidParameterError
-from workbench.core.loaders import load_model
+from workbench.core.graph.describe import describe
+from workbench.core.model.loaders import load_model
+from workbench.core.model.variant import InputSpec, Variant
+from workbench.core.model.zoo import build_zoo
 from workbench.core.passes.base import PassError, apply_pass, fingerprint
 from workbench.core.passes.prune_unstructured import MagnitudePrune, RandomPrune, preview_sparsity
-from workbench.core.variant import InputSpec, Variant
-from workbench.core.zoo import build_zoo
 
 LENET_LAYERS = ["0", "3", "7", "9", "11"]  # conv, conv, linear, linear, linear
 

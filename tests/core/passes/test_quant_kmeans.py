@@ -10,15 +10,15 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from workbench.core.analysis import Analysis, analyse
 from workbench.core.errors import InvalidParameterError
+from workbench.core.graph.analysis import Analysis, analyse
+from workbench.core.graph.stats import weight_stats
 from workbench.core.jobs import run_job
-from workbench.core.loaders import load_model
+from workbench.core.model.loaders import load_model
+from workbench.core.model.variant import InputSpec, Variant
+from workbench.core.model.zoo import build_zoo
 from workbench.core.passes.base import PassError, apply_pass, fingerprint
 from workbench.core.passes.quant_kmeans import KMeansQuantize, kmeans_1d
-from workbench.core.stats import weight_stats
-from workbench.core.variant import InputSpec, Variant
-from workbench.core.zoo import build_zoo
 
 WEIGHT_LAYERS = (nn.Conv2d, nn.Linear)
 

@@ -11,14 +11,14 @@ import torch
 from torch import nn
 
 from workbench.core.errors import InvalidParameterError
-from workbench.core.loaders import load_model
+from workbench.core.graph.stats import weight_stats
+from workbench.core.model.loaders import load_model
+from workbench.core.model.runtime import run_variant
+from workbench.core.model.variant import InputSpec, Variant
+from workbench.core.model.zoo import build_zoo
 from workbench.core.passes.base import PassError, apply_pass, fingerprint
 from workbench.core.passes.convert_onnx import ConvertOnnx
 from workbench.core.passes.quant_lowp import Bf16, Fp16
-from workbench.core.runtime import run_variant
-from workbench.core.stats import weight_stats
-from workbench.core.variant import InputSpec, Variant
-from workbench.core.zoo import build_zoo
 
 
 @pytest.mark.parametrize(("cls", "dtype"), [(Fp16, torch.float16), (Bf16, torch.bfloat16)])

@@ -12,17 +12,17 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from tests.conftest import make_onnx_mlp
-from workbench.core.analysis import Analysis, analyse
-from workbench.core.cpu import int8_reduce_range
 from workbench.core.errors import InvalidParameterError
+from workbench.core.graph.analysis import Analysis, analyse
 from workbench.core.jobs import run_job
-from workbench.core.loaders import load_model
+from workbench.core.model.cpu import int8_reduce_range
+from workbench.core.model.loaders import load_model
+from workbench.core.model.runtime import ort_session, run_session
+from workbench.core.model.sample_inputs import sample_inputs
+from workbench.core.model.variant import InputSpec, Variant
+from workbench.core.model.zoo import build_zoo
 from workbench.core.passes.base import PassContext, PassError, apply_pass, fingerprint
 from workbench.core.passes.quant_ort import OrtDynamicQuantize, OrtStaticQuantize
-from workbench.core.runtime import ort_session, run_session
-from workbench.core.sample_inputs import sample_inputs
-from workbench.core.variant import InputSpec, Variant
-from workbench.core.zoo import build_zoo
 
 
 def _ops(model: onnx.ModelProto) -> Counter[str]:

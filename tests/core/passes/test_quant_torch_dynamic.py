@@ -10,13 +10,13 @@ import torch
 from torch import nn
 
 from workbench.core.errors import InvalidParameterError
-from workbench.core.loaders import load_model
+from workbench.core.graph.stats import named_weights, weight_stats
+from workbench.core.model.loaders import load_model
+from workbench.core.model.runtime import run_variant
+from workbench.core.model.variant import InputSpec, Variant
+from workbench.core.model.zoo import build_zoo
 from workbench.core.passes.base import PassError, apply_pass, fingerprint
 from workbench.core.passes.quant_torch_dynamic import TorchDynamicQuantize
-from workbench.core.runtime import run_variant
-from workbench.core.stats import named_weights, weight_stats
-from workbench.core.variant import InputSpec, Variant
-from workbench.core.zoo import build_zoo
 
 
 def _quantized(model: nn.Module) -> dict[str, str]:

@@ -29,7 +29,7 @@ from workbench.core.errors import (
     first_line,
 )
 from workbench.core.jobs import CancelToken
-from workbench.core.variant import Variant, new_variant_id
+from workbench.core.model.variant import Variant, new_variant_id
 
 CATEGORIES = ("prune", "quantize", "distill", "convert")
 MODEL_TYPES = {"torch": "a torch nn.Module", "onnx": "an onnx ModelProto"}
@@ -317,7 +317,7 @@ def apply_pass(pass_obj: Pass, source: Any, params: Mapping[str, Any] | Any = No
     failure of the pass (an exception, a wrong return value, a model of another backend,
     running past `ctx.time_limit_s`) is a PassError.
     """
-    from workbench.core.analysis import Analysis, analyse
+    from workbench.core.graph.analysis import Analysis, analyse
     from workbench.core.jobs import run_job
 
     ctx = ctx or PassContext()
@@ -393,7 +393,7 @@ def _time_limit(ctx: PassContext) -> float | None:
 def _refuse_nonfinite(pass_name: str, analysis: Any, variant: Variant) -> None:
     """PassError naming the weight tensors that hold NaN or ±Inf, if any (from the
     Analysis's statistics when there is one, else one `isfinite` check per tensor)."""
-    from workbench.core.stats import nonfinite_text, nonfinite_weights
+    from workbench.core.graph.stats import nonfinite_text, nonfinite_weights
 
     bad = (analysis.stats.nonfinite_tensors() if analysis is not None
            else nonfinite_weights(variant))

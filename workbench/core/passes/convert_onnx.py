@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.core.model.variant import Variant
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param
-from workbench.core.variant import Variant
 
 PARITY_SAMPLES = 8
 PARITY_RTOL = {"float16": 1e-2, "bfloat16": 5e-2}  # else 1e-3 of the output's scale
@@ -26,14 +26,14 @@ class ConvertOnnx(Pass):
         dynamic_batch: bool = param(True, help="Let the batch axis vary at run time")
 
     def run(self, variant: Variant, params: Any, ctx: PassContext) -> PassOutput:
-        from workbench.core.onnx_export import (
+        from workbench.core.model.onnx_export import (
             OnnxExportError,
             export_onnx,
             exported_input_specs,
             ort_parity,
         )
-        from workbench.core.runtime import run_samples, run_variant
-        from workbench.core.sample_inputs import sample_inputs
+        from workbench.core.model.runtime import run_samples, run_variant
+        from workbench.core.model.sample_inputs import sample_inputs
 
         ctx.progress(0.05, "Exporting to ONNX…")
         try:
@@ -73,7 +73,7 @@ class ConvertOnnx(Pass):
 
 
 def _float_dtype(variant: Variant) -> str:
-    from workbench.core.runtime import model_float_dtype
+    from workbench.core.model.runtime import model_float_dtype
 
     dtype = model_float_dtype(variant.model)
     return str(dtype).removeprefix("torch.") if dtype is not None else "float32"

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from workbench.core.errors import InvalidParameterError
+from workbench.core.model.variant import Variant
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param
 from workbench.core.passes.prune_unstructured import (
     bake_existing_masks,
@@ -29,7 +30,6 @@ from workbench.core.passes.prune_unstructured import (
     layer_sparsity,
     select_layers,
 )
-from workbench.core.variant import Variant
 
 _TYPES_HELP = "module kinds to sparsify: any of conv, linear"
 _IGNORE_HELP = "module names left untouched"

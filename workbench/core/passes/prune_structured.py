@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from workbench.core.errors import first_line
+from workbench.core.model.variant import Variant
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param
 from workbench.core.passes.prune_unstructured import (
     bake_existing_masks,
@@ -25,7 +26,6 @@ from workbench.core.passes.prune_unstructured import (
     is_ignored,
     seeded,
 )
-from workbench.core.variant import Variant
 
 _ROOT_TYPES: tuple[type[nn.Module], ...] = (nn.modules.conv._ConvNd, nn.Linear, nn.LSTM)
 _REPORTED_TYPES: tuple[type[nn.Module], ...] = (

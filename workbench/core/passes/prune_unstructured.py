@@ -25,8 +25,8 @@ from torch import nn
 from torch.nn.utils import prune
 
 from workbench.core.errors import InvalidParameterError
+from workbench.core.model.variant import Variant
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param, parse_params
-from workbench.core.variant import Variant
 
 LAYER_TYPES: dict[str, tuple[type[nn.Module], ...]] = {
     "conv": (nn.modules.conv._ConvNd,),

@@ -64,9 +64,9 @@ def rank_sensitive_nodes(model: Any, samples: Sequence[tuple[Any, ...]],
     """Quantizable nodes with constant weights, most sensitive to int8 first, with scores."""
     from onnx import numpy_helper
 
-    from workbench.core.fidelity import _float_value_types, _with_outputs
-    from workbench.core.runtime import ort_session, session_feed
-    from workbench.core.sample_inputs import stack_inputs
+    from workbench.core.model.fidelity import _float_value_types, _with_outputs
+    from workbench.core.model.runtime import ort_session, session_feed
+    from workbench.core.model.sample_inputs import stack_inputs
 
     weights = {i.name: i for i in model.graph.initializer}
     graph_inputs = {i.name for i in model.graph.input}

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.core.errors import InvalidParameterError
+from workbench.core.model.variant import Variant
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, check_subset, param
-from workbench.core.variant import Variant
 
 LAYER_TYPES = ("Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
                "ConvTranspose3d", "Embedding", "GRU", "LSTM", "RNN")
@@ -69,7 +69,7 @@ class KMeansQuantize(Pass):
     def run(self, variant: Variant, params: Any, ctx: PassContext) -> PassOutput:
         import torch
 
-        from workbench.core.fidelity import fidelity_report
+        from workbench.core.model.fidelity import fidelity_report
 
         model = self.clone_model(variant)
         child = Variant(variant.name, variant.backend, model, variant.format, variant.inputs)
@@ -262,6 +262,6 @@ def _onnx_setter(init: Any) -> Any:
 
 
 def _db(signal: float, noise: float) -> float:
-    from workbench.core.fidelity import sqnr_db
+    from workbench.core.model.fidelity import sqnr_db
 
     return round(sqnr_db(signal, noise), 3)

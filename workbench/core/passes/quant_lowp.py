@@ -13,8 +13,8 @@ import warnings as warnings_module
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.core.model.variant import InputSpec, Variant
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param
-from workbench.core.variant import InputSpec, Variant
 
 _MAX_BLOCK_ROUNDS = 12
 _NO_KERNEL = re.compile(r"Could not find an implementation for (\w+)\(")
@@ -60,7 +60,7 @@ class Bf16(Pass):
 
 
 def _torch_cast(variant: Variant, dtype: Any, dtype_name: str, ctx: PassContext) -> PassOutput:
-    from workbench.core.fidelity import fidelity_report
+    from workbench.core.model.fidelity import fidelity_report
 
     if not any(p.is_floating_point() for p in variant.model.parameters()):
         raise PassError(f"quantize.{dtype_name[:4]}: {variant.name} has no floating-point "
@@ -87,9 +87,9 @@ def _is_float(dtype: str) -> bool:
 def _onnx_fp16(variant: Variant, keep_io_types: bool, ctx: PassContext) -> PassOutput:
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST
 
-    from workbench.core.fidelity import fidelity_report
-    from workbench.core.loaders import onnx_input_specs
-    from workbench.core.runtime import ort_session
+    from workbench.core.model.fidelity import fidelity_report
+    from workbench.core.model.loaders import onnx_input_specs
+    from workbench.core.model.runtime import ort_session
 
     ctx.progress(0.1, "Converting to fp16…")
     blocked: list[str] = []

@@ -19,11 +19,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.core.cpu import resolve_reduce_range
 from workbench.core.errors import InvalidParameterError
 from workbench.core.fileio import temp_dir
+from workbench.core.model.cpu import resolve_reduce_range
+from workbench.core.model.variant import Variant
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param
-from workbench.core.variant import Variant
 
 QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger",
              "ConvInteger", "QLinearConv", "QLinearMatMul", "QGemm", "QAttention",
@@ -60,8 +60,8 @@ class _OrtQuantize(Pass):
     def run(self, variant: Variant, params: Any, ctx: PassContext) -> PassOutput:
         import onnx
 
-        from workbench.core.fidelity import layer_sqnr
-        from workbench.core.sample_inputs import sample_inputs
+        from workbench.core.model.fidelity import layer_sqnr
+        from workbench.core.model.sample_inputs import sample_inputs
 
         notes: list[str] = []
         details: dict[str, Any] = {}
@@ -150,7 +150,7 @@ class _OrtQuantize(Pass):
 
     def _fidelity(self, variant: Variant, model: Any, inputs: tuple[Any, ...],
                   samples: Any) -> dict[str, Any]:
-        from workbench.core.fidelity import fidelity_report
+        from workbench.core.model.fidelity import fidelity_report
 
         child = Variant(variant.name, "onnx", model, "onnx", inputs)
         fid, _ = fidelity_report(variant, child, inputs=samples, per_layer=False)
@@ -207,7 +207,11 @@ class _OrtQuantize(Pass):
         """The float32 ONNX model to quantize and its input specs (exporting torch)."""
         if variant.backend == "onnx":
             return variant.model, variant.inputs
-        from workbench.core.onnx_export import OnnxExportError, export_onnx, exported_input_specs
+        from workbench.core.model.onnx_export import (
+            OnnxExportError,
+            export_onnx,
+            exported_input_specs,
+        )
 
         ctx.progress(0.05, "Exporting to ONNX…")
         try:
@@ -326,8 +330,8 @@ def _make_reader(model: Any, samples: Sequence[tuple[Any, ...]]) -> Any:
     from onnx import helper
     from onnxruntime.quantization import CalibrationDataReader
 
-    from workbench.core.runtime import to_numpy
-    from workbench.core.sample_inputs import stack_inputs
+    from workbench.core.model.runtime import to_numpy
+    from workbench.core.model.sample_inputs import stack_inputs
 
     inits = {i.name for i in model.graph.initializer}
     graph_inputs = [i for i in model.graph.input if i.name not in inits]
@@ -363,7 +367,7 @@ def _make_reader(model: Any, samples: Sequence[tuple[Any, ...]]) -> Any:
 def _calibration_samples(variant: Variant, n: int, ctx: PassContext
                          ) -> tuple[list[tuple[Any, ...]], str]:
     """Calibration inputs: `ctx.data` when it holds samples, else `sample_inputs`."""
-    from workbench.core.sample_inputs import sample_inputs
+    from workbench.core.model.sample_inputs import sample_inputs
 
     given = _context_samples(ctx.data, n)
     if given:

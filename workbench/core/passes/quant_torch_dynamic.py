@@ -11,8 +11,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.core.model.variant import Variant
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, check_subset, param
-from workbench.core.variant import Variant
 
 LAYER_TYPES = ("Linear", "LSTM", "GRU")
 
@@ -41,7 +41,7 @@ class TorchDynamicQuantize(Pass):
         import torch
         from torch import nn
 
-        from workbench.core.fidelity import fidelity_report
+        from workbench.core.model.fidelity import fidelity_report
 
         ctx.progress(0.1, "Quantizing…")
         model = self.clone_model(variant)

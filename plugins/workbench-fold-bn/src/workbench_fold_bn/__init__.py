@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.core.passes import Pass, PassContext, PassError, PassOutput, param
-from workbench.core.variant import Variant
+from workbench.api import Pass, PassContext, PassError, PassOutput, Variant, param
 
 
 class FoldBatchNorm(Pass):

@@ -1,0 +1,182 @@
+"""Build a LayerGraph from an ONNX model, with shapes from onnx's own shape inference."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from workbench.core.graph.layergraph import LayerGraph, Node, TensorInfo, edges_from_nodes
+
+
+def onnx_layer_graph(model: Any, input_shapes: dict[str, tuple[int, ...]] | None = None
+                     ) -> LayerGraph:
+    """Describe `model` (an `onnx.ModelProto`).
+
+    Free input dimensions take their size from `input_shapes` (the variant's declared
+    inputs) or else 1, so that MACs are counted for a concrete input.
+    """
+    import onnx
+    from onnx import helper
+
+    warnings: list[str] = []
+    graph = model.graph
+    try:
+        inferred = onnx.shape_inference.infer_shapes(_fix_free_dims(model, input_shapes or {}),
+                                                     data_prop=True)
+    except Exception as exc:  # shape inference is best effort
+        warnings.append(f"Shape inference failed: {str(exc).splitlines()[0]}")
+        inferred = model
+    infos: dict[str, TensorInfo] = {}
+    for vi in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
+        infos[vi.name] = _tensor_info(vi, helper)
+    init_sizes: dict[str, int] = {}
+    init_bytes = 0
+    for init in graph.initializer:
+        shape = tuple(int(d) for d in init.dims)
+        init_sizes[init.name] = math.prod(shape)
+        np_dtype = helper.tensor_dtype_to_np_dtype(init.data_type)
+        init_bytes += init_sizes[init.name] * np_dtype.itemsize
+        infos.setdefault(init.name, TensorInfo(init.name, shape, str(np_dtype)))
+
+    nodes: list[Node] = []
+    used_names: set[str] = set()
+    for i, n in enumerate(graph.node):
+        name = n.name or (n.output[0] if n.output and n.output[0] else f"{n.op_type}_{i}")
+        if name in used_names:
+            name = f"{name}_{i}"
+        used_names.add(name)
+        inputs = [infos.get(t, TensorInfo(t)) for t in n.input if t]
+        outputs = [infos.get(t, TensorInfo(t)) for t in n.output if t]
+        param_names = [t for t in n.input if t in init_sizes]
+        node = Node(
+            name=name,
+            op=n.op_type if not n.domain or n.domain == "ai.onnx" else f"{n.domain}.{n.op_type}",
+            inputs=inputs,
+            outputs=outputs,
+            attributes={a.name: _attr_value(a, helper) for a in n.attribute},
+            params=sum(init_sizes[t] for t in param_names),
+            param_names=param_names,
+            module_path=_scope(n.name, n.output[0] if n.output else ""),
+        )
+        node.macs = onnx_node_macs(node)
+        nodes.append(node)
+    real_inputs = [infos.get(i.name, TensorInfo(i.name)) for i in graph.input
+                   if i.name not in init_sizes]
+    return LayerGraph(
+        format="onnx",
+        nodes=nodes,
+        edges=edges_from_nodes(nodes),
+        inputs=real_inputs,
+        outputs=[infos.get(o.name, TensorInfo(o.name)) for o in graph.output],
+        parameters=sum(init_sizes.values()),
+        size_bytes=init_bytes,
+        warnings=warnings,
+    )
+
+
+def _fix_free_dims(model: Any, shapes: dict[str, tuple[int, ...]]) -> Any:
+    """A copy of `model` whose symbolic input dimensions are concrete (for MACs).
+
+    A named free dimension (`batch`, `sequence`) takes the same size wherever it appears in
+    the graph's recorded shapes, so exporter-written value_info stays consistent.
+    """
+    import onnx
+
+    inits = {i.name for i in model.graph.initializer}
+    if all(d.HasField("dim_value") for i in model.graph.input if i.name not in inits
+           for d in i.type.tensor_type.shape.dim):
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    named: dict[str, int] = {}
+    for inp in copy.graph.input:
+        if inp.name in inits:
+            continue
+        given = shapes.get(inp.name)
+        for i, d in enumerate(inp.type.tensor_type.shape.dim):
+            if not d.HasField("dim_value") or d.dim_value <= 0:
+                size = int(given[i]) if given is not None and i < len(given) else 1
+                if d.dim_param:
+                    named.setdefault(d.dim_param, size)
+                d.Clear()
+                d.dim_value = size
+    if named:
+        for vi in (*copy.graph.value_info, *copy.graph.output):
+            for d in vi.type.tensor_type.shape.dim:
+                if d.dim_param in named:
+                    size = named[d.dim_param]
+                    d.Clear()
+                    d.dim_value = size
+    return copy
+
+
+def _tensor_info(vi: Any, helper: Any) -> TensorInfo:
+    t = vi.type.tensor_type
+    shape: tuple[int | str, ...] | None = None
+    if t.HasField("shape"):
+        shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                      for d in t.shape.dim)
+    dtype = str(helper.tensor_dtype_to_np_dtype(t.elem_type)) if t.elem_type else None
+    return TensorInfo(vi.name, shape, dtype)
+
+
+def _attr_value(attr: Any, helper: Any) -> Any:
+    value = helper.get_attribute_value(attr)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, list):
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value
+                ][:16] if all(not hasattr(v, "ListFields") for v in value) else "<tensors>"
+    if hasattr(value, "ListFields"):
+        return f"<{type(value).__name__}>"
+    return value
+
+
+def _scope(node_name: str, output_name: str) -> tuple[str, ...]:
+    """Module path from a scoped name such as `/layer1/0/conv1/Conv` or `conv1/7x7_s2`."""
+    for name in (node_name, output_name):
+        if "/" in name:
+            parts = [p for p in name.split("/") if p]
+            return tuple(parts[:-1])
+    for name in (node_name, output_name):
+        if "." in name and not name.replace(".", "").isdigit():
+            parts = [p for p in name.split(".") if p]
+            return tuple(parts[:-1])
+    return ()
+
+
+def _num(shape: tuple[int | str, ...] | None) -> int:
+    if not shape or not all(isinstance(d, int) for d in shape):
+        return 0
+    return math.prod(int(d) for d in shape)
+
+
+def onnx_node_macs(node: Node) -> int:
+    """Multiply-accumulates of one ONNX node, from its shapes (0 where unknown or free)."""
+    op = node.op.rsplit(".", 1)[-1]
+    out = node.outputs[0].shape if node.outputs else None
+    if op in ("Conv", "ConvInteger", "QLinearConv", "ConvTranspose"):
+        w_index = 3 if op == "QLinearConv" else 1
+        w = node.inputs[w_index].shape if len(node.inputs) > w_index else None
+        if not w or not out or not all(isinstance(d, int) for d in w):
+            return 0
+        if op == "ConvTranspose":
+            return _num(node.inputs[0].shape) * math.prod(int(d) for d in w[1:])
+        return _num(out) * math.prod(int(d) for d in w[1:])
+    if op in ("Gemm", "MatMul", "MatMulInteger", "QLinearMatMul", "FusedMatMul"):
+        a = node.inputs[0].shape if node.inputs else None
+        if not a or not out or not isinstance(a[-1], int):
+            return 0
+        k = int(a[-1])
+        if op == "Gemm" and node.attributes.get("transA"):
+            k = int(a[0]) if isinstance(a[0], int) else 0
+        return _num(out) * k
+    if op in ("LSTM", "GRU", "RNN"):
+        w = node.inputs[1].shape if len(node.inputs) > 1 else None
+        r = node.inputs[2].shape if len(node.inputs) > 2 else None
+        x = node.inputs[0].shape
+        if not (w and r and x) or not all(isinstance(d, int) for d in (*w, *r, *x)):
+            return 0
+        steps_batch = int(x[0]) * int(x[1])
+        return steps_batch * (math.prod(int(d) for d in w) + math.prod(int(d) for d in r))
+    return 0

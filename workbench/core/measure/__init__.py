@@ -1,0 +1,1 @@
+"""Measure layer of the headless core."""

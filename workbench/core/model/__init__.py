@@ -1,0 +1,1 @@
+"""Model layer of the headless core."""

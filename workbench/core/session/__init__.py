@@ -1,0 +1,1 @@
+"""Session layer of the headless core."""

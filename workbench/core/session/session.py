@@ -1,0 +1,270 @@
+"""The Session: every use case of Workbench, headless. The window and the CLI are its clients.
+
+A use case that takes time returns a `Task`: a `job` that runs in a worker (it yields
+`Progress`, honours a `CancelToken` and never touches the workspace) and a `commit` that
+records its result on the caller's thread (the GUI thread, or the CLI's only one). Checks
+that need no work (is a variant selected, are the parameters valid) run when the task is
+made, so a bad request fails before any worker starts. Edits of the workspace go through
+undoable commands; `Session.run` drives a task to the end for the CLI and tests.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from workbench.core.errors import InvalidParameterError, WorkbenchError
+from workbench.core.graph.analysis import Analysis, analyse, open_model
+from workbench.core.jobs import CancelToken, Job, Progress, run_job
+from workbench.core.session.commands import AddVariant, DeleteVariant, RenameVariant
+from workbench.core.session.settings import Settings
+from workbench.core.session.workspace import Entry, Workspace
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class Task(Generic[T]):
+    """A use case ready to run: `job(token)` in a worker, then `commit(result)`."""
+
+    title: str
+    job: Callable[[CancelToken], Job[Any]]
+    commit: Callable[[Any], T]
+    graceful: bool = False  # on cancel the job still returns what it has (training)
+    # Progress from code that cannot yield (a pass's callback); the runner sets it.
+    report: Callable[[Progress], None] = lambda step: None
+
+
+class UndoHistory:
+    """Undoable commands on the workspace, in order, with a position."""
+
+    def __init__(self) -> None:
+        self._done: list[Any] = []
+        self._undone: list[Any] = []
+
+    def push(self, command: Any) -> None:
+        command.redo()
+        self._done.append(command)
+        self._undone.clear()
+
+    def undo(self) -> bool:
+        if not self._done:
+            return False
+        command = self._done.pop()
+        command.undo()
+        self._undone.append(command)
+        return True
+
+    def redo(self) -> bool:
+        if not self._undone:
+            return False
+        command = self._undone.pop()
+        command.redo()
+        self._done.append(command)
+        return True
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._done)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._undone)
+
+
+class Session:
+    """Owns the workspace, its undo history and the settings, and every use case."""
+
+    def __init__(self, settings: Settings | None = None,
+                 push: Callable[[Any], None] | None = None,
+                 remember_recent: bool = True) -> None:
+        self.settings = settings or Settings()
+        self.remember_recent = remember_recent  # File ▸ Open Recent; the CLI does not
+        self.workspace = Workspace()
+        self.history = UndoHistory()
+        # The GUI routes commands through its QUndoStack (which calls `redo`); headless
+        # clients use the session's own history.
+        self.push: Callable[[Any], None] = push or self.history.push
+
+    # helpers ------------------------------------------------------------------------------
+    def entry(self, variant_id: str | None = None) -> Entry:
+        """The entry `variant_id`, or the selected one; a sentence if there is none."""
+        if variant_id is None:
+            entry = self.workspace.selected
+            if entry is None:
+                raise InvalidParameterError("Open a model first.")
+            return entry
+        if variant_id not in self.workspace:
+            raise InvalidParameterError(f"No variant {variant_id!r} in this session.")
+        return self.workspace.get(variant_id)
+
+    def run(self, task: Task[T], on_progress: Callable[[Progress], None] | None = None,
+            cancel: CancelToken | None = None) -> T:
+        """Run a task on this thread (the CLI, tests) and commit its result."""
+        if on_progress is not None:
+            task.report = on_progress
+        return task.commit(run_job(task.job(cancel or CancelToken()), on_progress))
+
+    # use cases ----------------------------------------------------------------------------
+    def open(self, source: str, **load_options: Any) -> Task[Entry]:
+        """Load and analyse `source` (a path or zoo:NAME); the commit adds it."""
+        options = {k: v for k, v in load_options.items() if v not in (None, False)}
+
+        def job(token: CancelToken) -> Job[Analysis]:
+            return (yield from open_model(source, token, **options))
+
+        def commit(analysis: Analysis) -> Entry:
+            if self.remember_recent:
+                from pathlib import Path
+
+                recent = source if source.startswith("zoo:") else str(Path(source).resolve())
+                self.settings.add_recent(recent)
+            return self._add(analysis)
+
+        return Task(f"Opening {source}", job, commit)
+
+    def apply(self, pass_name: str, values: dict[str, Any] | None = None,
+              variant_id: str | None = None, *, device: str | None = None,
+              time_limit_s: float | None = None) -> Task[Any]:
+        """Run a pass on a variant; the commit adds the new variant with its report."""
+        from workbench.core.passes import PassContext, apply_pass
+        from workbench.core.passes.base import parse_params
+        from workbench.core.passes.registry import discover
+
+        source = self.entry(variant_id).analysis
+        pass_obj = discover().get(pass_name)
+        params = parse_params(type(pass_obj), values or {})
+        device = device or self.settings.device
+        limit = time_limit_s if time_limit_s is not None else (
+            self.settings.pass_time_limit_s or None)
+
+        def job(token: CancelToken) -> Job[Any]:
+            yield Progress(0.05, f"Applying {pass_name}…")
+            ctx = PassContext(device=device, cancel=token, time_limit_s=limit,
+                              progress=lambda f, m: task.report(Progress(f, m)))
+            result = apply_pass(pass_obj, source, params, ctx)
+            yield Progress(1.0, f"{pass_name} done")
+            return result
+
+        def commit(result: Any) -> Any:
+            self._add(result.analysis, {"report": result.report})
+            return result
+
+        task: Task[Any] = Task(f"Applying {pass_name}", job, commit)
+        return task
+
+    def train(self, dataset: str, config: Any, variant_id: str | None = None) -> Task[Entry]:
+        """Train or fine-tune a variant on `dataset`; the commit adds the trained child."""
+        from workbench.core.train.data import load_dataset
+        from workbench.core.train.training import train
+
+        variant = self.entry(variant_id).analysis.variant
+        config.validate()
+        if not variant.inputs:
+            raise InvalidParameterError(f"{variant.name} has no declared input shape.")
+        spec = variant.inputs[0]
+
+        def job(token: CancelToken) -> Job[Any]:
+            yield Progress(0.0, f"Loading {dataset}…")
+            data = load_dataset(dataset, spec.shape, seed=config.seed, input_dtype=spec.dtype)
+            result = yield from train(variant, data, config, token)
+            analysis = yield from analyse(result.variant, token)
+            return analysis, result
+
+        def commit(outcome: Any) -> Entry:
+            analysis, result = outcome
+            accuracy = result.test.accuracy if result.test else None
+            return self._add(analysis, {"accuracy": accuracy, "history": result.history})
+
+        return Task(f"Training {variant.name}", job, commit, graceful=True)
+
+    def evaluate(self, dataset: str, variant_id: str | None = None, seed: int = 0) -> Task[Any]:
+        """Accuracy of a variant on `dataset`'s test split; the commit records it."""
+        from workbench.core.train.data import load_dataset
+        from workbench.core.train.training import evaluate
+
+        entry = self.entry(variant_id)
+        variant = entry.analysis.variant
+        if not variant.inputs:
+            raise InvalidParameterError(f"{variant.name} has no declared input shape.")
+        spec = variant.inputs[0]
+
+        def job(token: CancelToken) -> Job[Any]:
+            yield Progress(0.1, f"Evaluating {variant.name} on {dataset}…")
+            data = load_dataset(dataset, spec.shape, seed=seed, input_dtype=spec.dtype)
+            token.check()
+            return evaluate(variant, data)
+
+        def commit(result: Any) -> Any:
+            self.workspace.set_result(entry.id, "accuracy", result.accuracy)
+            return result
+
+        return Task(f"Evaluating {variant.name}", job, commit)
+
+    def benchmark(self, config: Any, variant_id: str | None = None) -> Task[Any]:
+        """Latency of a variant; the commit records the result and its p50."""
+        from workbench.core.measure.benchmark import benchmark
+
+        entry = self.entry(variant_id)
+        variant = entry.analysis.variant
+
+        def job(token: CancelToken) -> Job[Any]:
+            return (yield from benchmark(variant, config, token))
+
+        def commit(result: Any) -> Any:
+            self.workspace.set_result(entry.id, "benchmark", result)
+            if result.records:
+                self.workspace.set_result(entry.id, "latency_ms", result.record().p50_ms)
+            return result
+
+        return Task(f"Benchmarking {variant.name}", job, commit, graceful=True)
+
+    def export(self, path: str, variant_id: str | None = None, fmt: str | None = None,
+               opset: int = 18) -> Task[dict[str, Any]]:
+        """Write a variant to `path` (ONNX, .pt2, TorchScript or safetensors)."""
+        from workbench.core.fileio import check_target
+        from workbench.core.model.export import export_format, export_variant
+
+        variant = self.entry(variant_id).analysis.variant
+        if fmt is None:
+            export_format(path)  # an unknown extension fails now, not after the work
+        check_target(path)
+
+        def job(token: CancelToken) -> Job[dict[str, Any]]:
+            yield Progress(0.1, f"Exporting {variant.name}…")
+            return export_variant(variant, path, fmt, opset=opset)
+
+        return Task(f"Exporting {variant.name}", job, lambda written: written)
+
+    def delete(self, variant_id: str | None = None) -> None:
+        """Delete a variant and its descendants (undoable)."""
+        self.push(DeleteVariant(self.workspace, self.entry(variant_id).id))
+
+    def rename(self, name: str, variant_id: str | None = None) -> None:
+        if not name.strip():
+            raise InvalidParameterError("A variant name cannot be empty.")
+        self.push(RenameVariant(self.workspace, self.entry(variant_id).id, name))
+
+    def undo(self) -> bool:
+        return self.history.undo()
+
+    def redo(self) -> bool:
+        return self.history.redo()
+
+    def recipe(self, variant_id: str | None = None) -> Any:
+        """The recipe that replays how a variant was made."""
+        from workbench.core.session.recipe import Recipe
+
+        return Recipe.of(self.entry(variant_id).analysis.variant)
+
+    # internals ----------------------------------------------------------------------------
+    def _add(self, analysis: Analysis, results: dict[str, Any] | None = None) -> Entry:
+        results = {k: v for k, v in (results or {}).items() if v is not None}
+        self.push(AddVariant(self.workspace, analysis, results or None))
+        return self.workspace.get(analysis.variant.id)
+
+
+__all__ = ["Session", "Task", "UndoHistory", "WorkbenchError"]

@@ -1,0 +1,1 @@
+"""Train layer of the headless core."""

@@ -1,0 +1,130 @@
+"""Knowledge distillation, parameter transfer, and iterative prune-and-fine-tune."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.core.errors import InvalidParameterError
+from workbench.core.jobs import CancelToken, Job, Progress
+from workbench.core.model.variant import Variant, set_mode
+from workbench.core.train.data import Dataset
+from workbench.core.train.training import TrainConfig, TrainResult, evaluate, train
+
+
+def teacher_logits(teacher: Variant, dataset: Dataset, split: str = "train") -> Any:
+    """The teacher's outputs on a split, computed once and cached by the caller.
+
+    Works for torch teachers and for ONNX teachers (run with ONNX Runtime).
+    """
+    import torch
+
+    x, _ = dataset.part(split)
+    if teacher.backend == "torch":
+        model = set_mode(teacher.model, False)
+        dtype = next((p.dtype for p in model.parameters()), torch.float32)
+        with torch.no_grad():
+            return torch.cat([model(x[i:i + 256].to(dtype)).float()
+                              for i in range(0, len(x), 256)])
+    from workbench.core.model.runtime import run_variant
+
+    return torch.cat([torch.as_tensor(run_variant(teacher, (x[i:i + 256],))).float()
+                      for i in range(0, len(x), 256)])
+
+
+def transfer_parameters(teacher: Any, student: Any) -> list[str]:
+    """Copy every teacher tensor whose name and shape match into the student; return names."""
+    import torch
+
+    own = student.state_dict()
+    copied = []
+    with torch.no_grad():
+        for name, t in teacher.state_dict().items():
+            if name in own and own[name].shape == t.shape and own[name].dtype == t.dtype:
+                own[name].copy_(t)
+                copied.append(name)
+    return copied
+
+
+def distill(teacher: Variant, student: Variant, dataset: Dataset, cfg: TrainConfig,
+            temperature: float = 4.0, alpha: float = 0.7, transfer: bool = False,
+            cancel: CancelToken | None = None) -> Job[TrainResult]:
+    """Train `student` against the teacher's softened outputs (plus the labels)."""
+    if temperature <= 0:
+        raise InvalidParameterError("The temperature must be positive.")
+    if not 0 <= alpha <= 1:
+        raise InvalidParameterError("alpha must be between 0 and 1.")
+    yield Progress(0.0, "Computing the teacher's outputs…")
+    logits = teacher_logits(teacher, dataset, "train")
+    if dataset.task != "classification" or logits.ndim != 2:
+        raise InvalidParameterError("Distillation needs a classification teacher and dataset.")
+    if transfer:
+        # a copy with the same id: the student variant itself is never changed
+        student = dataclasses.replace(student, model=copy.deepcopy(student.model))
+        copied = transfer_parameters(teacher.model, student.model) \
+            if teacher.backend == "torch" else []
+        yield Progress(0.0, f"Transferred {len(copied)} tensors from the teacher")
+    # the student trains on a copy; train() never touches `student`
+    result = yield from train(student, dataset, cfg, cancel, teacher_logits=logits,
+                              temperature=temperature, alpha=alpha,
+                              name=f"{student.name}·distilled")
+    return result
+
+
+@dataclass
+class PruneRound:
+    round: int
+    sparsity: float
+    accuracy: float
+    variant: Variant
+    within_budget: bool
+
+
+@dataclass
+class PruneSchedule:
+    baseline_accuracy: float
+    rounds: list[PruneRound] = field(default_factory=list)
+
+    def curve(self) -> list[tuple[float, float]]:
+        """(sparsity, accuracy) points, starting at the dense baseline."""
+        return [(0.0, self.baseline_accuracy)] + [(r.sparsity, r.accuracy) for r in self.rounds]
+
+
+def prune_finetune(variant: Variant, dataset: Dataset, rounds: int = 4, step: float = 0.2,
+                   cfg: TrainConfig | None = None, budget: float = 0.01,
+                   cancel: CancelToken | None = None) -> Job[PruneSchedule]:
+    """Each round prunes a further `step` (global magnitude), fine-tunes and evaluates.
+
+    Stops after the first round whose accuracy falls more than `budget` below the start.
+    """
+    from workbench.core.passes import apply_pass
+    from workbench.core.passes.registry import discover
+
+    if rounds < 1 or not 0 < step < 1:
+        raise InvalidParameterError("rounds must be ≥ 1 and step in (0, 1).")
+    cfg = cfg or TrainConfig(epochs=2)
+    cancel = cancel or CancelToken()
+    base = evaluate(variant, dataset, "val").accuracy or 0.0
+    schedule = PruneSchedule(base)
+    prune = discover().get("prune.magnitude")
+    current = variant
+    for i in range(1, rounds + 1):
+        cancel.check()
+        sparsity = min(step * i, 0.99)
+        yield Progress((i - 1) / rounds, f"round {i}: pruning to {sparsity:.0%}",
+                       {"kind": "round_start", "round": i, "sparsity": sparsity})
+        pruned = apply_pass(prune, current, {"sparsity": sparsity, "scope": "global"})
+        tuned = yield from train(pruned.variant, dataset, cfg, cancel,
+                                 name=f"{variant.name}·sparse{int(sparsity * 100)}")
+        acc = evaluate(tuned.variant, dataset, "val").accuracy or 0.0
+        ok = base - acc <= budget
+        schedule.rounds.append(PruneRound(i, sparsity, acc, tuned.variant, ok))
+        yield Progress(i / rounds, f"round {i}: accuracy {acc:.3f}",
+                       {"kind": "round", "round": i, "sparsity": sparsity, "accuracy": acc,
+                        "within_budget": ok})
+        current = tuned.variant
+        if not ok or tuned.stopped:
+            break
+    return schedule

@@ -1,0 +1,427 @@
+"""Training, fine-tuning and evaluation as headless jobs.
+
+`train(...)` is a generator: it yields `Progress` with a payload per batch and per epoch
+(losses, accuracy, learning rate, ETA) and returns a `TrainResult` whose variant is a child of
+the input. Cancelling *stops* the run and still returns the best weights so far.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.core.errors import InvalidParameterError, WorkbenchError, first_line
+from workbench.core.jobs import CancelToken, Job, Progress
+from workbench.core.model.variant import Variant, new_variant_id, set_mode
+from workbench.core.train.data import Dataset
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULES = ("none", "step", "exponential", "cosine", "plateau")
+
+
+class TrainError(WorkbenchError):
+    """The variant cannot be trained (ONNX, packed int8, ...)."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; seeded and reproducible."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    step_size: int = 5
+    gamma: float = 0.5
+    warmup_epochs: int = 0
+    grad_clip: float = 0.0
+    patience: int = 0  # early stopping on the monitored metric; 0 turns it off
+    monitor: str = "val_accuracy"
+    keep_sparsity: bool = True  # pruned zeros stay zero while fine-tuning
+    device: str = "cpu"
+    seed: int = 0
+    checkpoint_dir: str | None = None
+    resume: bool = False
+
+    def validate(self) -> None:
+        checks = [
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.batch_size >= 1, "batch size must be at least 1"),
+            (self.lr > 0 and math.isfinite(self.lr), "the learning rate must be positive"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.weight_decay >= 0, "weight decay cannot be negative"),
+            (self.grad_clip >= 0, "gradient clipping cannot be negative"),
+            (self.patience >= 0, "patience cannot be negative"),
+            (self.warmup_epochs >= 0, "warm-up epochs cannot be negative"),
+            (self.monitor in ("val_accuracy", "val_loss"), "monitor val_accuracy or val_loss"),
+            (self.device in ("cpu", "cuda"), "device must be cpu or cuda"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InvalidParameterError(message + ".")
+        if self.device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise InvalidParameterError("No CUDA device is available; train on the CPU.")
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    accuracy: float | None
+    top5: float | None = None
+    confusion: list[list[int]] | None = None
+    samples: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    variant: Variant
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped: bool = False
+    early_stopped: bool = False
+    test: EvalResult | None = None
+    checkpoint: str | None = None
+
+
+def trainable_model(variant: Variant) -> Any:
+    """A float32 deep copy of a torch variant's model, ready to train."""
+    import torch
+
+    if variant.backend != "torch":
+        raise TrainError(f"{variant.name} is an ONNX model; only torch variants can be trained "
+                         "(ONNX models can be evaluated and used as teachers).")
+    if isinstance(variant.model, torch.jit.ScriptModule):
+        raise TrainError(f"{variant.name} is TorchScript, which Workbench does not train.")
+    model = copy.deepcopy(variant.model)
+    if any(getattr(m, "_packed_params", None) is not None for m in model.modules()) or any(
+            "quantized" in type(m).__module__ for m in model.modules()):
+        raise TrainError(f"{variant.name} holds packed int8 layers, which cannot be trained; "
+                         "fine-tune its float parent and quantize again.")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise TrainError(f"{variant.name} has no trainable parameters.")
+    return model.float()
+
+
+def _optimizer(model: Any, cfg: TrainConfig) -> Any:
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                               nesterov=cfg.nesterov and cfg.momentum > 0,
+                               weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay)
+
+
+def _scheduler(opt: Any, cfg: TrainConfig) -> Any:
+    """An epoch-wise scheduler (None for `plateau`, which is stepped on the metric)."""
+    from torch.optim import lr_scheduler as sched
+
+    main_epochs = max(cfg.epochs - cfg.warmup_epochs, 1)
+    if cfg.schedule == "step":
+        main: Any = sched.StepLR(opt, step_size=max(cfg.step_size, 1), gamma=cfg.gamma)
+    elif cfg.schedule == "exponential":
+        main = sched.ExponentialLR(opt, gamma=cfg.gamma)
+    elif cfg.schedule == "cosine":
+        main = sched.CosineAnnealingLR(opt, T_max=main_epochs)
+    else:
+        main = sched.ConstantLR(opt, factor=1.0, total_iters=0)
+    if cfg.warmup_epochs > 0 and cfg.schedule != "plateau":
+        warm = sched.LinearLR(opt, start_factor=0.1, total_iters=cfg.warmup_epochs)
+        return sched.SequentialLR(opt, [warm, main], milestones=[cfg.warmup_epochs])
+    return main
+
+
+def evaluate_model(model: Any, dataset: Dataset, split: str = "test", device: str = "cpu",
+                   batch_size: int = 256) -> EvalResult:
+    """Loss, top-1/top-5 accuracy and the confusion matrix of a torch module."""
+    import torch
+
+    x, y = dataset.part(split)
+    outs = []
+    set_mode(model, False)
+    dtype = next((p.dtype for p in model.parameters()), torch.float32)
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            outs.append(model(x[i:i + batch_size].to(device, dtype)).float().cpu())
+    logits = torch.cat(outs) if outs else torch.zeros(0)
+    return _metrics(logits, y, dataset)
+
+
+def _metrics(logits: Any, y: Any, dataset: Dataset) -> EvalResult:
+    import torch
+    import torch.nn.functional as F
+
+    if dataset.task == "regression":
+        loss = float(F.mse_loss(logits.reshape(-1), y.float()))
+        return EvalResult(loss, None, samples=len(y))
+    loss = float(F.cross_entropy(logits, y))
+    pred = logits.argmax(1)
+    k = min(5, logits.shape[1])
+    top5 = float((logits.topk(k, 1).indices == y[:, None]).any(1).float().mean())
+    n = dataset.num_classes
+    conf = torch.zeros(n, n, dtype=torch.int64)
+    conf.index_put_((y, pred.clamp(max=n - 1)), torch.ones_like(y), accumulate=True)
+    return EvalResult(loss, float((pred == y).float().mean()), top5, conf.tolist(), len(y))
+
+
+def evaluate(variant: Variant, dataset: Dataset, split: str = "test",
+             device: str = "cpu") -> EvalResult:
+    """Evaluate any variant: torch in eager mode, ONNX with ONNX Runtime."""
+    if variant.backend == "torch":
+        return evaluate_model(variant.model, dataset, split, device)
+    import torch
+
+    from workbench.core.model.runtime import run_variant
+
+    x, y = dataset.part(split)
+    outs = [torch.as_tensor(run_variant(variant, (x[i:i + 256],)))
+            for i in range(0, len(x), 256)]
+    return _metrics(torch.cat(outs).float(), y, dataset)
+
+
+def _check_fits(model: Any, dataset: Dataset) -> None:
+    """Fail early, with a clear message, when the model's output does not fit the labels."""
+    import torch
+
+    with torch.no_grad():
+        out = set_mode(model, False)(dataset.x[:2])
+    if dataset.task == "classification" and (out.ndim != 2 or out.shape[1] <
+                                             dataset.num_classes):
+        raise TrainError(f"The model outputs {tuple(out.shape)} but {dataset.name} has "
+                         f"{dataset.num_classes} classes.")
+
+
+def train(variant: Variant, dataset: Dataset, cfg: TrainConfig,
+          cancel: CancelToken | None = None, teacher_logits: Any = None,
+          temperature: float = 4.0, alpha: float = 0.0, name: str | None = None
+          ) -> Job[TrainResult]:
+    """Train (or fine-tune, or distill into) a copy of `variant` on `dataset`.
+
+    With `teacher_logits` (one row per training sample, in split order) and `alpha > 0` the
+    loss is α·T²·KL(softmax(s/T) ‖ softmax(t/T)) + (1−α)·CE.
+    """
+    import torch
+
+    cfg.validate()
+    cancel = cancel or CancelToken()
+    torch.manual_seed(cfg.seed)
+    model = trainable_model(variant).to(cfg.device)
+    _check_fits(model, dataset)
+    masks = _sparsity_masks(model) if cfg.keep_sparsity else {}
+    opt = _optimizer(model, cfg)
+    scheduler = None if cfg.schedule == "plateau" else _scheduler(opt, cfg)
+    plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode="max" if cfg.monitor == "val_accuracy" else "min", factor=cfg.gamma,
+        patience=max(cfg.patience // 2, 1)) if cfg.schedule == "plateau" else None)
+    use_amp = cfg.device == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    best_score, best_epoch = -math.inf, 0
+    best_state = copy.deepcopy(model.state_dict())
+    if cfg.resume and ckpt_dir is not None and (ckpt_dir / "last.pt").exists():
+        try:
+            state = torch.load(ckpt_dir / "last.pt", map_location=cfg.device,
+                               weights_only=True)
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            if scheduler is not None and state.get("scheduler"):
+                scheduler.load_state_dict(state["scheduler"])
+            history = list(state["history"])
+            start_epoch = int(state["epoch"]) + 1
+            best_score, best_epoch = float(state["best_score"]), int(state["best_epoch"])
+            best_path = ckpt_dir / "best.pt"
+            best_state = torch.load(best_path, map_location=cfg.device, weights_only=True)
+            torch.set_rng_state(state["rng"])
+        except Exception as exc:  # truncated, tampered, keyless or from another model
+            raise TrainError(f"The checkpoint in {ckpt_dir} cannot be resumed (corrupt, "
+                             f"incomplete or from another model): {first_line(exc)}") from exc
+    x_train, y_train = dataset.part("train")
+    n = len(x_train)
+    steps = math.ceil(n / cfg.batch_size)
+    stopped = early = False
+    t0 = time.perf_counter()
+    bad_epochs = 0
+    for epoch in range(start_epoch, cfg.epochs):
+        set_mode(model, True)
+        # one generator per epoch, so a resumed run sees the same batches as a straight one
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003
+                                                                          + epoch))
+        total_loss = correct = seen = 0.0
+        for step in range(steps):
+            cancel.wait_while_paused()
+            if cancel.cancelled:
+                stopped = True
+                break
+            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            xb, yb = x_train[idx].to(cfg.device), y_train[idx].to(cfg.device)
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast(device_type="cuda", enabled=use_amp):
+                out = model(xb)
+                loss = _loss(out, yb, dataset, teacher_logits, idx, temperature, alpha,
+                             cfg.device)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+            else:
+                loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if scaler is not None:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
+            _apply_masks(masks)
+            total_loss += loss.item() * len(idx)
+            seen += len(idx)
+            if dataset.task == "classification":
+                correct += float((out.argmax(1) == yb).sum())
+            done = (epoch - start_epoch) * steps + step + 1
+            elapsed = time.perf_counter() - t0
+            eta = elapsed / done * ((cfg.epochs - start_epoch) * steps - done)
+            yield Progress((epoch + (step + 1) / steps) / cfg.epochs,
+                           f"epoch {epoch + 1}/{cfg.epochs} · batch {step + 1}/{steps}",
+                           {"kind": "batch", "epoch": epoch, "step": step, "steps": steps,
+                            "loss": loss.item(), "eta_s": eta,
+                            "lr": opt.param_groups[0]["lr"]})
+        if stopped and seen == 0:
+            break
+        val = evaluate_model(model, dataset, "val", cfg.device)
+        lr = opt.param_groups[0]["lr"]
+        record = {"epoch": epoch + 1, "train_loss": total_loss / max(seen, 1),
+                  "train_accuracy": correct / max(seen, 1) if dataset.task ==
+                  "classification" else None,
+                  "val_loss": val.loss, "val_accuracy": val.accuracy, "lr": lr,
+                  "seconds": time.perf_counter() - t0}
+        history.append(record)
+        score = (val.accuracy if cfg.monitor == "val_accuracy" and val.accuracy is not None
+                 else -val.loss)
+        if score > best_score:
+            best_score, best_epoch = score, epoch + 1
+            best_state = copy.deepcopy(model.state_dict())
+            bad_epochs = 0
+        else:
+            bad_epochs += 1
+        if scheduler is not None:
+            scheduler.step()
+        elif plateau is not None:
+            plateau.step(score if cfg.monitor == "val_accuracy" else val.loss)
+        if ckpt_dir is not None:
+            _checkpoint(ckpt_dir, model, opt, scheduler, epoch, history, best_score,
+                        best_epoch, best_state)
+        yield Progress((epoch + 1) / cfg.epochs, f"epoch {epoch + 1}/{cfg.epochs} done",
+                       {"kind": "epoch", **record})
+        if stopped:
+            break
+        if cfg.patience and bad_epochs >= cfg.patience:
+            early = True
+            break
+    model.load_state_dict(best_state)
+    set_mode(model, False).cpu()
+    test = evaluate_model(model, dataset, "test")
+    step_info = {"pass": "train", "params": {**asdict(cfg), "dataset": dataset.name,
+                                             "alpha": alpha, "temperature": temperature}}
+    new = Variant(
+        name=name or f"{variant.name}·trained", backend="torch", model=model,
+        format=variant.format, inputs=variant.inputs, source=variant.source,
+        parent=variant.id, recipe=(*variant.recipe, step_info),
+        metadata={**variant.metadata, "num_classes": dataset.num_classes or
+                  variant.metadata.get("num_classes")}, id=new_variant_id())
+    return TrainResult(new, history, best_epoch, stopped, early, test,
+                       str(ckpt_dir / "best.pt") if ckpt_dir else None)
+
+
+def _loss(out: Any, y: Any, dataset: Dataset, teacher_logits: Any, idx: Any,
+          temperature: float, alpha: float, device: str) -> Any:
+    import torch.nn.functional as F
+
+    if dataset.task == "regression":
+        return F.mse_loss(out.reshape(-1), y.float())
+    ce = F.cross_entropy(out, y)
+    if teacher_logits is None or alpha <= 0:
+        return ce
+    t = teacher_logits[idx].to(device)
+    kl = F.kl_div(F.log_softmax(out / temperature, 1), F.softmax(t / temperature, 1),
+                  reduction="batchmean")
+    return alpha * temperature * temperature * kl + (1 - alpha) * ce
+
+
+def _sparsity_masks(model: Any) -> dict[Any, Any]:
+    """Masks of the weights that are already mostly zero (pruned), to keep them zero."""
+    masks = {}
+    for p in model.parameters():
+        if p.ndim >= 2:
+            mask = p.detach() != 0
+            if float(mask.float().mean()) < 0.9:
+                masks[p] = mask
+    return masks
+
+
+def _apply_masks(masks: dict[Any, Any]) -> None:
+    import torch
+
+    with torch.no_grad():
+        for p, m in masks.items():
+            p.mul_(m)
+
+
+def _checkpoint(folder: Path, model: Any, opt: Any, scheduler: Any, epoch: int,
+                history: list[dict[str, Any]], best_score: float, best_epoch: int,
+                best_state: dict[str, Any]) -> None:
+    import torch
+
+    from workbench.core.fileio import atomic_path
+
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
+             "scheduler": scheduler.state_dict() if scheduler is not None else None,
+             "epoch": epoch, "history": history, "best_score": best_score,
+             "best_epoch": best_epoch, "rng": torch.get_rng_state()}
+    with atomic_path(folder / "last.pt") as tmp:
+        torch.save(state, tmp)
+    with atomic_path(folder / "best.pt") as tmp:
+        torch.save(best_state, tmp)
+
+
+def train_param_specs() -> list[Any]:
+    """The training settings as ParamSpecs, for generated forms."""
+    from workbench.core.passes.base import ParamSpec
+
+    d = TrainConfig()
+    return [
+        ParamSpec("epochs", "int", d.epochs, "passes over the training split", 1, 1000),
+        ParamSpec("batch_size", "int", d.batch_size, "samples per step", 1, 4096),
+        ParamSpec("optimizer", "str", d.optimizer, "", choices=OPTIMIZERS),
+        ParamSpec("lr", "float", 3e-3, "learning rate", 1e-6, 10.0),
+        ParamSpec("momentum", "float", d.momentum, "SGD and RMSprop momentum", 0.0, 0.999),
+        ParamSpec("nesterov", "bool", d.nesterov, "Nesterov momentum (SGD)"),
+        ParamSpec("weight_decay", "float", d.weight_decay, "L2 penalty", 0.0, 1.0),
+        ParamSpec("schedule", "str", d.schedule, "learning-rate schedule", choices=SCHEDULES),
+        ParamSpec("warmup_epochs", "int", d.warmup_epochs, "linear warm-up", 0, 100),
+        ParamSpec("grad_clip", "float", d.grad_clip, "max gradient norm (0: off)", 0.0, 100.0),
+        ParamSpec("patience", "int", d.patience, "early stopping patience (0: off)", 0, 100),
+        ParamSpec("seed", "int", d.seed, "random seed", 0, 2**31 - 1),
+    ]
