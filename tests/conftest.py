@@ -88,10 +88,14 @@ def main_window(qtbot: Any) -> Iterator[Any]:
     create_app()
     window = QtMainWindow()
     window.show_dialogs = False
-    qtbot.addWidget(window)
     window.show()
     yield window
+    # Closed here, not by pytest-qt (which closes its widgets before fixtures end): a test
+    # may have turned dialogs on, and closing must never wait on a modal question.
+    window.show_dialogs = False
     window.jobs.cancel()
+    window.close()
+    window.deleteLater()
 
 
 def open_and_wait(qtbot: Any, window: Any, source: str, **options: Any) -> None:

@@ -224,6 +224,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_project(args: argparse.Namespace) -> int:
+    """`workbench project ls FOLDER [--json]`: the variants of a project, with lineage."""
+    from workbench.core.session.project import project_summary
+
+    summary = project_summary(args.folder)
+    if args.json:
+        print_json(summary)
+        return 0
+    print(f"{args.folder}  (schema {summary['schema_version']})")
+    for v in summary["variants"]:
+        parent = f" <- {v['parent']}" if v.get("parent") else ""
+        print(f"  {v['id']:<6} {v['name'][:40]:<40} {v['backend']:<5} {v['format']:<12} "
+              f"{_bytes(v.get('bytes') or 0):>10}{parent}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from workbench.core.model.export import export_variant
     from workbench.core.session.recipe import Recipe
@@ -614,6 +630,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_load_options(p)
     p.set_defaults(func=cmd_compare)
 
+    p = sub.add_parser("project", help="look into a project folder")
+    p.add_argument("action", choices=("ls",), help="ls: the variants and what is measured")
+    p.add_argument("folder", help="a project folder (made by File ▸ Save as Project)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_project)
+
     p = sub.add_parser("run", help="replay a recipe headless")
     p.add_argument("recipe", help="recipe JSON written by the GUI or `apply --recipe`")
     p.add_argument("-o", "--output", help="write the final variant here")
@@ -707,12 +729,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from workbench.core.fileio import clean_stale_temp_files
 
     removed = clean_stale_temp_files()  # left behind by a killed run; never raises
+    if argv and argv[0] == "open":  # `workbench open PROJECT|MODEL`: the window, on it
+        argv = argv[1:]
     if argv and argv[0] == "doctor":
         return cmd_doctor(removed, "--json" in argv[1:])
     if argv and argv[0] == "--version":
         return cmd_version("--json" in argv[1:])
     parser = build_parser()
-    commands = {"inspect", "screenshot", "passes", "apply", "export", "run", "train",
+    commands = {"inspect", "screenshot", "passes", "apply", "export", "run", "train", "project",
                 "distill", "eval", "bench", "compare"}
     try:
         if argv and (argv[0] in commands or argv[0] in ("-h", "--help")):

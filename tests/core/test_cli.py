@@ -75,3 +75,20 @@ def test_bad_shape_argument(capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     assert "not a shape" in err
     assert len(err.strip().splitlines()) == 1  # no usage block
+
+
+def test_project_ls(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from workbench.core.session.session import Session
+
+    session = Session(remember_recent=False)
+    session.run(session.open("zoo:mlp"))
+    session.run(session.apply("prune.magnitude", {"sparsity": 0.5}))
+    session.save_as_project(str(tmp_path / "p"))
+    session.project.close()
+    assert main(["project", "ls", str(tmp_path / "p"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [v["parent"] is None for v in data["variants"]] == [True, False]
+    assert main(["project", "ls", str(tmp_path)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -105,3 +105,17 @@ def test_a_cancelled_open_adds_nothing() -> None:
     with pytest.raises(WorkbenchError, match="Cancelled"):
         s.run(s.open("zoo:mlp"), cancel=token)
     assert len(s.workspace) == 0
+
+
+def test_save_as_project_then_reopen_in_a_new_session(session: Session, tmp_path: Path) -> None:
+    child = session.run(session.apply("prune.magnitude", {"sparsity": 0.5}))
+    session.save_as_project(str(tmp_path / "proj"))
+    session.rename("half", child.variant.id)  # autosaved
+    again = Session()
+    again.open_project(str(tmp_path / "proj"))
+    names = {e.id: e.name for e in again.workspace.entries()}
+    assert names[child.variant.id] == "half"
+    assert again.workspace.get(child.variant.id).analysis.variant.parent is not None
+    again.clear()
+    assert len(again.workspace) == 0
+    assert again.project is None

@@ -165,3 +165,40 @@ def test_state_dict_asks_for_its_architecture(qtbot: Any, main_window: Any, tmp_
     with qtbot.waitSignal(main_window.model_opened, timeout=30_000):
         main_window.open_source(str(path))
     assert main_window.workspace.selected.analysis.variant.metadata["architecture"] == "lenet5"
+
+
+def test_save_as_project_and_reopen_it(qtbot: Any, main_window: Any, tmp_path: Path) -> None:
+    from workbench.gui.qt_main_window import QtMainWindow
+
+    open_and_wait(qtbot, main_window, "zoo:mlp")
+    folder = tmp_path / "proj"
+    assert main_window.save_project(str(folder))
+    assert "proj" in main_window.windowTitle()
+    vid = main_window.workspace.selected.id
+    main_window.session.rename("renamed after saving", vid)  # autosaved at once
+    other = QtMainWindow()
+    other.show_dialogs = False
+    qtbot.addWidget(other)
+    assert other.open_project(str(folder))
+    assert other.workspace.get(vid).name == "renamed after saving"
+    assert other.variant_list.topLevelItemCount() == 1
+    assert not other.open_project(str(tmp_path / "nothing-here"))
+    assert other.last_error
+
+
+def test_quitting_with_unsaved_variants_asks_first(qtbot: Any, main_window: Any,
+                                                   tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    open_and_wait(qtbot, main_window, "zoo:mlp")
+    main_window.show_dialogs = True
+    answers = [QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save]
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: answers.pop(0))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
+                        lambda *a, **k: str(tmp_path / "saved"))
+    assert not main_window.confirm_quit()  # Cancel: stays open
+    assert main_window.confirm_quit()  # Save: a project, then quits
+    assert (tmp_path / "saved" / "project.db").is_file()
+    assert main_window.confirm_quit()  # in a project: nothing to ask
+    main_window.show_dialogs = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -25,6 +26,8 @@ def run_app(model: str | None = None, load_options: dict[str, Any] | None = None
 
     window = QtMainWindow()
     window.show()
-    if model:
+    if model and (Path(model) / "project.db").is_file():
+        window.open_project(model)
+    elif model:
         window.open_source(model, **(load_options or {}))
     return int(app.exec())

@@ -171,6 +171,13 @@ class QtMainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self._refresh_recent()
         file_menu.addSeparator()
+        act = QAction("Open &Project…", self, shortcut="Ctrl+Shift+P")
+        act.triggered.connect(self.open_project_dialog)
+        file_menu.addAction(act)
+        act = QAction("Save as Pro&ject…", self, shortcut=QKeySequence.StandardKey.SaveAs)
+        act.triggered.connect(self.save_project_dialog)
+        file_menu.addAction(act)
+        file_menu.addSeparator()
         act = QAction("&Export Variant…", self, shortcut="Ctrl+E")
         act.triggered.connect(self.export_dialog)
         file_menu.addAction(act)
@@ -253,6 +260,46 @@ class QtMainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Open model", "", FILE_FILTER)
         if path:
             self.open_source(path)
+
+    def open_project_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open project")
+        if folder:
+            self.open_project(folder)
+
+    def save_project_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Save as project (an empty folder)")
+        if folder:
+            self.save_project(folder)
+
+    def open_project(self, folder: str) -> bool:
+        """Replace the variants with a project's; every later change autosaves to it."""
+        if self.jobs.busy:
+            self._error("Another job is running; wait for it or cancel it first.")
+            return False
+        try:
+            self.session.open_project(folder)
+        except WorkbenchError as exc:
+            self._error(str(exc))
+            return False
+        self.undo_stack.clear()
+        self._on_project(folder)
+        return True
+
+    def save_project(self, folder: str) -> bool:
+        """Save every variant as a project in `folder`; later changes autosave."""
+        try:
+            self.session.save_as_project(folder)
+        except WorkbenchError as exc:
+            self._error(str(exc))
+            return False
+        self._on_project(folder)
+        return True
+
+    def _on_project(self, folder: str) -> None:
+        project = self.session.project
+        project.save_failed.connect(lambda _vid, message: self._error(message))
+        self.setWindowTitle(f"{Path(folder).name} — Workbench")
+        self.status_label.setText(f"Project {folder}: every change is saved as it happens.")
 
     def open_zoo_dialog(self) -> None:
         labels = [f"{name} — {e.description}" for name, e in ZOO.items()]
@@ -764,8 +811,28 @@ class QtMainWindow(QMainWindow):
         self.tabs.setCurrentIndex(TABS.index(key))
 
     def closeEvent(self, event: Any) -> None:
+        if not self.confirm_quit():
+            event.ignore()
+            return
         self.jobs.cancel()
+        if self.session.project is not None:
+            self.session.project.close()
         super().closeEvent(event)
+
+    def confirm_quit(self) -> bool:
+        """Variants not in a project would be lost: offer to save them first."""
+        if self.session.project is not None or not len(self.workspace) or \
+                not self.show_dialogs:
+            return True
+        answer = QMessageBox.question(
+            self, "Quit Workbench",
+            f"{len(self.workspace)} variant(s) are not saved in a project. Save them first?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
+        if answer == QMessageBox.StandardButton.Save:
+            folder = QFileDialog.getExistingDirectory(self, "Save as project (an empty folder)")
+            return bool(folder) and self.save_project(folder)
+        return answer == QMessageBox.StandardButton.Discard
 
 
 class _QtCommand(QUndoCommand):

@@ -24,6 +24,7 @@ def render_screenshot(source: str, tab: str, output: str, size: tuple[int, int] 
     analysis = run_job(open_model(source, **options))
     app = create_app()
     window = QtMainWindow()
+    window.show_dialogs = False  # a headless render never asks anything
     window.resize(*size)
     window.workspace.add(analysis)
     window.show_tab(tab)

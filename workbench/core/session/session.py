@@ -83,11 +83,12 @@ class Session:
                  remember_recent: bool = True) -> None:
         self.settings = settings or Settings()
         self.remember_recent = remember_recent  # File ▸ Open Recent; the CLI does not
+        self.project: Any = None  # the Project this session autosaves to, if any
         self.workspace = Workspace()
         self.history = UndoHistory()
         # The GUI routes commands through its QUndoStack (which calls `redo`); headless
         # clients use the session's own history.
-        self.push: Callable[[Any], None] = push or self.history.push
+        self.push: Callable[[Any], None] = push or (lambda command: self.history.push(command))
 
     # helpers ------------------------------------------------------------------------------
     def entry(self, variant_id: str | None = None) -> Entry:
@@ -259,6 +260,48 @@ class Session:
         from workbench.core.session.recipe import Recipe
 
         return Recipe.of(self.entry(variant_id).analysis.variant)
+
+    # projects -----------------------------------------------------------------------------
+    def save_as_project(self, folder: str) -> Any:
+        """Create a project in `folder` holding every variant; later changes autosave."""
+        from workbench.core.session.project import Project
+
+        project = Project.create(folder)
+        try:
+            project.attach(self)
+        except Exception:
+            project.close()
+            raise
+        self._set_project(project)
+        return project
+
+    def open_project(self, folder: str) -> Any:
+        """Replace this session's variants with a project's, and autosave to it."""
+        from workbench.core.session.project import Project
+
+        project = Project.open(folder)
+        try:
+            self.clear()
+            project.load_into(self)
+            project.attach(self)
+        except Exception:
+            project.close()
+            raise
+        self._set_project(project)
+        return project
+
+    def clear(self) -> None:
+        """Forget every variant and the undo history (not undoable), and any project."""
+        self._set_project(None)
+        for entry in reversed(self.workspace.entries()):
+            self.workspace.remove(entry.id)
+        self.history = UndoHistory()
+
+    def _set_project(self, project: Any) -> None:
+        if self.project is not None and self.project is not project:
+            self.project.detach()
+            self.project.close()
+        self.project = project
 
     # internals ----------------------------------------------------------------------------
     def _add(self, analysis: Analysis, results: dict[str, Any] | None = None) -> Entry:
