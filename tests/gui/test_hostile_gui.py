@@ -29,19 +29,26 @@ def hostile_pickle(tmp_path: Path) -> Path:
     return path
 
 
-def test_answering_no_to_the_trust_dialog(qtbot: Any, main_window: Any, hostile_pickle: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    asked: list[str] = []
+def _decline_trust(qtbot: Any, window: Any, path: Path, monkeypatch: pytest.MonkeyPatch
+                   ) -> list[tuple[str, str]]:
+    """Open `path` answering No to the trust dialog; the (title, text) of each question."""
+    asked: list[tuple[str, str]] = []
 
     def say_no(*args: Any, **kwargs: Any) -> QMessageBox.StandardButton:
-        asked.append(args[1])
+        asked.append((args[1], args[2]))
         return QMessageBox.StandardButton.No
 
     monkeypatch.setattr(QMessageBox, "warning", say_no)
-    main_window.show_dialogs = True
-    open_and_wait(qtbot, main_window, str(hostile_pickle))
-    qtbot.waitUntil(lambda: not main_window.jobs.busy, timeout=10_000)
-    assert asked == ["Untrusted file"]
+    window.show_dialogs = True
+    open_and_wait(qtbot, window, str(path))
+    qtbot.waitUntil(lambda: not window.jobs.busy, timeout=10_000)
+    return asked
+
+
+def test_answering_no_to_the_trust_dialog(qtbot: Any, main_window: Any, hostile_pickle: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = _decline_trust(qtbot, main_window, hostile_pickle, monkeypatch)
+    assert [title for title, _ in asked] == ["Untrusted file"]
     assert "Not opened" in main_window.status_label.text()
     assert not main_window.progress.isVisible()
     assert not (hostile_pickle.parent / "MARKER").exists()
@@ -76,18 +83,9 @@ def test_the_window_asks_before_opening_a_hostile_pt2(
     entries = _entries(clean)
     _expr_str(entries, _marker("expr_str"))
     hostile = _write(tmp_path / "hostile.pt2", entries)
-    asked: list[str] = []
-
-    def say_no(*args: Any, **kwargs: Any) -> QMessageBox.StandardButton:
-        asked.append(args[2])
-        return QMessageBox.StandardButton.No
-
-    monkeypatch.setattr(QMessageBox, "warning", say_no)
-    main_window.show_dialogs = True
-    open_and_wait(qtbot, main_window, str(hostile))
-    qtbot.waitUntil(lambda: not main_window.jobs.busy, timeout=10_000)
+    asked = _decline_trust(qtbot, main_window, hostile, monkeypatch)
     assert len(asked) == 1
-    assert "can run code" in asked[0]
+    assert "can run code" in asked[0][1]
     assert main_window.workspace.selected is None
     assert not (tmp_path / _marker("expr_str")).exists()
     open_and_wait(qtbot, main_window, str(clean))  # a clean archive opens with no prompt
