@@ -104,8 +104,12 @@ def _cases(tmp: Path, marker: Path) -> dict[str, tuple[list[str], list[Path]]]:
     keyless = tmp / "ckpt-keyless"
     keyless.mkdir()
     torch.save({"model": {}}, keyless / "last.pt")
+    unknown_op = tmp / "unknown_op.onnx"
+    onnx.save(_tiny_graph("Foo", domain="com.evil"), str(unknown_op))
     out = tmp / "out.onnx"
     return {
+        "an op in an unknown domain": (
+            ["apply", str(unknown_op), "quantize.ort_dynamic", "-o", str(out)], [unknown_op]),
         "non-UTF-8 ONNX name": (["inspect", str(nonutf8)], [nonutf8]),
         "escape sequences in an op type": (["inspect", str(escape)], [escape]),
         "garbage named .pt": (["inspect", str(garbage)], [garbage]),
@@ -146,7 +150,7 @@ def _cases(tmp: Path, marker: Path) -> dict[str, tuple[list[str], list[Path]]]:
     "recipe naming os:abort", "truncated --resume checkpoint", "keyless --resume checkpoint",
     "output whose parent is a file", "output that is a folder", "output under /proc",
     "output that is a device", "a 5,000-character path", "an absurd --input-shape",
-    "a NaN parameter"])
+    "a NaN parameter", "an op in an unknown domain"])
 def test_refused_with_one_sentence(case: str, tmp_path: Path,
                                    run_cli: Callable[..., tuple[str, str, int]]) -> None:
     marker = tmp_path / "MARKER"

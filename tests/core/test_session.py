@@ -119,3 +119,23 @@ def test_save_as_project_then_reopen_in_a_new_session(session: Session, tmp_path
     again.clear()
     assert len(again.workspace) == 0
     assert again.project is None
+
+
+def test_a_recipe_with_training_replays_bit_for_bit(session: Session) -> None:
+    """A recipe saved after training replays (not "Unknown pass 'train'"), and the same
+    seed gives the same weights on the CPU, bit for bit."""
+    import torch
+
+    from workbench.core.session.recipe import Recipe
+
+    trained = session.run(session.train("digits", TrainConfig(epochs=2, lr=3e-3, seed=5)))
+    recipe = Recipe.from_json(session.recipe().to_json())
+    step = recipe.steps[-1]
+    assert step["pass"] == "train"
+    assert step["params"]["seed"] == 5
+    replayed = recipe.replay()
+    original = trained.analysis.variant.model.state_dict()
+    again = replayed.variant.model.state_dict()
+    assert original.keys() == again.keys()
+    for key, value in original.items():
+        assert torch.equal(value, again[key]), key
