@@ -310,20 +310,22 @@ def _dataset_for(variant: Any, spec: str, seed: int) -> Any:
 
 
 def _train_progress(enabled: bool) -> Callable[[Any], None]:
+    from workbench.core.events import BatchDone, EpochDone
+
     def show(step: Any) -> None:
         if not enabled:
             return
-        payload = step.payload or {}
-        if payload.get("kind") == "epoch":
-            acc = payload.get("val_accuracy")
-            acc_text = f" val_acc {acc:.4f}" if acc is not None else ""
-            print(f"epoch {payload['epoch']:>3}  train_loss {payload['train_loss']:.4f}  "
-                  f"val_loss {payload['val_loss']:.4f}{acc_text}  lr {payload['lr']:.2e}",
+        event = step.payload
+        if isinstance(event, EpochDone):
+            acc_text = (f" val_acc {event.val_accuracy:.4f}"
+                        if event.val_accuracy is not None else "")
+            print(f"epoch {event.epoch:>3}  train_loss {event.train_loss:.4f}  "
+                  f"val_loss {event.val_loss:.4f}{acc_text}  lr {event.lr:.2e}",
                   file=sys.stderr)
-        elif payload.get("kind") == "batch" and sys.stderr.isatty():
+        elif isinstance(event, BatchDone) and sys.stderr.isatty():
             frac = step.fraction or 0.0
             raw_stderr().write(f"\r[{'#' * int(frac * 30):<30}] {step.message} "
-                             f"ETA {payload.get('eta_s', 0):.0f}s ")
+                               f"ETA {event.eta_s:.0f}s ")
             raw_stderr().flush()
     return show
 

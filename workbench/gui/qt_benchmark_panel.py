@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workbench.core.events import LatencySample, RecordDone
 from workbench.core.train.data import DATASETS
 
 
@@ -177,14 +178,13 @@ class QtBenchmarkPanel(QWidget):
         self.tput_curve.setData([], [])
 
     def on_progress(self, step: Any) -> None:
-        payload = step.payload if isinstance(step.payload, dict) else {}
-        kind = payload.get("kind")
-        if kind == "latency":
-            samples = self._samples.setdefault(payload["batch"], [])
-            samples.extend(payload.get("recent_ms") or [payload["ms"]])
-            self._draw_live(payload["batch"])
-        elif kind == "record":
-            self.add_record(payload["record"])
+        event = step.payload
+        if isinstance(event, LatencySample):
+            samples = self._samples.setdefault(event.batch, [])
+            samples.extend(event.recent_ms or [event.ms])
+            self._draw_live(event.batch)
+        elif isinstance(event, RecordDone):
+            self.add_record(event.record)
 
     def add_record(self, record: Any) -> None:
         self._sweep.append(record)

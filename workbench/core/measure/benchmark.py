@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from workbench.core.errors import InvalidParameterError, WorkbenchError, first_line
+from workbench.core.events import LatencySample, RecordDone, WarmupStep
 from workbench.core.jobs import CancelToken, Job, Progress
 from workbench.core.model.variant import Variant
 
@@ -328,9 +329,8 @@ def benchmark(variant: Variant, config: BenchConfig, cancel: CancelToken | None 
               ) -> Job[BenchResult]:
     """Time `variant` at each batch size of `config`; yields live latency samples.
 
-    Payloads: `{"kind": "latency", "batch", "i", "ms", "recent_ms"}` (throttled; `ms` is the
-    latest sample, `recent_ms` every sample since the previous update) and
-    `{"kind": "record", "record": BenchRecord}` when a batch size is done.
+    Events: `LatencySample` (throttled: the latest sample, and every sample since the
+    previous event), `WarmupStep`, and `RecordDone` when a batch size is done.
     """
     config.validate()
     cancel = cancel or CancelToken()
@@ -369,7 +369,7 @@ def benchmark(variant: Variant, config: BenchConfig, cancel: CancelToken | None 
                 records.append(record)
                 yield Progress((k + 1) / n_batches,
                                f"Batch {batch}: p50 {record.p50_ms:.3f} ms",
-                               {"kind": "record", "record": record})
+                               RecordDone(record))
             if stopped:
                 break
     finally:
@@ -483,7 +483,7 @@ def _time_batch(runner: _Runner, cfg: BenchConfig, runtime: str, batch: int, k: 
         if i < warmup:
             cancel.wait_while_paused()
             yield Progress(k * share, f"Batch {batch}: warm-up {i}/{warmup}",
-                           {"kind": "warmup", "batch": batch, "i": i - 1})
+                           WarmupStep(batch, i - 1))
     if sync is not None:
         sync()
     samples: list[float] = []
@@ -519,8 +519,7 @@ def _time_batch(runner: _Runner, cfg: BenchConfig, runtime: str, batch: int, k: 
         cancel.wait_while_paused()
         done = spent_ns / budget_ns if budget_ns is not None else n / total
         yield Progress((k + min(done, 1.0)) * share, f"Batch {batch}: {n} iterations",
-                       {"kind": "latency", "batch": batch, "i": n - 1, "ms": samples[-1],
-                        "recent_ms": samples[sent:]})
+                       LatencySample(batch, n - 1, samples[-1], tuple(samples[sent:])))
         sent = n
 
 

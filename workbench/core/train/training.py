@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.core.errors import InvalidParameterError, WorkbenchError, first_line
+from workbench.core.events import BatchDone, EpochDone
 from workbench.core.jobs import CancelToken, Job, Progress
 from workbench.core.model.variant import Variant, new_variant_id, set_mode
 from workbench.core.train.data import Dataset
@@ -304,9 +305,8 @@ def train(variant: Variant, dataset: Dataset, cfg: TrainConfig,
             eta = elapsed / done * ((cfg.epochs - start_epoch) * steps - done)
             yield Progress((epoch + (step + 1) / steps) / cfg.epochs,
                            f"epoch {epoch + 1}/{cfg.epochs} · batch {step + 1}/{steps}",
-                           {"kind": "batch", "epoch": epoch, "step": step, "steps": steps,
-                            "loss": loss.item(), "eta_s": eta,
-                            "lr": opt.param_groups[0]["lr"]})
+                           BatchDone(epoch, step, steps, loss.item(), eta,
+                                     opt.param_groups[0]["lr"]))
         if stopped and seen == 0:
             break
         val = evaluate_model(model, dataset, "val", cfg.device)
@@ -333,7 +333,7 @@ def train(variant: Variant, dataset: Dataset, cfg: TrainConfig,
             _checkpoint(ckpt_dir, model, opt, scheduler, epoch, history, best_score,
                         best_epoch, best_state)
         yield Progress((epoch + 1) / cfg.epochs, f"epoch {epoch + 1}/{cfg.epochs} done",
-                       {"kind": "epoch", **record})
+                       EpochDone.of(record))
         if stopped:
             break
         if cfg.patience and bad_epochs >= cfg.patience:
