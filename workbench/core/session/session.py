@@ -251,6 +251,9 @@ class Session(TrainingUseCases, MeasureUseCases):
             self.project.detach()
             self.project.close()
         self.project = project
+        from workbench.core.model.artifact_cache import set_cache_dir
+
+        set_cache_dir(project.folder / "cache" if project is not None else None)
 
     # internals ----------------------------------------------------------------------------
     def _add(self, analysis: Analysis, results: dict[str, Any] | None = None) -> Entry:
