@@ -112,3 +112,27 @@ def test_a_stopped_training_still_adds_its_variant(session: Session) -> None:
                         stop_after_first_epoch, token)
     assert len(entry.results["history"]) == 1
     assert entry.analysis.variant.parent is not None
+
+
+def test_configs_are_declared_once() -> None:
+    """The form, the CLI flags and the validation all read the same declaration."""
+    import argparse
+
+    from workbench.cli_params import add_param_flags, given
+    from workbench.core.params import param_specs
+
+    specs = param_specs(TrainConfig)
+    assert {s.name for s in specs} >= {"epochs", "lr", "optimizer", "seed"}
+    assert not {"device", "checkpoint_dir", "resume"} & {s.name for s in specs}
+    assert next(s for s in specs if s.name == "lr").default == TrainConfig().lr
+    parser = argparse.ArgumentParser()
+    add_param_flags(parser, specs)
+    args = parser.parse_args(["--lr", "0.01", "--no-keep-sparsity"])
+    config = TrainConfig.parse(given(args, specs))
+    assert (config.lr, config.keep_sparsity, config.epochs) == (0.01, False, 10)
+    with pytest.raises(InvalidParameterError, match="optimizer"):
+        TrainConfig.parse({"optimizer": "lion"})
+    bench = BenchConfig.parse({"batch_sizes": "1, 8", "threads": "none"})
+    assert (bench.batch_sizes, bench.threads) == ([1, 8], None)
+    with pytest.raises(InvalidParameterError, match="threads"):
+        BenchConfig.parse({"threads": 0})

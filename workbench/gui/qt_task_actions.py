@@ -78,11 +78,8 @@ class QtTaskActions:
         from workbench.core.train.training import TrainConfig
 
         def make() -> Any:
-            try:
-                config = TrainConfig(**options["config"], device=self.settings.device,
-                                     resume=bool(options.get("resume")))
-            except TypeError as exc:
-                raise WorkbenchError(f"Invalid training settings: {exc}") from None
+            config = TrainConfig.parse(options["config"], device=self.settings.device,
+                                       resume=bool(options.get("resume")))
             data, mode = options["dataset"], options["mode"]
             if mode == "distill":
                 return self.session.distill(data, config, options.get("teacher") or "",
@@ -122,11 +119,8 @@ class QtTaskActions:
         entry = self.workspace.selected
 
         def make() -> Any:
-            try:
-                config = BenchConfig(device=self.settings.device, **options)
-            except TypeError as exc:
-                raise WorkbenchError(f"Invalid benchmark settings: {exc}") from None
-            return self.session.benchmark(config)
+            return self.session.benchmark(BenchConfig.parse(options,
+                                                            device=self.settings.device))
 
         panel = self.benchmark_panel
         panel.reset()
