@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from workbench.core.session.runs import checkpoint_epoch
 from workbench.core.session.session import Session
 from workbench.core.session.use_recovery import RecoveryError
 from workbench.core.train.data import load_dataset
+from workbench.core.train.distill import distill
 from workbench.core.train.training import TrainConfig, train
 
 CONFIG = {"epochs": 6, "batch_size": 32, "seed": 7, "lr": 3e-3}
@@ -103,6 +105,42 @@ def test_resume_refuses_what_it_cannot_resume(crashed: Path) -> None:
     session.delete(run.variant_id)
     with pytest.raises(RecoveryError, match="no longer in the project"):
         session.resume_run(run.id)
+    session.clear()
+    db = sqlite3.connect(crashed / "project.db")
+    db.execute("UPDATE runs SET kind = 'prune'")
+    db.commit()
+    db.close()
+    session.open_project(str(crashed))
+    with pytest.raises(RecoveryError, match="prune-and-fine-tune"):
+        session.resume_run(run.id)
+    session.clear()
+
+
+def test_an_interrupted_distillation_resumes_with_its_teacher(tmp_path: Path) -> None:
+    folder = tmp_path / "project"
+    session = _session()
+    project = session.save_as_project(str(folder))
+    teacher = session.run(session.open("zoo:mlp"))
+    session.run(session.apply("prune.magnitude", {"sparsity": 0.5}))
+    student = session.workspace.entries()[-1]
+    checkpoints = folder / "runs" / "distill"
+    config = TrainConfig(epochs=2, batch_size=128, seed=2, checkpoint_dir=str(checkpoints))
+    data = load_dataset("digits", (1, 1, 8, 8), seed=2)
+    run_job(distill(teacher.analysis.variant, student.analysis.variant, data,
+                    dataclasses.replace(config, epochs=1), alpha=0.5))
+    options = {"teacher_id": teacher.id, "temperature": 4.0, "alpha": 0.5, "transfer": False}
+    project.begin_run(student.id, "distill", "digits", dataclasses.asdict(config),
+                      checkpoints, options)
+    session.clear()  # the process "dies": the run stays running
+
+    session.open_project(str(folder))
+    (run,) = session.interrupted_runs()
+    assert (run.kind, run.options, run.checkpoint_epoch(), run.epochs) == (
+        "distill", options, 1, 2)
+    entry = session.run(session.resume_run(run.id))
+    assert entry.analysis.variant.parent == student.id
+    assert entry.analysis.variant.recipe[-1]["params"]["alpha"] == 0.5
+    assert [h["epoch"] for h in entry.results["history"]] == [1, 2]
     session.clear()
 
 
