@@ -43,6 +43,7 @@ from psygnal import Signal
 
 from workbench.core.errors import WorkbenchError, first_line
 from workbench.core.model.variant import InputSpec, Variant
+from workbench.core.session.runs import RUN_KINDS, RUN_STATUSES, RunRecord, record_of
 
 log = logging.getLogger(__name__)
 
@@ -645,8 +646,6 @@ class Project:
         """Record a training run as `running` (a new one, or `run_id` again); its id."""
         import uuid
 
-        from workbench.core.session.runs import RUN_KINDS
-
         if kind not in RUN_KINDS:
             raise ProjectError(f"Unknown kind of training run {kind!r}.")
         folder = Path(checkpoint_dir)
@@ -665,8 +664,6 @@ class Project:
 
     def end_run(self, run_id: str, status: str) -> None:
         """Mark a run `finished`, `stopped` or `failed`."""
-        from workbench.core.session.runs import RUN_STATUSES
-
         if status not in RUN_STATUSES[1:]:
             raise ProjectError(f"A run ends finished, stopped or failed, not {status!r}.")
         with self._transaction() as db:
@@ -674,10 +671,8 @@ class Project:
                        (status, time.time(), run_id))
         self._running.discard(run_id)
 
-    def runs(self) -> list[Any]:
-        """Every recorded training run (RunRecord), oldest first."""
-        from workbench.core.session.runs import record_of
-
+    def runs(self) -> list[RunRecord]:
+        """Every recorded training run, oldest first."""
         with self._lock:
             rows = self._db.execute("SELECT * FROM runs ORDER BY started, rowid").fetchall()
         records = []
@@ -688,20 +683,20 @@ class Project:
                 log.debug("run %s is damaged: %s", row["id"], exc)
         return records
 
-    def run(self, run_id: str) -> Any:
+    def run(self, run_id: str) -> RunRecord:
         """The RunRecord `run_id`, or a ProjectError."""
         for record in self.runs():
             if record.id == run_id:
                 return record
         raise ProjectError(f"The project {self.folder} has no training run {run_id!r}.")
 
-    def run_in(self, checkpoint_dir: str | os.PathLike[str]) -> Any:
+    def run_in(self, checkpoint_dir: str | os.PathLike[str]) -> RunRecord | None:
         """The latest run whose checkpoints are in `checkpoint_dir`, or None."""
         target = Path(checkpoint_dir).resolve()
         found = [r for r in self.runs() if r.checkpoint_dir.resolve() == target]
         return found[-1] if found else None
 
-    def interrupted_runs(self) -> list[Any]:
+    def interrupted_runs(self) -> list[RunRecord]:
         """Runs still `running` that no job of this process runs: their process died."""
         return [r for r in self.runs() if r.status == "running" and r.id not in self._running]
 
@@ -860,4 +855,5 @@ def project_summary(folder: str | os.PathLike[str]) -> dict[str, Any]:
                 "interrupted_runs": [r.to_json() for r in project.interrupted_runs()]}
 
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Project", "ProjectError", "project_summary"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Project", "ProjectError", "RunRecord",
+           "project_summary"]
