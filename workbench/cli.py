@@ -226,9 +226,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_project(args: argparse.Namespace) -> int:
-    """`workbench project ls FOLDER [--json]`: the variants of a project, with lineage."""
+    """`workbench project ls FOLDER [--json]`: the variants of a project, with lineage, and
+    its interrupted training runs; `workbench project resume FOLDER [RUN]` resumes one."""
     from workbench.core.session.project import project_summary
 
+    if args.action == "resume":
+        return _project_resume(args)
+    if args.run:
+        raise InvalidParameterError("`project ls` takes no run id.")
     summary = project_summary(args.folder)
     if args.json:
         print_json(summary)
@@ -238,6 +243,37 @@ def cmd_project(args: argparse.Namespace) -> int:
         parent = f" <- {v['parent']}" if v.get("parent") else ""
         print(f"  {v['id']:<6} {v['name'][:40]:<40} {v['backend']:<5} {v['format']:<12} "
               f"{_bytes(v.get('bytes') or 0):>10}{parent}")
+    for r in summary["interrupted_runs"]:
+        at = f"epoch {r['epoch']} of {r['epochs']}" if r["epoch"] else "before epoch 1"
+        hint = "resumable" if r["resumable"] else "not resumable"
+        print(f"  interrupted {r['kind']} run {r['id']} of {r['variant_id']} at {at} "
+              f"({hint})")
+    return 0
+
+
+def _project_resume(args: argparse.Namespace) -> int:
+    """Resume an interrupted training run; the trained variant is saved in the project."""
+    from workbench.core.session.session import Session
+
+    session = Session(remember_recent=False)
+    project = session.open_project(args.folder)
+    try:
+        interrupted = session.interrupted_runs()
+        run_id = args.run or (interrupted[0].id if len(interrupted) == 1 else None)
+        entry = session.run(session.resume_run(run_id), _train_progress(not args.json))
+    finally:
+        project.close()
+    accuracy = entry.results.get("accuracy")
+    out = {"run": run_id, "variant": entry.id,
+           "parent": entry.analysis.variant.parent, "name": entry.name,
+           "test_accuracy": accuracy, "history": entry.results.get("history"),
+           "project": str(project.folder)}
+    if args.json:
+        print_json(out)
+    else:
+        acc = f"{accuracy:.4f}" if accuracy is not None else "n/a"
+        print(f"resumed: {entry.name} ({entry.id}) test accuracy {acc}, saved in "
+              f"{args.folder}")
     return 0
 
 
@@ -604,9 +640,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_load_options(p)
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("project", help="look into a project folder")
-    p.add_argument("action", choices=("ls",), help="ls: the variants and what is measured")
+    p = sub.add_parser("project", help="look into a project folder, resume its training")
+    p.add_argument("action", choices=("ls", "resume"),
+                   help="ls: the variants, what is measured and interrupted training runs; "
+                   "resume: continue an interrupted training run from its last checkpoint")
     p.add_argument("folder", help="a project folder (made by File ▸ Save as Project)")
+    p.add_argument("run", nargs="?", help="resume: the run id (default: the only "
+                   "interrupted run)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_project)
 

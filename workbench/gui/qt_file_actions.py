@@ -16,6 +16,7 @@ from workbench.core.errors import ArchitectureRequiredError, TrustRequiredError,
 from workbench.core.model.export import EXPORT_FILTER
 from workbench.core.model.loaders import FILE_FILTER
 from workbench.core.model.zoo import ZOO
+from workbench.gui.qt_recovery import offer_resume
 
 PROJECT_HINT = "Save as project (an empty folder)"
 
@@ -155,6 +156,7 @@ class QtFileActions:
         self.setWindowTitle(f"{Path(folder).name} — Workbench")
         self.status_label.setText(
             f"Project {folder}: every change is saved as it happens.")
+        offer_resume(self)
 
     def confirm_discard(self, action: str = "Quit Workbench") -> bool:
         """Variants not in a project would be lost: offer to save them first."""

@@ -21,6 +21,7 @@ from workbench.core.jobs import CancelToken, Job, Progress, run_job
 from workbench.core.session.commands import AddVariant, DeleteVariant, RenameVariant
 from workbench.core.session.settings import Settings
 from workbench.core.session.use_measure import MeasureUseCases
+from workbench.core.session.use_recovery import RecoveryUseCases
 from workbench.core.session.use_train import TrainingUseCases
 from workbench.core.session.workspace import Entry, Workspace
 
@@ -77,7 +78,7 @@ class UndoHistory:
         return bool(self._undone)
 
 
-class Session(TrainingUseCases, MeasureUseCases):
+class Session(TrainingUseCases, MeasureUseCases, RecoveryUseCases):
     """Owns the workspace, its undo history and the settings, and every use case."""
 
     def __init__(self, settings: Settings | None = None,

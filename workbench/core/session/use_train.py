@@ -41,6 +41,7 @@ class TrainingUseCases:
     workspace: Any
     project: Any
     _run_dirs: dict[str, str]
+    _track: Any  # RecoveryUseCases._track: records the run in the project
 
     def entry(self, variant_id: str | None = None) -> Entry:  # provided by Session
         raise NotImplementedError
@@ -65,7 +66,8 @@ class TrainingUseCases:
             # a stopped run keeps its best weights: the analysis after it is not cancelled
             return (yield from analyse(result.variant)), result
 
-        return Task(f"Training {variant.name}", job, self._commit_trained, graceful=True)
+        return self._track(Task(f"Training {variant.name}", job, self._commit_trained,
+                                graceful=True), "train", dataset, variant, config)
 
     def distill(self, dataset: str, config: TrainConfig, teacher_id: str,
                 temperature: float = 4.0, alpha: float = 0.7, transfer: bool = False,
@@ -92,8 +94,11 @@ class TrainingUseCases:
             # a stopped run keeps its best weights: the analysis after it is not cancelled
             return (yield from analyse(result.variant)), result
 
-        return Task(f"Distilling {teacher.name} into {variant.name}", job,
+        task = Task(f"Distilling {teacher.name} into {variant.name}", job,
                     self._commit_trained, graceful=True)
+        return self._track(task, "distill", dataset, variant, config, {
+            "teacher_id": teacher_id, "temperature": temperature, "alpha": alpha,
+            "transfer": transfer})
 
     def prune_finetune(self, dataset: str, config: TrainConfig, rounds: int = 4,
                        step: float = 0.2, budget: float = 0.01,
@@ -121,7 +126,9 @@ class TrainingUseCases:
         def commit(outs: list[tuple[Any, float]]) -> list[Entry]:
             return [self._add(a, {"accuracy": acc}) for a, acc in outs]
 
-        return Task(f"Prune-and-fine-tune {variant.name}", job, commit, graceful=True)
+        task = Task(f"Prune-and-fine-tune {variant.name}", job, commit, graceful=True)
+        return self._track(task, "prune", dataset, variant, config, {
+            "rounds": rounds, "step": step, "budget": budget})
 
     def evaluate(self, dataset: str, variant_id: str | None = None, seed: int = 0
                  ) -> Task[EvalResult | FidelityResult]:
