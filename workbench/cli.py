@@ -212,14 +212,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from workbench.core.model.export import export_variant
-    from workbench.core.model.loaders import load_model
-    from workbench.core.session.recipe import Recipe
-
-    variant = load_model(args.source, **_load_options(args))
-    written = export_variant(variant, args.output, args.format, opset=args.opset)
+    session = _session()
+    session.run(session.open(args.source, **_load_options(args)))
+    written = session.run(session.export(args.output, fmt=args.format, opset=args.opset))
     if args.recipe:
-        Recipe.of(variant).save(args.recipe)
+        session.recipe().save(args.recipe)
         written["recipe"] = args.recipe
     print(dumps(written) if args.json else f"wrote {written['output']}")
     return 0
@@ -322,16 +319,6 @@ def _train_config(args: argparse.Namespace) -> Any:
                              checkpoint_dir=args.checkpoint_dir, resume=args.resume)
 
 
-def _dataset_for(variant: Any, spec: str, seed: int) -> Any:
-    from workbench.core.train.data import load_dataset
-
-    if not variant.inputs:
-        raise InvalidParameterError(f"{variant.name} has no declared input shape: pass "
-                                    "--input-shape.")
-    spec0 = variant.inputs[0]
-    return load_dataset(spec, spec0.shape, seed=seed, input_dtype=spec0.dtype)
-
-
 def _train_progress(enabled: bool) -> Callable[[Any], None]:
     from workbench.core.events import BatchDone, EpochDone
 
@@ -354,71 +341,54 @@ def _train_progress(enabled: bool) -> Callable[[Any], None]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from workbench.core.jobs import run_job
-    from workbench.core.model.export import export_variant
-    from workbench.core.model.loaders import load_model
-    from workbench.core.train.training import train
-
     _check_output(args.output)
     cfg = _train_config(args)
-    cfg.validate()
-    variant = load_model(args.source, **_load_options(args))
-    dataset = _dataset_for(variant, args.data, cfg.seed)
-    result = run_job(train(variant, dataset, cfg), _train_progress(not args.json))
-    written = export_variant(result.variant, args.output)
-    test = result.test
-    out = {"test_accuracy": test.accuracy if test else None,
-           "test_loss": test.loss if test else None, "history": result.history,
-           "best_epoch": result.best_epoch, "early_stopped": result.early_stopped,
-           "output": written["output"]}
+    session = _session()
+    session.run(session.open(args.source, **_load_options(args)))
+    entry = session.run(session.train(args.data, cfg), _train_progress(not args.json))
+    written = session.run(session.export(args.output, entry.id))
+    summary = entry.results.get("training", {})
+    out = {"test_accuracy": entry.results.get("accuracy"),
+           "test_loss": summary.get("test_loss"), "history": entry.results.get("history", []),
+           "best_epoch": summary.get("best_epoch"),
+           "early_stopped": summary.get("early_stopped"), "output": written["output"]}
     if args.json:
         print_json(out)
     else:
         acc = f"{out['test_accuracy']:.4f}" if out["test_accuracy"] is not None else "n/a"
         print(f"test accuracy {acc}  test loss {out['test_loss']:.4f}  "
-              f"(best epoch {result.best_epoch})")
+              f"(best epoch {out['best_epoch']})")
         print(f"wrote {written['output']}")
     return 0
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from workbench.core.jobs import run_job
-    from workbench.core.model.export import export_variant
-    from workbench.core.model.loaders import load_model
-    from workbench.core.train.distill import distill
-    from workbench.core.train.training import evaluate, train
-
     _check_output(args.output)
     cfg = _train_config(args)
-    cfg.validate()
-    teacher = load_model(args.teacher, trust=args.trust, input_shape=args.input_shape
-                         if args.teacher.startswith("zoo:") else None)
-    student = load_model(args.student, arch=args.arch, trust=args.trust,
-                         input_shape=args.input_shape or (
-                             teacher.inputs[0].shape if teacher.inputs else None),
-                         num_classes=args.num_classes)
-    dataset = _dataset_for(student, args.data, cfg.seed)
-    teacher_data = _dataset_for(teacher, args.data, cfg.seed) if teacher.inputs and \
-        teacher.inputs[0].shape != student.inputs[0].shape else dataset
-    if args.train_teacher:
-        teacher = run_job(train(teacher, teacher_data, cfg), _train_progress(not args.json)
-                          ).variant
-    teacher_acc = evaluate(teacher, teacher_data).accuracy
-    if teacher_data is not dataset:
-        raise InvalidParameterError("Teacher and student must take the same input shape.")
+    session = _session()
     show = _train_progress(not args.json)
-    baseline = run_job(train(student, dataset, cfg), show)
-    result = run_job(distill(teacher, student, dataset, cfg, args.temperature, args.alpha,
-                             args.transfer), show)
-    written = export_variant(result.variant, args.output)
-    def count(v: Any) -> int | None:
-        return sum(p.numel() for p in v.model.parameters()) if v.backend == "torch" else None
+    teacher = session.run(session.open(args.teacher, trust=args.trust, input_shape=(
+        args.input_shape if args.teacher.startswith("zoo:") else None)))
+    shape = args.input_shape or (teacher.analysis.variant.inputs[0].shape
+                                 if teacher.analysis.variant.inputs else None)
+    student = session.run(session.open(args.student, arch=args.arch, trust=args.trust,
+                                       input_shape=shape, num_classes=args.num_classes))
+    s_inputs, t_inputs = student.analysis.variant.inputs, teacher.analysis.variant.inputs
+    if t_inputs and s_inputs and t_inputs[0].shape != s_inputs[0].shape:
+        raise InvalidParameterError("Teacher and student must take the same input shape.")
+    if args.train_teacher:
+        teacher = session.run(session.train(args.data, cfg, teacher.id), show)
+    teacher_acc = session.run(session.evaluate(args.data, teacher.id, seed=cfg.seed)).accuracy
+    baseline = session.run(session.train(args.data, cfg, student.id), show)
+    result = session.run(session.distill(args.data, cfg, teacher.id, args.temperature,
+                                         args.alpha, args.transfer, student.id), show)
+    written = session.run(session.export(args.output, result.id))
 
     out = {"teacher_accuracy": teacher_acc,
-           "student_accuracy": result.test.accuracy if result.test else None,
-           "baseline_student_accuracy": baseline.test.accuracy if baseline.test else None,
-           "teacher_parameters": count(teacher), "student_parameters": count(student),
-           "output": written["output"]}
+           "student_accuracy": result.results.get("accuracy"),
+           "baseline_student_accuracy": baseline.results.get("accuracy"),
+           "teacher_parameters": _parameters(teacher),
+           "student_parameters": _parameters(student), "output": written["output"]}
     if args.json:
         print_json(out)
     else:
@@ -427,20 +397,18 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parameters(entry: Any) -> int | None:
+    variant = entry.analysis.variant
+    return sum(p.numel() for p in variant.model.parameters()) \
+        if variant.backend == "torch" else None
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    from workbench.core.model.loaders import load_model
-    from workbench.core.train.training import evaluate
-
-    variant = load_model(args.source, **_load_options(args))
+    session = _session()
+    entry = session.run(session.open(args.source, **_load_options(args)))
     if args.against:
-        from workbench.core.model.fidelity import fidelity_report
-
-        reference = load_model(args.against, trust=args.trust)
-        report, warnings = fidelity_report(reference, variant, samples=args.samples,
-                                           per_layer=False)
-        if "cosine" not in report:
-            raise InvalidParameterError(f"Fidelity could not be measured: {report['error']}")
-        report["warnings"] = warnings
+        reference = session.run(session.open(args.against, trust=args.trust))
+        report = session.run(session.fidelity(reference.id, entry.id, args.samples)).report
         print(dumps(report) if args.json else
               f"cosine {report['cosine']:.5f}  max |diff| {report['max_abs_diff']:.4g}  "
               f"({report['samples']} {report.get('inputs', '')} samples)")
@@ -448,8 +416,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not args.data:
         raise InvalidParameterError("Give --data DATASET, or --against REFERENCE for "
                                     "embedding models.")
-    dataset = _dataset_for(variant, args.data, args.seed)
-    result = evaluate(variant, dataset, args.split)
+    result = session.run(session.evaluate(args.data, entry.id, args.seed, args.split))
     out = {"accuracy": result.accuracy, "loss": result.loss, "top5": result.top5,
            "samples": result.samples, "split": args.split}
     if args.confusion:
@@ -482,12 +449,9 @@ def _add_bench_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from workbench.core.jobs import run_job
-    from workbench.core.measure.benchmark import benchmark
-    from workbench.core.model.loaders import load_model
-
-    variant = load_model(args.source, **_load_options(args))
-    result = run_job(benchmark(variant, _bench_config(args, variant)))
+    session = _session()
+    entry = session.run(session.open(args.source, **_load_options(args)))
+    result = session.run(session.benchmark(_bench_config(args, entry.analysis.variant)))
     records = [r.to_json() for r in result.records]
     keys = ("runtime", "device", "batch", "mean_ms", "p50_ms", "p90_ms", "p99_ms",
             "throughput")
@@ -506,24 +470,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from workbench.core.graph.analysis import open_model
-    from workbench.core.jobs import run_job
-    from workbench.core.measure.benchmark import benchmark
-    from workbench.core.measure.compare import compare_table, to_csv, to_markdown
-    from workbench.core.session.workspace import Workspace
-    from workbench.core.train.training import evaluate
+    from workbench.core.measure.compare import to_csv, to_markdown
 
-    workspace = Workspace()
+    session = _session()
     for source in args.models:
-        analysis = run_job(open_model(source, **_load_options(args)))
-        entry = workspace.add(analysis, name=source)
-        variant = analysis.variant
+        entry = session.run(session.open(source, **_load_options(args)))
+        session.rename(source, entry.id)
         if args.data:
-            data = _dataset_for(variant, args.data, args.seed)
-            workspace.set_result(entry.id, "accuracy", evaluate(variant, data).accuracy)
-        result = run_job(benchmark(variant, _bench_config(args, variant)))
-        workspace.set_result(entry.id, "benchmark", result)
-    rows = compare_table(workspace.entries(), baseline=workspace.entries()[0].id)
+            session.run(session.evaluate(args.data, entry.id, seed=args.seed))
+        session.run(session.benchmark(_bench_config(args, entry.analysis.variant), entry.id))
+    rows = session.compare(baseline_id=session.workspace.entries()[0].id)
     if args.json:
         print_json([r.to_json() for r in rows])
     elif args.format == "csv":
@@ -531,6 +487,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     else:
         print(to_markdown(rows), end="")
     return 0
+
+
+def _session() -> Any:
+    """A headless Session for one command (it does not touch the recent-files list)."""
+    from workbench.core.session.session import Session
+
+    return Session(remember_recent=False)
 
 
 def build_parser() -> argparse.ArgumentParser:

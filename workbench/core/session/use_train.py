@@ -130,8 +130,8 @@ class TrainingUseCases:
         return self._track(task, "prune", dataset, variant, config, {
             "rounds": rounds, "step": step, "budget": budget})
 
-    def evaluate(self, dataset: str, variant_id: str | None = None, seed: int = 0
-                 ) -> Task[EvalResult | FidelityResult]:
+    def evaluate(self, dataset: str, variant_id: str | None = None, seed: int = 0,
+                 split: str = "test") -> Task[EvalResult | FidelityResult]:
         """Accuracy on `dataset`'s test split; for an embedding model (no labels), its
         fidelity against its parent. The commit records it."""
         from workbench.core.session.session import Task
@@ -145,19 +145,34 @@ class TrainingUseCases:
                 raise InvalidParameterError(
                     f"{entry.name} is an embedding model: its fidelity is measured against a "
                     "parent variant. Select an optimized child.")
-            return Task(f"Evaluating {entry.name}", _fidelity_job(parent.analysis.variant,
-                                                                  variant),
-                        lambda r: self._record(entry.id, "fidelity", r, r.cosine))
+            return self.fidelity(parent.id, entry.id)
         _input_spec(variant)
+        if split not in ("train", "val", "test"):
+            raise InvalidParameterError("Evaluate on the train, val or test split.")
 
         def job(token: CancelToken) -> Job[Any]:
             yield Progress(None, f"Evaluating {variant.name} on {dataset}…")
             data = yield from _load(dataset, variant, seed, samples=False)
             token.check()
-            return evaluate(variant, data)
+            return evaluate(variant, data, split)
 
+        key = "accuracy" if split == "test" else f"{split}_accuracy"
         return Task(f"Evaluating {entry.name}", job,
-                    lambda r: self._record(entry.id, "accuracy", r, r.accuracy))
+                    lambda r: self._record(entry.id, key, r, r.accuracy))
+
+    def fidelity(self, reference_id: str, variant_id: str | None = None, samples: int = 24
+                 ) -> Task[FidelityResult]:
+        """How closely a variant's outputs follow a reference's on real sample inputs
+        (cosine, max and mean difference); the commit records the cosine."""
+        from workbench.core.session.session import Task
+
+        entry = self.entry(variant_id)
+        reference = self.entry(reference_id)
+        if not 1 <= samples <= 10_000:
+            raise InvalidParameterError("Measure fidelity on 1 to 10,000 samples.")
+        return Task(f"Measuring {entry.name}", _fidelity_job(reference.analysis.variant,
+                                                            entry.analysis.variant, samples),
+                    lambda r: self._record(entry.id, "fidelity", r, r.cosine))
 
     # internals ----------------------------------------------------------------------------
     def _trainable(self, variant_id: str | None) -> Variant:
@@ -185,7 +200,11 @@ class TrainingUseCases:
     def _commit_trained(self, outcome: tuple[Any, Any]) -> Entry:
         analysis, result = outcome
         accuracy = result.test.accuracy if result.test else None
-        return self._add(analysis, {"accuracy": accuracy, "history": result.history})
+        summary = {"best_epoch": result.best_epoch, "stopped": result.stopped,
+                   "early_stopped": result.early_stopped,
+                   "test_loss": result.test.loss if result.test else None}
+        return self._add(analysis, {"accuracy": accuracy, "history": result.history,
+                                    "training": summary})
 
     def _record(self, variant_id: str, key: str, result: Any, value: Any) -> Any:
         if variant_id in self.workspace and value is not None:
@@ -216,15 +235,15 @@ def _load(dataset: str, variant: Variant, seed: int, samples: bool = True) -> Jo
     return data
 
 
-def _fidelity_job(parent: Variant, child: Variant) -> Any:
+def _fidelity_job(parent: Variant, child: Variant, samples: int = 24) -> Any:
     from workbench.core.model.fidelity import fidelity_report
 
     def job(token: CancelToken) -> Job[FidelityResult]:
         yield Progress(None, f"Measuring {child.name} against {parent.name}…")
-        report, _ = fidelity_report(parent, child, samples=24, per_layer=False)
+        report, warnings = fidelity_report(parent, child, samples=samples, per_layer=False)
         if "cosine" not in report:
             raise InvalidParameterError(
                 f"Fidelity could not be measured: {report.get('error')}")
-        return FidelityResult(float(report["cosine"]), report)
+        return FidelityResult(float(report["cosine"]), {**report, "warnings": warnings})
 
     return job
