@@ -49,7 +49,13 @@ def test_profile_paints_a_heat_map(qtbot: Any, main_window: Any) -> None:
     profile = main_window.workspace.selected.results["profile"]
     slowest = profile.rows[0].name
     assert main_window.benchmark_panel.layers_table.topLevelItem(0).text(0) == slowest
-    assert main_window.graph_view.box_color(slowest) is not None
+    heat_color = main_window.graph_view.box_color(slowest)
+    assert heat_color is not None
+    profiled = main_window.workspace.selected.id
+    open_and_wait(qtbot, main_window, "zoo:mlp")  # another variant: no stale heat map
+    assert main_window.graph_view._heat is None
+    main_window.workspace.select(profiled)  # back: its own profile is painted again
+    assert main_window.graph_view.box_color(slowest) == heat_color
 
 
 def test_sensitivity_feeds_the_ignore_list(qtbot: Any, main_window: Any) -> None:

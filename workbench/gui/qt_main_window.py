@@ -268,6 +268,7 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         a = entry.analysis
         parent = self.workspace.parent_of(entry.id)
         self.graph_view.set_graph(a.graph)
+        self._show_heat(entry.results.get("profile"))  # this variant's own profile, or none
         self.weights_panel.set_stats(a.stats, parent.analysis.stats if parent else None)
         self.inspector.show_graph(entry.name, a.graph)
         self.passes_panel.set_variant(a.variant)
@@ -286,6 +287,13 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
                 self.graph_view.set_highlight(
                     [c["name"] for c in diff.changed] + diff.added, "#f59e0b")
         self.setWindowTitle(f"Workbench — {entry.name}")
+
+    def _show_heat(self, profile: Any) -> None:
+        if profile is None or not getattr(profile, "times", None):
+            self.graph_view.set_heat(None)
+            return
+        top = max(profile.times.values(), default=0.0) or 1.0
+        self.graph_view.set_heat({k: v / top for k, v in profile.times.items()})
 
     def show_node_details(self, name: str) -> None:
         """Fill the inspector and the Weights tab for a node or a group id."""

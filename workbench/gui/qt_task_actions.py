@@ -130,9 +130,7 @@ class QtTaskActions:
     def start_profile(self, options: dict[str, Any]) -> Any:
         def done(profile: Any) -> None:
             self.benchmark_panel.show_profile(profile)
-            top = max(profile.times.values(), default=0.0) or 1.0
-            self.graph_view.set_heat(
-                {k: v / top for k, v in profile.times.items()})
+            self._show_heat(profile)
             self._status("Profile ready: the Graph tab shows a heat map.")
 
         return self._launch(lambda: self.session.profile(options.get("runtime", "auto"),
