@@ -199,14 +199,15 @@ def _build_display_graph(graph: LayerGraph, expanded: set[ModulePath],
             by_id[dn.id] = dn
         else:
             gid = group_id(p)
-            dn = by_id.get(gid)
-            if dn is None:
-                dn = DisplayNode(
+            group = by_id.get(gid)
+            if group is None:
+                group = DisplayNode(
                     id=gid, label="", op=graph.module_types.get(p) or "Module",
                     category="group", is_group=True, module_path=p, members=[],
                 )
-                nodes.append(dn)
-                by_id[gid] = dn
+                nodes.append(group)
+                by_id[gid] = group
+            dn = group
             dn.members.append(n.name)
             dn.params += n.params
             dn.macs += n.macs
