@@ -450,7 +450,32 @@ def test_an_older_project_is_migrated(folder: Path, onnx_mlp: Path,
         session.rename("migrated", entry.id)
     with Project.open(folder) as project:  # already migrated: nothing runs again
         assert project.rows()[0]["name"] == "migrated"
+        assert project.runs() == []  # format 2 added the runs table
     assert calls == [0]
+
+
+def test_a_format_1_project_gains_the_runs_table(folder: Path, onnx_mlp: Path) -> None:
+    session = _session()
+    session.save_as_project(str(folder))
+    session.run(session.open(str(onnx_mlp)))
+    session.clear()
+    db = sqlite3.connect(folder / "project.db")  # as format 1 wrote it: no runs table
+    db.executescript("DROP TABLE runs; UPDATE meta SET value = '1' "
+                     "WHERE key = 'schema_version';")
+    db.close()
+    with Project.open(folder) as project:
+        assert project.schema_version == SCHEMA_VERSION == 2
+        assert len(project.rows()) == 1
+        run_id = project.begin_run("v1", "train", "digits", {"epochs": 3},
+                                   folder / "runs" / "v1-x")
+        (record,) = project.runs()
+        assert (record.id, record.status, record.epochs) == (run_id, "running", 3)
+        assert record.checkpoint_dir == (folder / "runs" / "v1-x").resolve()
+        assert project.interrupted_runs() == []  # this process runs it
+        project.end_run(run_id, "stopped")
+        assert project.run(run_id).status == "stopped"
+        with pytest.raises(ProjectError, match="finished, stopped or failed"):
+            project.end_run(run_id, "running")
 
 
 def test_a_failing_migration_changes_nothing(folder: Path, onnx_mlp: Path,
@@ -477,6 +502,7 @@ def test_summary_is_json(saved: Session, folder: Path) -> None:
     summary = project_summary(folder)
     json.dumps(summary)
     assert summary["schema_version"] == SCHEMA_VERSION
+    assert summary["interrupted_runs"] == []
     ids = [e.id for e in saved.workspace.entries()]
     assert [v["id"] for v in summary["variants"]] == ids
     root, child, onnx_row = summary["variants"]

@@ -4,6 +4,7 @@ A project is a folder::
 
     project.db    SQLite (WAL): the variants, their results and the selection
     models/       each variant's model, named by the SHA-256 of its bytes (shared when equal)
+    runs/         training checkpoints, one folder per run (recorded in the `runs` table)
 
 ONNX variants are stored as their serialized ModelProto (`.onnx`), torch variants as a
 `torch.export` program (`.pt2`, dynamic batch) or, when that fails, TorchScript (`.ts`);
@@ -14,7 +15,9 @@ file is read back through `load_model` (a tampered `.pt2` is checked like any ot
 workspace at once, each in its own transaction. A model file is written atomically before
 the row that names it, so a process killed at any point leaves a project that opens with
 every variant whose addition had finished. `Project.load_into(session)` rebuilds the
-variants with their ids, lineage, names, recipes, metadata and results.
+variants with their ids, lineage, names, recipes, metadata and results. Each training run
+is recorded when it starts and ended when it is committed (`begin_run`, `end_run`), so a run
+still `running` at the next open was cut short (`interrupted_runs`, see `runs.py`).
 """
 
 from __future__ import annotations
@@ -41,18 +44,40 @@ from psygnal import Signal
 
 from workbench.core.errors import WorkbenchError, first_line
 from workbench.core.model.variant import InputSpec, Variant
+from workbench.core.session.runs import RUN_KINDS, RUN_STATUSES, RunRecord, record_of
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "project.db"
 MODELS_DIR = "models"
 # Schema migrations: MIGRATIONS[n] turns a version-n database into a version n+1 one. Each
 # runs in its own transaction with the version bump; `Project.open` applies them in order.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+_RUNS = """
+CREATE TABLE runs (
+    id TEXT PRIMARY KEY,
+    variant_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    config TEXT NOT NULL,
+    options TEXT NOT NULL,
+    checkpoint_dir TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started REAL NOT NULL,
+    ended REAL
+);
+"""
+
+
+def _add_runs(db: sqlite3.Connection) -> None:
+    """Format 1 -> 2: the `runs` table (training runs and their checkpoint folders)."""
+    db.execute(_RUNS)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _add_runs}
 
 _MODEL_FILE = re.compile(r"[0-9a-f]{64}\.(?:onnx|pt2|ts)")
-_TABLES = ("meta", "variants", "results", "settings")
+_TABLES = ("meta", "variants", "results", "settings", "runs")
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE variants (
@@ -77,7 +102,7 @@ CREATE TABLE results (
     PRIMARY KEY (variant_id, key)
 );
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+""" + _RUNS
 _DROP = object()  # a value with no JSON form
 _MAX_DEPTH = 64
 
@@ -248,6 +273,7 @@ class Project:
         self._session: Any = None  # the attached session
         self._disconnect: list[Callable[[], None]] = []
         self._synced: weakref.ref[Any] | None = None  # the session loaded from this project
+        self._running: set[str] = set()  # runs this process began and has not ended
 
     # opening -----------------------------------------------------------------------------
     @classmethod
@@ -614,6 +640,67 @@ class Project:
             log.debug("removed %d unused model file(s) from %s", len(removed), self.folder)
         return removed
 
+    # training runs -----------------------------------------------------------------------
+    def begin_run(self, variant_id: str, kind: str, dataset: str, config: dict[str, Any],
+                  checkpoint_dir: str | os.PathLike[str], options: dict[str, Any] | None = None,
+                  run_id: str | None = None) -> str:
+        """Record a training run as `running` (a new one, or `run_id` again); its id."""
+        import uuid
+
+        if kind not in RUN_KINDS:
+            raise ProjectError(f"Unknown kind of training run {kind!r}.")
+        folder = Path(checkpoint_dir)
+        with contextlib.suppress(ValueError):  # inside the project: stored relative
+            folder = folder.resolve().relative_to(self.folder.resolve())
+        config = {**config, "checkpoint_dir": None, "resume": False}
+        run_id = run_id or f"run-{uuid.uuid4().hex[:12]}"
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, NULL) "
+                "ON CONFLICT(id) DO UPDATE SET status = 'running', ended = NULL",
+                (run_id, variant_id, kind, dataset, _dumps(_plain(config)),
+                 _dumps(_plain(options or {})), str(folder), time.time()))
+        self._running.add(run_id)
+        return run_id
+
+    def end_run(self, run_id: str, status: str) -> None:
+        """Mark a run `finished`, `stopped` or `failed`."""
+        if status not in RUN_STATUSES[1:]:
+            raise ProjectError(f"A run ends finished, stopped or failed, not {status!r}.")
+        with self._transaction() as db:
+            db.execute("UPDATE runs SET status = ?, ended = ? WHERE id = ?",
+                       (status, time.time(), run_id))
+        self._running.discard(run_id)
+
+    def runs(self) -> list[RunRecord]:
+        """Every recorded training run, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM runs ORDER BY started, rowid").fetchall()
+        records = []
+        for row in rows:
+            try:
+                records.append(record_of(dict(row), self.folder))
+            except (ValueError, TypeError) as exc:  # a hand-edited row: skipped
+                log.debug("run %s is damaged: %s", row["id"], exc)
+        return records
+
+    def run(self, run_id: str) -> RunRecord:
+        """The RunRecord `run_id`, or a ProjectError."""
+        for record in self.runs():
+            if record.id == run_id:
+                return record
+        raise ProjectError(f"The project {self.folder} has no training run {run_id!r}.")
+
+    def run_in(self, checkpoint_dir: str | os.PathLike[str]) -> RunRecord | None:
+        """The latest run whose checkpoints are in `checkpoint_dir`, or None."""
+        target = Path(checkpoint_dir).resolve()
+        found = [r for r in self.runs() if r.checkpoint_dir.resolve() == target]
+        return found[-1] if found else None
+
+    def interrupted_runs(self) -> list[RunRecord]:
+        """Runs still `running` that no job of this process runs: their process died."""
+        return [r for r in self.runs() if r.status == "running" and r.id not in self._running]
+
     # loading -----------------------------------------------------------------------------
     def rows(self) -> list[dict[str, Any]]:
         """The saved variants, in order, as column dicts."""
@@ -749,7 +836,8 @@ def _parents_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def project_summary(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    """What `workbench project ls PROJECT --json` prints: the format and every variant."""
+    """What `workbench project ls PROJECT --json` prints: the format, every variant and the
+    training runs a crash interrupted."""
     with Project.open(folder) as project:
         variants = []
         for row in project.rows():
@@ -764,7 +852,9 @@ def project_summary(folder: str | os.PathLike[str]) -> dict[str, Any]:
                 "results": project.result_keys(row["id"]),
             })
         return {"project": str(project.folder), "schema_version": project.schema_version,
-                "selected": project.selected(), "variants": variants}
+                "selected": project.selected(), "variants": variants,
+                "interrupted_runs": [r.to_json() for r in project.interrupted_runs()]}
 
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Project", "ProjectError", "project_summary"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Project", "ProjectError", "RunRecord",
+           "project_summary"]
