@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type name when the message is empty)."""
+def first_line(exc: BaseException | str) -> str:
+    """The first line of an exception's (or warning's) message (its type name when empty)."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 

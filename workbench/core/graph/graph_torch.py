@@ -287,7 +287,8 @@ def _fx_graph(model: Any, args: tuple[Any, ...], variant: Variant, params: int, 
             m = a.meta.get("tensor_meta")
             ins.append(TensorInfo(a.name, tuple(m.shape)) if m is not None and hasattr(
                 m, "shape") else TensorInfo(a.name))
-        n_params, names, mtype, path = 0, [], None, ()
+        n_params, names, mtype = 0, [], None
+        path: tuple[str, ...] = ()
         if fx_node.op == "call_module":
             mod = modules[fx_node.target]
             mtype = type(mod).__name__
@@ -355,9 +356,9 @@ def op_macs(op: str, node: Node) -> int:
         if a and isinstance(a[-1], int):
             return _prod(out) * int(a[-1])
     if name in ("gru", "lstm", "rnn_tanh", "rnn_relu"):
-        x = node.inputs[0].shape
-        if x and all(isinstance(d, int) for d in x):
-            steps = _prod(x[:-1])
+        seq = node.inputs[0].shape
+        if seq and all(isinstance(d, int) for d in seq):
+            steps = _prod(seq[:-1])
             return steps * node.params
     if name == "scaled_dot_product_attention" and len(node.inputs) >= 3:
         q, v = node.inputs[0].shape, node.inputs[2].shape
@@ -377,9 +378,9 @@ def _module_macs(module: Any, node: Node) -> int:
     if module is None or not out or not all(isinstance(d, int) for d in out):
         return 0
     if isinstance(module, nn.Conv2d | nn.Conv1d | nn.Conv3d):
-        return math.prod(out) * math.prod(module.weight.shape[1:])  # type: ignore[arg-type]
+        return _prod(out) * _prod(module.weight.shape[1:])
     if isinstance(module, nn.Linear):
-        return math.prod(out) * module.in_features
+        return _prod(out) * module.in_features
     return 0
 
 

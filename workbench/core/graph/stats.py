@@ -254,16 +254,17 @@ def _tensor_stats(name: str, t: Any, values: Any, s: float, n: int, nan: int, in
     mean = s / m
     std = max(sq / m - mean * mean, 0.0) ** 0.5
     counts, edges = _histogram(values, bins, tmin, tmax)
-    cmin = cmax = None
+    cmin: np.ndarray | None = None
+    cmax: np.ndarray | None = None
     if t.ndim >= 2:
         rows = t.reshape(t.shape[0], -1)
         if nan or inf:
             finite = torch.isfinite(rows)
-            cmin = torch.where(finite, rows, torch.inf).amin(dim=1)
-            cmax = torch.where(finite, rows, -torch.inf).amax(dim=1)
+            lo = torch.where(finite, rows, torch.inf).amin(dim=1)
+            hi = torch.where(finite, rows, -torch.inf).amax(dim=1)
             empty = ~finite.any(dim=1)  # a channel of nothing but NaN/Inf: drawn as 0
-            cmin, cmax = cmin.masked_fill(empty, 0.0), cmax.masked_fill(empty, 0.0)
-            cmin, cmax = cmin.numpy().copy(), cmax.numpy().copy()
+            cmin = lo.masked_fill(empty, 0.0).numpy().copy()
+            cmax = hi.masked_fill(empty, 0.0).numpy().copy()
         else:
             per = torch.aminmax(rows, dim=1)
             cmin, cmax = per.min.numpy().copy(), per.max.numpy().copy()

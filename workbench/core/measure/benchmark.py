@@ -16,7 +16,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -237,7 +237,7 @@ def cpu_model() -> str:
 def machine_info(threads: int | None = None, device: str = "cpu") -> dict[str, Any]:
     """CPU, cores, threads used, OS (and the GPU when one is used)."""
     try:
-        usable = len(os.sched_getaffinity(0))
+        usable: int | None = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         usable = os.cpu_count()
     info: dict[str, Any] = {"cpu": cpu_model(), "logical_cores": os.cpu_count(),
@@ -422,7 +422,7 @@ def _min_warmup(runtime: str) -> int:
 
 
 def _prepare(variant: Variant, cfg: BenchConfig, runtime: str, notes: list[str]
-             ) -> Iterator[Progress]:
+             ) -> Generator[Progress, None, tuple[Callable[[int], _Runner], int, int | None]]:
     """Build the model or session once; returns (runner factory, model bytes, threads)."""
     if runtime == "ort":
         model = variant.model
@@ -473,7 +473,8 @@ def _peak_memory(device: str, runtime: str) -> int | None:
 
 
 def _time_batch(runner: _Runner, cfg: BenchConfig, runtime: str, batch: int, k: int,
-                n_batches: int, cancel: CancelToken) -> Iterator[Progress]:
+                n_batches: int, cancel: CancelToken
+                ) -> Generator[Progress, None, tuple[list[float], bool]]:
     """Warm up, then time iterations; returns (samples in ms, stopped early).
 
     The loops run in chunks of about 1/60 s; progress is yielded between chunks, outside

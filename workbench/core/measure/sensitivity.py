@@ -59,14 +59,18 @@ def sensitivity(variant: Variant, data: Dataset | None = None, method: str = "pr
     """
     import torch
 
-    from workbench.core.passes.prune_unstructured import bake_existing_masks, select_layers
+    from workbench.core.passes.prune_unstructured import (
+        bake_existing_masks,
+        select_layers,
+        tensor_attr,
+    )
 
     _check(variant, method, ratio, metric, samples)
     cancel = cancel or CancelToken()
     yield Progress(0.0, "Preparing…")
     model = set_mode(copy.deepcopy(variant.model), False)
     layers = select_layers(model, LAYER_TYPES, [])
-    layers = [(n, m) for n, m in layers if m.weight.is_floating_point()]
+    layers = [(n, m) for n, m in layers if tensor_attr(m).is_floating_point()]
     if not layers:
         raise InvalidParameterError(f"{variant.name} has no convolution or linear layer with "
                                     "float weights to analyse.")
@@ -80,7 +84,7 @@ def sensitivity(variant: Variant, data: Dataset | None = None, method: str = "pr
     for i, (name, module) in enumerate(layers):
         cancel.wait_while_paused()
         cancel.check()
-        weight = module.weight
+        weight = tensor_attr(module)
         saved = weight.detach().clone()
         with torch.no_grad():
             weight.copy_(prune_weight(saved, ratio) if method == "prune" else fake_int8(saved))
@@ -196,7 +200,9 @@ def _scorer(work: Variant, data: Dataset | None, metric: str, split: str, sample
 
         def measure() -> float:
             result = evaluate(work, data, split)
-            return float(result.loss if metric == "loss" else result.accuracy)
+            value = result.loss if metric == "loss" else result.accuracy
+            assert value is not None  # classification data (checked above) has an accuracy
+            return float(value)
 
         return metric, measure
     return "fidelity", _fidelity_scorer(work, samples)

@@ -267,7 +267,9 @@ def _export_dynamo(variant: Variant, opset: int, dynamic_batch: bool) -> Any:
             # Named dims are strict; AUTO lets torch.export keep what it can dynamic.
             auto = tuple({k: torch.export.Dim.AUTO for k in ax} or None for ax in axes)
             program = torch.onnx.export(variant.model, args, dynamic_shapes=auto, **kwargs)
+            assert program is not None  # dynamo=True always returns an ONNXProgram
             _rename_dims(program.model_proto, variant, axes)
+        assert program is not None
         return program.model_proto
 
 
@@ -282,7 +284,9 @@ def _export_torchscript(variant: Variant, opset: int, dynamic_batch: bool) -> An
         dynamic["output"] = {0: "batch"}
     buffer = io.BytesIO()
     with _quiet(), _no_native_stdout():
-        torch.onnx.export(variant.model, _example_args(variant, dynamic_batch), buffer,
+        # The stub says a path, but the TorchScript exporter writes to a file object too.
+        torch.onnx.export(variant.model, _example_args(variant, dynamic_batch),
+                          buffer,  # type: ignore[arg-type]
                           dynamo=False, opset_version=opset, input_names=names,
                           output_names=["output"], dynamic_axes=dynamic or None,
                           do_constant_folding=True, verbose=False)

@@ -53,7 +53,7 @@ SENTENCES: tuple[str, ...] = (
 )
 
 
-class Samples(list):  # type: ignore[type-arg]
+class Samples(list[tuple[Any, ...]]):
     """A list of batch-1 input tuples, with where they came from.
 
     `source` is "digits", "sentences" or "random"; `synthetic` is True for random data,

@@ -29,6 +29,7 @@ from workbench.core.passes.prune_unstructured import (
     effective_weight,
     layer_sparsity,
     select_layers,
+    tensor_attr,
 )
 
 _TYPES_HELP = "module kinds to sparsify: any of conv, linear"
@@ -111,7 +112,8 @@ class NMPrune(Pass):
                              "pruned": False, "reason": reason})
                 continue
             with torch.no_grad():
-                mod.weight.mul_(nm_mask(mod.weight, params.n, params.m).to(mod.weight.dtype))
+                weight = tensor_attr(mod)
+                weight.mul_(nm_mask(weight, params.n, params.m).to(weight.dtype))
             n_weights, sparsity = layer_sparsity(mod)
             rows.append({"name": name, "params": n_weights, "sparsity": round(sparsity, 6),
                          "pruned": True})

@@ -122,8 +122,9 @@ class StructuredPrune(Pass):
             p.requires_grad_(grad_flags.get(n, True))
         model.train(was_training)
         after = _channels(model)
-        rows = [{"name": n, "type": t, "before": b, "after": after.get(n, (t, 0))[1]}
-                for n, (t, b) in before.items()]
+        rows: list[dict[str, Any]] = [
+            {"name": n, "type": t, "before": b, "after": after.get(n, (t, 0))[1]}
+            for n, (t, b) in before.items()]
         removed = sum(r["before"] - r["after"] for r in rows)
         out_warnings = sorted({first_line(w.message) for w in caught
                                if issubclass(w.category, UserWarning)})
@@ -280,6 +281,7 @@ def _channels(model: nn.Module) -> dict[str, tuple[str, int]]:
         elif isinstance(m, nn.MultiheadAttention):
             n = m.embed_dim
         else:
+            assert isinstance(m, nn.Embedding)  # the last of _REPORTED_TYPES
             n = m.embedding_dim
         out[name] = (type(m).__name__, int(n))
     return out

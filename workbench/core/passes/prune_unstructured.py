@@ -75,13 +75,21 @@ def select_layers(model: nn.Module, layer_types: list[str], ignore: list[str]
             if name and isinstance(m, kinds) and has_weight(m) and not is_ignored(name, ignore)]
 
 
+def tensor_attr(module: nn.Module, name: str = "weight") -> torch.Tensor:
+    """`module.<name>`, checked to be a tensor (a type checker sees `Tensor | Module`)."""
+    value = getattr(module, name)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{type(module).__name__}.{name} is not a tensor")
+    return value
+
+
 def effective_weight(module: nn.Module) -> torch.Tensor:
     """The weight a forward pass uses, also under a `torch.nn.utils.prune` reparametrisation."""
     orig = getattr(module, "weight_orig", None)
     mask = getattr(module, "weight_mask", None)
     if orig is not None and mask is not None:
         return (orig * mask).detach()
-    return module.weight.detach()
+    return tensor_attr(module).detach()
 
 
 def bake_existing_masks(module: nn.Module) -> None:
@@ -98,7 +106,7 @@ def detach_pruned_weight(module: nn.Module) -> None:
     """
     if hasattr(module, "weight_orig") and hasattr(module, "weight_mask"):
         with torch.no_grad():
-            module.weight = module.weight_orig * module.weight_mask
+            module.weight = tensor_attr(module, "weight_orig") * tensor_attr(module, "weight_mask")
 
 
 def layer_sparsity(module: nn.Module) -> tuple[int, float]:

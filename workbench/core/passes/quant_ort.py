@@ -348,7 +348,7 @@ def _make_reader(model: Any, samples: Sequence[tuple[Any, ...]]) -> Any:
                                                     copy=False) if elem else to_numpy(value)
                       for name, elem, value in zip(names, types, batch, strict=False)})
 
-    class Reader(CalibrationDataReader):  # type: ignore[misc]
+    class Reader(CalibrationDataReader):
         def __init__(self) -> None:
             self.position = 0
 

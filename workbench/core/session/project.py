@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -492,7 +493,7 @@ class Project:
                              (workspace.results_changed, on_results),
                              (workspace.selection_changed, on_selection)):
             signal.connect(slot)
-            self._disconnect.append(lambda s=signal, f=slot: s.disconnect(f))
+            self._disconnect.append(functools.partial(signal.disconnect, slot))
 
     def _autosave(self, variant_id: str, save: Callable[..., None], *args: Any) -> None:
         """Run one save; a failure is logged and reported by `save_failed`, never raised

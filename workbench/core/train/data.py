@@ -162,8 +162,8 @@ def _image_folder(path: Path, shape: tuple[int, ...]
             if f.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             try:
-                with Image.open(f) as im:
-                    im = im.convert("L" if gray else "RGB")
+                with Image.open(f) as opened:
+                    im = opened.convert("L" if gray else "RGB")
                     if size:
                         im = im.resize(size)
                     arr = np.asarray(im, dtype=np.float32) / 255.0
