@@ -145,7 +145,8 @@ class TrainingUseCases:
                 raise InvalidParameterError(
                     f"{entry.name} is an embedding model: its fidelity is measured against a "
                     "parent variant. Select an optimized child.")
-            return self.fidelity(parent.id, entry.id)
+            fidelity: Task[Any] = self.fidelity(parent.id, entry.id)
+            return fidelity
         _input_spec(variant)
         if split not in ("train", "val", "test"):
             raise InvalidParameterError("Evaluate on the train, val or test split.")
