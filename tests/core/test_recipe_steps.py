@@ -59,8 +59,9 @@ def test_every_kind_of_step_round_trips(tmp_path: Path, suffix: str) -> None:
         assert local not in text
     again = Recipe.load_file(path)
     assert again == recipe
-    for step, other in zip(recipe.steps, again.steps):  # each kind, one by one
-        assert type(step) is type(other) and step == other
+    for step, other in zip(recipe.steps, again.steps, strict=True):  # each kind, one by one
+        assert type(step) is type(other)
+        assert step == other
 
 
 def test_replay_runs_every_kind_and_the_lineage_replays_bit_for_bit(tmp_path: Path) -> None:
@@ -83,7 +84,8 @@ def test_replay_runs_every_kind_and_the_lineage_replays_bit_for_bit(tmp_path: Pa
     # root, pass, train, teacher root, teacher trained, distilled student
     assert len(run.variant_ids) == len(session.workspace) == 6
     final = run.variant
-    assert final is not None and final.id == run.steps[-1]["variant_id"]
+    assert final is not None
+    assert final.id == run.steps[-1]["variant_id"]
 
     lineage = session.recipe(final.id)
     assert [step_kind(s) for s in lineage.steps] == ["pass", "train", "distill"]
@@ -102,7 +104,9 @@ def test_same_seed_same_weights_bit_for_bit() -> None:
                                 TrainStep("digits", ONE_EPOCH)))
     first = run_recipe(Session(remember_recent=False), recipe).variant
     second = run_recipe(Session(remember_recent=False), recipe).variant
-    assert first is not None and second is not None and first.id != second.id
+    assert first is not None
+    assert second is not None
+    assert first.id != second.id
     _assert_same_weights(first.model, second.model)
     other = Recipe("zoo:mlp", (TrainStep("digits", TrainConfig(epochs=2, seed=8)),))
     third = run_recipe(Session(remember_recent=False), other).variant
@@ -177,7 +181,9 @@ def test_machine_local_fields_are_never_written_and_refused_when_read(tmp_path: 
     saved = tmp_path / "r.json"
     session.recipe().save(saved)
     text = saved.read_text()
-    assert "checkpoint_dir" not in text and "resume" not in text and "device" not in text
+    assert "checkpoint_dir" not in text
+    assert "resume" not in text
+    assert "device" not in text
     for field, line in (("device", "cuda"), ("checkpoint_dir", "/tmp/x"), ("resume", "true")):
         bad = tmp_path / "bad.yaml"
         bad.write_text("workbench_recipe: 1\nsource: zoo:mlp\nsteps:\n  - train:\n"
@@ -204,7 +210,8 @@ def test_old_format_recipes_still_load(tmp_path: Path) -> None:
     assert "trust" not in recipe.load
     assert recipe.steps[0] == PassStep("prune.magnitude", {"sparsity": 0.5})
     train = recipe.steps[1]
-    assert isinstance(train, TrainStep) and train.dataset == "digits"
+    assert isinstance(train, TrainStep)
+    assert train.dataset == "digits"
     assert (train.config.epochs, train.config.seed, train.config.lr) == (2, 5, 0.003)
     assert (train.config.device, train.config.checkpoint_dir, train.config.resume) == (
         "cpu", None, False)
@@ -231,7 +238,9 @@ def test_the_example_recipe_is_valid() -> None:
     recipe = Recipe.load_file(EXAMPLE)
     recipe.check()
     kinds = [step_kind(s) for s in recipe.steps]
-    assert kinds[-1] == "export" and "train" in kinds and "evaluate" in kinds
+    assert kinds[-1] == "export"
+    assert "train" in kinds
+    assert "evaluate" in kinds
     passes = [s.pass_ for s in recipe.steps if isinstance(s, PassStep)]
     assert passes == ["prune.structured", "quantize.ort_static"]
     assert recipe.steps[2] == PassStep("prune.structured", {"ratio": 0.5, "importance": "l1"})
@@ -248,8 +257,10 @@ def test_cli_run_prints_progress_the_table_and_strict_json(
                        ExportStep("out.onnx"))).save(path)
     assert main(["run", str(path)]) == 0
     out, err = capsys.readouterr()
-    assert "[1/3] train on digits, 1 epochs" in err and "epoch 1" in err
-    assert "| Variant |" in out and "zoo:mlp·trained" in out
+    assert "[1/3] train on digits, 1 epochs" in err
+    assert "epoch 1" in err
+    assert "| Variant |" in out
+    assert "zoo:mlp·trained" in out
     assert (tmp_path / "out.onnx").exists()
     assert main(["run", str(path), "--json", "-o", str(tmp_path / "final.onnx")]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -260,7 +271,8 @@ def test_cli_run_prints_progress_the_table_and_strict_json(
     bad.write_text(YAML_BAD)
     assert main(["run", str(bad)]) != 0
     err = capsys.readouterr().err
-    assert err.strip().count("\n") == 0 and "bad.yaml:8: steps[1].params.ratio" in err
+    assert err.strip().count("\n") == 0
+    assert "bad.yaml:8: steps[1].params.ratio" in err
 
 
 @pytest.mark.perf
