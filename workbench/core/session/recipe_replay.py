@@ -66,6 +66,7 @@ def replay_task(session: Session, recipe: Recipe, trust: bool = False) -> Task[R
 
     def job(token: CancelToken) -> Job[tuple[Session, RecipeRun]]:
         scratch = Session(settings=session.settings, remember_recent=False)
+        scratch.project = session.project  # checkpoints go to the project's runs folder
         run = RecipeRun([])
         final = yield from _replay(scratch, recipe, token, run, trust, task, 0)
         run.variant = scratch.workspace.get(final).analysis.variant
