@@ -275,27 +275,40 @@ def _project_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """`workbench run RECIPE`: replay with progress on stderr, then the comparison table."""
+    from workbench.core.events import EpochDone
+    from workbench.core.measure.compare import to_markdown
     from workbench.core.model.export import export_variant
     from workbench.core.session.recipe import Recipe
+    from workbench.core.session.recipe_replay import StepStarted, run_recipe
+    from workbench.core.session.session import Session
 
     recipe = Recipe.load_file(args.recipe)
     if args.output:
         _check_output(args.output)
+    session = Session(remember_recent=False)
 
-    def show(i: int, name: str) -> None:
-        if not args.json:
-            print(f"[{i + 1}/{len(recipe.steps)}] {name}", file=sys.stderr)
+    def show(p: Any) -> None:
+        if isinstance(p.payload, StepStarted):
+            indent = "  " * p.payload.depth + ("teacher " if p.payload.depth else "")
+            print(f"{indent}[{p.payload.index + 1}/{p.payload.total}] {p.payload.summary}",
+                  file=sys.stderr)
+        elif isinstance(p.payload, EpochDone):
+            e = p.payload
+            acc = f" · val accuracy {e.val_accuracy:.3f}" if e.val_accuracy is not None else ""
+            print(f"    epoch {e.epoch} · loss {e.train_loss:.4f}{acc}", file=sys.stderr)
 
-    result = recipe.replay(show, trust=args.trust)
-    report = getattr(result, "report", None)  # a PassResult; an Analysis has none
-    reports = [report.to_json()] if report is not None else []
-    variant = result.variant
-    out = {"steps": len(recipe.steps), "reports": reports}
-    if args.output:
-        out.update(export_variant(variant, args.output, opset=args.opset))
+    run = run_recipe(session, recipe, show, trust=args.trust)
+    rows = session.compare()
+    out: dict[str, Any] = {"steps": run.steps, "variants": run.variant_ids,
+                           "comparison": [r.to_json() for r in rows]}
+    if args.output and run.variant is not None:
+        out.update(export_variant(run.variant, args.output, opset=args.opset))
     if args.json:
         print_json(out)
-    elif args.output:
+        return 0
+    print(to_markdown(rows), end="")
+    if args.output:
         print(f"wrote {out['output']}")
     return 0
 
@@ -614,7 +627,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_project)
 
     p = sub.add_parser("run", help="replay a recipe headless")
-    p.add_argument("recipe", help="recipe JSON written by the GUI or `apply --recipe`")
+    p.add_argument("recipe", help="recipe (YAML or JSON) written by the GUI, `apply --recipe`"
+                   " or by hand")
     p.add_argument("-o", "--output", help="write the final variant here")
     p.add_argument("--opset", type=int, default=18)
     p.add_argument("--trust", action="store_true",

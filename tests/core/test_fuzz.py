@@ -58,8 +58,8 @@ def test_recipes_validate_or_refuse(examples: int) -> None:
         assert isinstance(recipe.source, str)
         assert "trust" not in recipe.load
         for step in recipe.steps:
-            assert isinstance(step["pass"], str)
-            assert isinstance(step["params"], dict)
+            assert isinstance(step.to_dict(), dict)
+            assert Recipe.from_json(recipe.to_json()) == recipe
 
     _run(examples, _recipe_like(), prop)
 

@@ -88,7 +88,7 @@ def test_train_evaluate_benchmark_and_export(session: Session, tmp_path: Path) -
     assert trained.results["latency_ms"] == bench.record().p50_ms
     written = session.run(session.export(str(tmp_path / "trained.onnx")))
     assert onnx.load(written["output"]).graph.node
-    assert session.recipe().steps[-1]["pass"] == "train"
+    assert session.recipe().steps[-1].to_dict()["train"]["dataset"] == "digits"
 
 
 def test_export_refuses_a_bad_target_before_working(session: Session) -> None:
@@ -127,12 +127,13 @@ def test_a_recipe_with_training_replays_bit_for_bit(session: Session) -> None:
     import torch
 
     from workbench.core.session.recipe import Recipe
+    from workbench.core.session.recipe_steps import TrainStep
 
     trained = session.run(session.train("digits", TrainConfig(epochs=2, lr=3e-3, seed=5)))
     recipe = Recipe.from_json(session.recipe().to_json())
     step = recipe.steps[-1]
-    assert step["pass"] == "train"
-    assert step["params"]["seed"] == 5
+    assert isinstance(step, TrainStep)
+    assert step.config.seed == 5
     replayed = recipe.replay()
     original = trained.analysis.variant.model.state_dict()
     again = replayed.variant.model.state_dict()

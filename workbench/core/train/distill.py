@@ -71,7 +71,21 @@ def distill(teacher: Variant, student: Variant, dataset: Dataset, cfg: TrainConf
     result = yield from train(student, dataset, cfg, cancel, teacher_logits=logits,
                               temperature=temperature, alpha=alpha,
                               name=f"{student.name}·distilled")
+    # the lineage names the teacher (its own lineage), so the recipe replays on its own
+    step = result.variant.recipe[-1]
+    named = {"pass": step["pass"], "params": {**step["params"], "transfer": transfer,
+                                              "teacher": _lineage(teacher)}}
+    result.variant = dataclasses.replace(result.variant,
+                                         recipe=(*result.variant.recipe[:-1], named))
     return result
+
+
+def _lineage(variant: Variant) -> dict[str, Any]:
+    """A variant's source, load options (never trust) and steps, as a nested recipe."""
+    load = {k: (list(v) if isinstance(v, tuple) else v)
+            for k, v in variant.metadata.get("load_options", {}).items()
+            if v not in (None, False) and k != "trust"}
+    return {"source": variant.source, "load": load, "steps": [dict(s) for s in variant.recipe]}
 
 
 @dataclass
