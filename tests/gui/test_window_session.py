@@ -81,3 +81,28 @@ def test_a_damaged_saved_layout_is_ignored(qtbot: Any) -> None:
     window = _window(qtbot)
     assert window.width() > 0  # built with the default layout, no error
     window.close()
+
+
+def test_save_a_recipe_then_run_it_from_the_window(qtbot: Any, main_window: Any,
+                                                   tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from PySide6.QtWidgets import QFileDialog
+
+    open_and_wait(qtbot, main_window, "zoo:mlp")
+    with qtbot.waitSignal(main_window.pass_applied, timeout=60_000):
+        main_window.apply_pass("prune.magnitude", {"sparsity": 0.5})
+    qtbot.waitUntil(lambda: not main_window.jobs.busy, timeout=10_000)
+    path = tmp_path / "made.yaml"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(path), ""))
+    main_window.save_recipe_dialog()
+    assert "prune.magnitude" in path.read_text()
+    before = len(main_window.workspace)
+    with qtbot.waitSignal(main_window.recipe_finished, timeout=60_000) as blocker:
+        main_window.run_recipe(str(path))
+    new_ids = blocker.args[0]
+    assert len(main_window.workspace) == before + len(new_ids)
+    last = main_window.workspace.get(new_ids[-1])
+    assert last.analysis.variant.recipe[-1]["pass"] == "prune.magnitude"
+    path.write_text("workbench_recipe: 1\nsource: zoo:mlp\nsteps:\n  - pass: prune.nothing\n")
+    assert main_window.run_recipe(str(path)) is None  # refused before any work
+    assert "prune.nothing" in main_window.last_error

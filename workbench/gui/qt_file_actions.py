@@ -19,6 +19,7 @@ from workbench.core.model.zoo import ZOO
 from workbench.gui.qt_recovery import offer_resume
 
 PROJECT_HINT = "Save as project (an empty folder)"
+RECIPE_FILTER = "Recipe (*.yaml *.yml *.json)"
 
 
 class QtFileActions:
@@ -196,8 +197,8 @@ class QtFileActions:
         if self.workspace.selected is None:
             self._error("Select a variant first.")
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Save recipe", "recipe.json",
-                                              "Recipe (*.json)")
+        path, _ = QFileDialog.getSaveFileName(self, "Save recipe", "recipe.yaml",
+                                              RECIPE_FILTER)
         if path:
             try:
                 self.session.recipe().save(path)
@@ -205,6 +206,24 @@ class QtFileActions:
                 self._error(f"Could not write {path}: {exc}")
                 return
             self.status_label.setText(f"Wrote {path}")
+
+    def run_recipe_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Run recipe", "", RECIPE_FILTER)
+        if path:
+            self.run_recipe(path)
+
+    def run_recipe(self, path: str, trust: bool = False) -> Any:
+        """Replay a recipe in a worker; every variant it makes joins the lineage tree."""
+        from workbench.core.session.recipe import Recipe
+        from workbench.core.session.recipe_replay import replay_task
+
+        def done(run: Any) -> None:
+            self.status_label.setText(
+                f"Recipe {Path(path).name}: {len(run.variant_ids)} new variant(s).")
+            self.recipe_finished.emit(run.variant_ids)
+
+        return self._launch(lambda: replay_task(self.session, Recipe.load_file(path), trust),
+                            done, "Recipe")
 
     # layout -------------------------------------------------------------------------------
     def save_layout(self) -> None:

@@ -55,6 +55,7 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
     pass_failed = Signal(str)  # message
     training_finished = Signal(list)  # new variant ids
     benchmark_finished = Signal(str)  # variant id
+    recipe_finished = Signal(list)  # new variant ids
 
     def __init__(self, settings: Settings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)

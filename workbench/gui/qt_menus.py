@@ -63,6 +63,7 @@ def _file_menu(window: Any) -> None:
     menu.addSeparator()
     _action(window, menu, "&Export Variant…", window.export_dialog, "Ctrl+E")
     _action(window, menu, "Save &Recipe…", window.save_recipe_dialog)
+    _action(window, menu, "R&un Recipe…", window.run_recipe_dialog)
     menu.addSeparator()
     _action(window, menu, "&Quit", window.close, QKeySequence.StandardKey.Quit)
     refresh_recent(window)
