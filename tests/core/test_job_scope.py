@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -140,15 +141,21 @@ def test_zoo_models_come_from_their_seed_not_the_global_generator() -> None:
 
 def test_quiet_stdout_drops_prints_only_inside_a_scope(capfd: pytest.CaptureFixture[str]
                                                        ) -> None:
+    def say(text: str) -> None:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
     with quiet_stdout():
-        print("library call", flush=True)
+        say("library call")
     with job_scope(), quiet_stdout():
-        print("python print")
+        say("python print")
         os.write(1, b"native write\n")
-    print("after", flush=True)
+    say("after")
     out = capfd.readouterr().out
-    assert "library call" in out and "after" in out
-    assert "python print" not in out and "native write" not in out
+    assert "library call" in out
+    assert "after" in out
+    assert "python print" not in out
+    assert "native write" not in out
 
 
 # Only the job scope may touch these (the issue: jobs changed them from worker threads).

@@ -182,17 +182,15 @@ def test_stopping_mid_run_keeps_the_best_so_far(digits: Any) -> None:
     token = CancelToken()
     job = train(build_zoo("mlp", input_shape=SMALL), digits, TrainConfig(epochs=50), token)
     epochs = 0
-    result = None
-    while True:
-        try:
-            step = next(job)
-        except StopIteration as stop:
-            result = stop.value
-            break
+
+    def count(step: Any) -> None:
+        nonlocal epochs
         if step.payload and step.payload.get("kind") == "epoch":
             epochs += 1
             if epochs == 2:
                 token.cancel()
+
+    result = run_job(job, count)
     assert result.stopped
     assert len(result.history) <= 3
     with torch.no_grad():
