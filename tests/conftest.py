@@ -30,10 +30,16 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 @pytest.fixture(autouse=True)
 def _isolated_config(tmp_path_factory: pytest.TempPathFactory,
-                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings never touch the user's real config folder."""
+                     monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Settings and cached artifacts never touch the user's real folders."""
+    from workbench.core.model.artifact_cache import set_cache_dir
+
     monkeypatch.setenv("WORKBENCH_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
     monkeypatch.setenv("WORKBENCH_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    set_cache_dir(None)
+    yield
+    set_cache_dir(None)  # a session with a project points it at the project's folder
 
 
 def light_models() -> list[Path]:

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 from workbench import __version__
 from workbench.cli_output import dumps, install_safe_streams, print_json, raw_stderr
+from workbench.cli_params import add_param_flags, given
 from workbench.core.errors import InvalidParameterError, WorkbenchError
 from workbench.core.logs import configure_logging, debug_level
 from workbench.core.model.variant import check_input_shape
@@ -267,36 +268,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
+    from workbench.core.train.training import train_param_specs
+
     p.add_argument("--data", required=True,
                    help="digits, synthetic, synthetic:regression, an image folder, .npz or .csv")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw", "rmsprop"), default="adam")
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--nesterov", action="store_true")
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--schedule", choices=("none", "step", "exponential", "cosine", "plateau"),
-                   default="cosine")
-    p.add_argument("--warmup-epochs", type=int, default=0)
-    p.add_argument("--grad-clip", type=float, default=0.0)
-    p.add_argument("--patience", type=int, default=0, help="early stopping (0: off)")
+    add_param_flags(p, train_param_specs())
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-dir", help="write last.pt/best.pt here every epoch")
     p.add_argument("--resume", action="store_true", help="resume from --checkpoint-dir")
     p.add_argument("--json", action="store_true")
 
 
 def _train_config(args: argparse.Namespace) -> Any:
-    from workbench.core.train.training import TrainConfig
+    from workbench.core.train.training import TrainConfig, train_param_specs
 
-    return TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-        momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay,
-        schedule=args.schedule, warmup_epochs=args.warmup_epochs, grad_clip=args.grad_clip,
-        patience=args.patience, device=args.device, seed=args.seed,
-        checkpoint_dir=args.checkpoint_dir, resume=args.resume)
+    return TrainConfig.parse(given(args, train_param_specs()), device=args.device,
+                             checkpoint_dir=args.checkpoint_dir, resume=args.resume)
 
 
 def _dataset_for(variant: Any, spec: str, seed: int) -> Any:
@@ -310,20 +297,22 @@ def _dataset_for(variant: Any, spec: str, seed: int) -> Any:
 
 
 def _train_progress(enabled: bool) -> Callable[[Any], None]:
+    from workbench.core.events import BatchDone, EpochDone
+
     def show(step: Any) -> None:
         if not enabled:
             return
-        payload = step.payload or {}
-        if payload.get("kind") == "epoch":
-            acc = payload.get("val_accuracy")
-            acc_text = f" val_acc {acc:.4f}" if acc is not None else ""
-            print(f"epoch {payload['epoch']:>3}  train_loss {payload['train_loss']:.4f}  "
-                  f"val_loss {payload['val_loss']:.4f}{acc_text}  lr {payload['lr']:.2e}",
+        event = step.payload
+        if isinstance(event, EpochDone):
+            acc_text = (f" val_acc {event.val_accuracy:.4f}"
+                        if event.val_accuracy is not None else "")
+            print(f"epoch {event.epoch:>3}  train_loss {event.train_loss:.4f}  "
+                  f"val_loss {event.val_loss:.4f}{acc_text}  lr {event.lr:.2e}",
                   file=sys.stderr)
-        elif payload.get("kind") == "batch" and sys.stderr.isatty():
+        elif isinstance(event, BatchDone) and sys.stderr.isatty():
             frac = step.fraction or 0.0
             raw_stderr().write(f"\r[{'#' * int(frac * 30):<30}] {step.message} "
-                             f"ETA {payload.get('eta_s', 0):.0f}s ")
+                               f"ETA {event.eta_s:.0f}s ")
             raw_stderr().flush()
     return show
 
@@ -338,7 +327,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = _train_config(args)
     cfg.validate()
     variant = load_model(args.source, **_load_options(args))
-    dataset = _dataset_for(variant, args.data, args.seed)
+    dataset = _dataset_for(variant, args.data, cfg.seed)
     result = run_job(train(variant, dataset, cfg), _train_progress(not args.json))
     written = export_variant(result.variant, args.output)
     test = result.test
@@ -372,8 +361,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
                          input_shape=args.input_shape or (
                              teacher.inputs[0].shape if teacher.inputs else None),
                          num_classes=args.num_classes)
-    dataset = _dataset_for(student, args.data, args.seed)
-    teacher_data = _dataset_for(teacher, args.data, args.seed) if teacher.inputs and \
+    dataset = _dataset_for(student, args.data, cfg.seed)
+    teacher_data = _dataset_for(teacher, args.data, cfg.seed) if teacher.inputs and \
         teacher.inputs[0].shape != student.inputs[0].shape else dataset
     if args.train_teacher:
         teacher = run_job(train(teacher, teacher_data, cfg), _train_progress(not args.json)
@@ -437,38 +426,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _batches(text: str) -> list[int]:
-    try:
-        sizes = [int(b) for b in text.replace(" ", "").split(",") if b]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a list such as 1,8,32") from None
-    if not sizes or any(b < 1 for b in sizes):
-        raise argparse.ArgumentTypeError(f"'{text}': batch sizes are positive whole numbers")
-    return sizes
-
-
 def _bench_config(args: argparse.Namespace, variant: Any) -> Any:
     from workbench.core.measure.benchmark import BenchConfig
+    from workbench.core.params import param_specs
 
-    runtime = args.runtime
-    if runtime == "auto":
-        runtime = "ort" if variant.backend == "onnx" else "torch"
-    cfg = BenchConfig(runtime=runtime, device=args.device, batch_sizes=args.batch,
-                      threads=args.threads, warmup=args.warmup, iters=args.iters,
-                      duration_s=args.duration)
-    cfg.validate()
+    cfg = BenchConfig.parse(given(args, param_specs(BenchConfig)), device=args.device)
+    if cfg.runtime == "auto":
+        cfg.runtime = cfg.resolved_runtime(variant)
     return cfg
 
 
-def _add_bench_options(p: argparse.ArgumentParser, batch: str = "1") -> None:
-    p.add_argument("--runtime", choices=("auto", "ort", "torch", "torch_compile"),
-                   default="auto", help="auto: ORT for ONNX models, torch eager otherwise")
+def _add_bench_options(p: argparse.ArgumentParser) -> None:
+    from workbench.core.measure.benchmark import BenchConfig
+    from workbench.core.params import param_specs
+
+    add_param_flags(p, param_specs(BenchConfig),
+                    aliases={"batch_sizes": "--batch", "duration_s": "--duration"})
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--batch", type=_batches, default=_batches(batch), metavar="1,8,32")
-    p.add_argument("--threads", type=int, help="intra-op threads (default: the library's)")
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--iters", type=int, default=100)
-    p.add_argument("--duration", type=float, help="run for this many seconds instead")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ import torch
 
 from tests.conftest import make_onnx_mlp
 from workbench.core.errors import InvalidParameterError, WorkbenchError
+from workbench.core.events import LatencySample, RecordDone
 from workbench.core.job_scope import job_scope
 from workbench.core.jobs import CancelToken, Progress, run_job
 from workbench.core.measure.benchmark import (
@@ -60,8 +61,7 @@ def test_sweep_gives_sane_records_per_batch() -> None:
     for r in result.records:
         check_record(r, r.batch, 10)
         assert (r.runtime, r.device, r.threads, r.warmup) == ("torch", "cpu", 1, 2)
-    recorded = [s.payload["record"] for s in steps
-                if isinstance(s.payload, dict) and s.payload.get("kind") == "record"]
+    recorded = [s.payload.record for s in steps if isinstance(s.payload, RecordDone)]
     assert recorded == result.records
     fractions = [s.fraction for s in steps if s.fraction is not None]
     assert fractions == sorted(fractions)
@@ -144,17 +144,16 @@ def test_live_progress_is_throttled_but_keeps_every_sample() -> None:
     result, steps = run(build_zoo("mlp"), runtime="torch", duration_s=0.4, iters=1)
     wall = time.perf_counter() - start
     (record,) = result.records
-    live = [s.payload for s in steps
-            if isinstance(s.payload, dict) and s.payload.get("kind") == "latency"]
+    live = [s.payload for s in steps if isinstance(s.payload, LatencySample)]
     assert live, "a 0.4 s run reports live samples"
     assert len(live) <= 60 * wall + 2
     assert record.iters > 10 * len(live)  # many samples per update
     assert sum(record.samples_ms) >= 400.0  # ran for the duration (timed calls only)
-    streamed = [ms for p in live for ms in p["recent_ms"]]
+    streamed = [ms for p in live for ms in p.recent_ms]
     assert streamed == record.samples_ms[:len(streamed)]
     for p in live:
-        assert p["batch"] == 1
-        assert p["ms"] == record.samples_ms[p["i"]]
+        assert p.batch == 1
+        assert p.ms == record.samples_ms[p.i]
 
 
 def test_duration_still_times_a_few_iterations() -> None:
@@ -169,7 +168,7 @@ def test_cancel_stops_and_returns_what_was_measured() -> None:
                     token)
 
     def cancel_on_latency(step: Progress) -> None:
-        if isinstance(step.payload, dict) and step.payload.get("kind") == "latency":
+        if isinstance(step.payload, LatencySample):
             token.cancel()
 
     result = run_job(job, cancel_on_latency)

@@ -14,6 +14,7 @@ from workbench.core.model.zoo import build_zoo
 
 
 def test_a_second_export_is_the_same_model_and_a_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    onnx_export.clear_export_cache()
     calls: list[int] = []
     real = onnx_export._export_onnx
     monkeypatch.setattr(onnx_export, "_export_onnx",
@@ -27,7 +28,9 @@ def test_a_second_export_is_the_same_model_and_a_copy(monkeypatch: pytest.Monkey
     first.model.graph.node[0].name = "changed by a caller"
     assert onnx_export.export_onnx(variant).model.graph.node[0].name != "changed by a caller"
     onnx_export.export_onnx(variant, opset=17)
-    onnx_export.export_onnx(build_zoo("mlp"))  # another variant, even of the same model
+    onnx_export.export_onnx(build_zoo("mlp", seed=1))  # another variant, other weights
+    assert len(calls) == 3
+    onnx_export.export_onnx(build_zoo("mlp"))  # same content: read from the disk cache
     assert len(calls) == 3
 
 

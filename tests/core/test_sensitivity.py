@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from workbench.core.errors import CancelledError, InvalidParameterError
+from workbench.core.events import SensitivityRowDone
 from workbench.core.jobs import CancelToken, Progress, run_job
 from workbench.core.measure.sensitivity import (
     LayerSensitivity,
@@ -59,8 +60,7 @@ def test_pruning_each_layer_ranks_layers(trained: Any, digits: Any) -> None:
     assert rows[0].drop > 0.02
     assert {r.layer: r.params for r in rows} == {"1": 64 * 128 + 128, "3": 128 * 64 + 64,
                                                   "5": 64 * 10 + 10}
-    per_layer = [s.payload["row"] for s in steps if isinstance(s.payload, dict)
-                 and s.payload.get("kind") == "sensitivity"]
+    per_layer = [s.payload.row for s in steps if isinstance(s.payload, SensitivityRowDone)]
     assert [p.layer for p in per_layer] == LAYERS
     assert set(per_layer) == set(rows)
 

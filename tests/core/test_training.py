@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from workbench.core.errors import InvalidParameterError
+from workbench.core.events import EpochDone
 from workbench.core.jobs import CancelToken, run_job
 from workbench.core.model.zoo import build_zoo
 from workbench.core.train.data import load_dataset
@@ -185,7 +186,7 @@ def test_stopping_mid_run_keeps_the_best_so_far(digits: Any) -> None:
 
     def count(step: Any) -> None:
         nonlocal epochs
-        if step.payload and step.payload.get("kind") == "epoch":
+        if isinstance(step.payload, EpochDone):
             epochs += 1
             if epochs == 2:
                 token.cancel()

@@ -15,11 +15,11 @@ def test_benchmark_run_fills_plots_and_the_latency_column(qtbot: Any, main_windo
     open_and_wait(qtbot, main_window, "zoo:mlp")
     panel = main_window.benchmark_panel
     main_window.show_tab("benchmark")
-    panel.runtime.setCurrentText("torch")
-    panel.batches.setText("1,4")
-    panel.threads.setValue(1)
-    panel.warmup.setValue(2)
-    panel.iters.setValue(3000)
+    panel.form.set_value("runtime", "torch")
+    panel.form.set_value("batch_sizes", [1, 4])
+    panel.form.set_value("threads", 1)
+    panel.form.set_value("warmup", 2)
+    panel.form.set_value("iters", 3000)
     live: list[int] = []
 
     def sample(_step: Any) -> None:

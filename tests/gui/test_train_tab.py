@@ -89,7 +89,7 @@ def test_checkpoints_and_resume_from_the_tab(qtbot: Any, main_window: Any) -> No
     with qtbot.waitSignal(main_window.training_finished, timeout=120_000):
         qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not main_window.jobs.busy, timeout=10_000)
-    run_dir = Path(main_window._run_dirs[source])
+    run_dir = Path(main_window.session._run_dirs[source])
     assert (run_dir / "last.pt").exists()
     assert (run_dir / "best.pt").exists()
     main_window.workspace.select(source)

@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPushButton,
     QScrollArea,
     QSpinBox,
@@ -26,7 +25,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workbench.core.events import LatencySample, RecordDone
+from workbench.core.measure.benchmark import BenchConfig
+from workbench.core.params import param_specs
 from workbench.core.train.data import DATASETS
+from workbench.gui.qt_param_form import QtParamForm
 
 
 class QtBenchmarkPanel(QWidget):
@@ -40,24 +43,15 @@ class QtBenchmarkPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.runtime = QComboBox()
-        self.runtime.addItems(["ort", "torch", "torch_compile"])
-        self.batches = QLineEdit("1,8,32")
-        self.threads = QSpinBox(minimum=0, maximum=256, value=1)
-        self.threads.setSpecialValueText("auto")
-        self.warmup = QSpinBox(minimum=0, maximum=10_000, value=10)
-        self.iters = QSpinBox(minimum=1, maximum=100_000, value=100)
+        self.form = QtParamForm(param_specs(BenchConfig))
+        self.form.set_value("batch_sizes", [1, 8, 32])
         self.start_button = QPushButton("Run benchmark")
         self.stop_button = QPushButton("Stop")
         self.start_button.clicked.connect(self._start)
         self.stop_button.clicked.connect(self.stop_requested)
         bench_box = QGroupBox("Latency")
         f = QFormLayout(bench_box)
-        f.addRow("Runtime", self.runtime)
-        f.addRow("Batch sizes", self.batches)
-        f.addRow("Threads", self.threads)
-        f.addRow("Warm-up", self.warmup)
-        f.addRow("Iterations", self.iters)
+        f.addRow(self.form)
         row = QHBoxLayout()
         row.addWidget(self.start_button)
         row.addWidget(self.stop_button)
@@ -177,14 +171,13 @@ class QtBenchmarkPanel(QWidget):
         self.tput_curve.setData([], [])
 
     def on_progress(self, step: Any) -> None:
-        payload = step.payload if isinstance(step.payload, dict) else {}
-        kind = payload.get("kind")
-        if kind == "latency":
-            samples = self._samples.setdefault(payload["batch"], [])
-            samples.extend(payload.get("recent_ms") or [payload["ms"]])
-            self._draw_live(payload["batch"])
-        elif kind == "record":
-            self.add_record(payload["record"])
+        event = step.payload
+        if isinstance(event, LatencySample):
+            samples = self._samples.setdefault(event.batch, [])
+            samples.extend(event.recent_ms or [event.ms])
+            self._draw_live(event.batch)
+        elif isinstance(event, RecordDone):
+            self.add_record(event.record)
 
     def add_record(self, record: Any) -> None:
         self._sweep.append(record)
@@ -240,16 +233,7 @@ class QtBenchmarkPanel(QWidget):
         self.timeline_curve.setData(np.arange(samples.size), samples)
 
     def _start(self) -> None:
-        try:
-            batches = self.batch_sizes()
-        except ValueError:
-            self.summary.setText("Batch sizes are whole numbers separated by commas.")
-            return
-        self.reset()
-        self.start_requested.emit({
-            "runtime": self.runtime.currentText(), "batch_sizes": batches,
-            "threads": self.threads.value() or None, "warmup": self.warmup.value(),
-            "iters": self.iters.value()})
+        self.start_requested.emit(self.form.values())
 
     def _sensitivity(self) -> None:
         data = self.sens_data.currentText().strip()

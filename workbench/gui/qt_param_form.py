@@ -63,12 +63,17 @@ class QtParamForm(QWidget):
             return check
         if spec.type == "int":
             spin = QSpinBox()
-            spin.setRange(int(spec.min) if spec.min is not None else -_BIG,
-                          int(spec.max) if spec.max is not None else _BIG)
-            spin.setValue(int(spec.default or 0))
+            lo = int(spec.min) if spec.min is not None else -_BIG
+            if spec.nullable:  # one below the minimum stands for "unset"
+                lo -= 1
+                spin.setSpecialValueText("default")
+            spin.setRange(lo, int(spec.max) if spec.max is not None else _BIG)
+            spin.setValue(lo if spec.default is None else int(spec.default))
             spin.valueChanged.connect(self.changed)
-            self._getters[spec.name] = spin.value
-            self._setters[spec.name] = spin.setValue
+            self._getters[spec.name] = (lambda sp=spin, unset=lo: None if sp.value() == unset
+                                        else sp.value()) if spec.nullable else spin.value
+            self._setters[spec.name] = (lambda v, sp=spin, unset=lo: sp.setValue(
+                unset if v is None else v)) if spec.nullable else spin.setValue
             return spin
         if spec.type == "float":
             return self._float_editor(spec)
@@ -100,13 +105,20 @@ class QtParamForm(QWidget):
         spin = QDoubleSpinBox()
         lo = spec.min if spec.min is not None else -_BIG
         hi = spec.max if spec.max is not None else _BIG
+        if spec.nullable:  # zero stands for "unset"
+            lo = 0.0
+            spin.setSpecialValueText("off")
         spin.setRange(lo, hi)
         spin.setDecimals(4 if hi - lo < 10 else 2)
         spin.setSingleStep(0.05 if hi - lo <= 1 else 0.1)
         spin.setValue(float(spec.default or 0.0))
         spin.valueChanged.connect(self.changed)
-        self._getters[spec.name] = spin.value
-        self._setters[spec.name] = spin.setValue
+        if spec.nullable:
+            self._getters[spec.name] = lambda sp=spin: sp.value() or None
+            self._setters[spec.name] = lambda v, sp=spin: sp.setValue(v or 0.0)
+        else:
+            self._getters[spec.name] = spin.value
+            self._setters[spec.name] = spin.setValue
         if spec.widget != "slider" or spec.min is None or spec.max is None:
             return spin
         row = QWidget()

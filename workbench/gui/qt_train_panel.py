@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workbench.core.events import BatchDone, EpochDone, RoundDone, SamplesShown
 from workbench.core.train.data import DATASETS
 from workbench.core.train.training import train_param_specs
 from workbench.gui.qt_param_form import QtParamForm
@@ -204,20 +205,20 @@ class QtTrainPanel(QWidget):
             self._t0 = time.monotonic()
 
     def on_progress(self, step: Any) -> None:
-        """Feed a job's Progress: batch and epoch payloads grow the curves."""
-        payload = step.payload or {}
-        kind = payload.get("kind")
+        """Feed a job's Progress: batch and epoch events grow the curves."""
+        event = step.payload
         if step.fraction is not None:
             self.progress.setValue(int(step.fraction * 1000))
-        if kind == "batch":
-            steps = max(payload["steps"], 1)
-            self._batch_x.append(payload["epoch"] + (payload["step"] + 1) / steps)
-            self._batch_y.append(payload["loss"])
+        if isinstance(event, SamplesShown):
+            self.show_samples(event.images, event.labels)
+        elif isinstance(event, BatchDone):
+            self._batch_x.append(event.epoch + (event.step + 1) / max(event.steps, 1))
+            self._batch_y.append(event.loss)
             self.batch_curve.setData(self._batch_x, self._batch_y)
-            self.eta.setText(f"{step.message} · ETA {payload.get('eta_s', 0):.0f} s")
-        elif kind == "epoch":
+            self.eta.setText(f"{step.message} · ETA {event.eta_s:.0f} s")
+        elif isinstance(event, EpochDone):
             h = self.history
-            h.append(payload)
+            h.append(event.to_json())
             x = [r["epoch"] for r in h]
             self.train_curve.setData(x, [r["train_loss"] for r in h])
             self.val_curve.setData(x, [r["val_loss"] for r in h])
@@ -225,8 +226,8 @@ class QtTrainPanel(QWidget):
                 self.train_acc_curve.setData(x, [r["train_accuracy"] for r in h])
                 self.val_acc_curve.setData(x, [r["val_accuracy"] for r in h])
             self.lr_curve.setData(x, [r["lr"] for r in h])
-        elif kind == "round":
-            self._rounds.append((payload["sparsity"], payload["accuracy"]))
+        elif isinstance(event, RoundDone):
+            self._rounds.append((event.sparsity, event.accuracy))
             xs, ys = zip(*self._rounds, strict=True)
             self.sparsity_curve.setData(list(xs), list(ys))
         elif step.message:

@@ -24,9 +24,11 @@ from typing import Any
 import numpy as np
 
 from workbench.core.errors import InvalidParameterError, WorkbenchError, first_line
+from workbench.core.events import LatencySample, RecordDone, WarmupStep
 from workbench.core.job_scope import request_threads
 from workbench.core.jobs import CancelToken, Job, Progress
 from workbench.core.model.variant import Variant
+from workbench.core.params import local, param, parse_values
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +43,36 @@ _YIELD_NS = 1_000_000_000 // 60  # at most ~60 live updates a second
 
 @dataclass
 class BenchConfig:
-    """What to measure: runtime, device, batch sweep, threads and how long."""
+    """What to measure: runtime, batch sweep, threads and how long. Declared once: the
+    Benchmark tab's form, the CLI's flags and the validation come from these fields."""
 
-    runtime: str = "auto"  # auto | torch | torch_compile | ort  (auto: ort for ONNX)
-    device: str = "cpu"
-    batch_sizes: list[int] = field(default_factory=lambda: [1])
-    threads: int | None = None  # intra-op threads; None keeps the library's default
-    warmup: int = 10
-    iters: int = 100
-    duration_s: float | None = None  # run each batch this long instead of `iters` times
+    runtime: str = param("auto", help="auto: ONNX Runtime for ONNX models, torch eager "
+                         "otherwise", choices=RUNTIMES)
+    batch_sizes: list[int] = param([1], help="batch sizes to sweep, e.g. 1, 8, 32")
+    threads: int | None = param(None, help="intra-op threads (unset: the library's default)",
+                                min=1, max=1024)
+    warmup: int = param(10, help="untimed runs first", min=0, max=1_000_000)
+    iters: int = param(100, help="timed runs per batch size", min=1, max=10_000_000)
+    duration_s: float | None = param(None, help="time each batch size for this long instead "
+                                     "(seconds; unset: use iters)", min=1e-6, max=86_400.0)
+    device: str = local("cpu")
+
+    @classmethod
+    def parse(cls, values: dict[str, Any] | None, **local_fields: Any) -> BenchConfig:
+        """Build from form or CLI values (strings allowed) and validate."""
+        values = dict(values or {})
+        sizes = values.get("batch_sizes")
+        if isinstance(sizes, str):
+            sizes = sizes.replace(" ", "").split(",")
+        if isinstance(sizes, (list, tuple)):
+            try:
+                values["batch_sizes"] = [int(b) for b in sizes if str(b).strip()]
+            except ValueError:
+                raise InvalidParameterError(f"Batch sizes are whole numbers such as 1,8,32, "
+                                            f"not {sizes!r}.") from None
+        config = parse_values(cls, values, "benchmark", **local_fields)
+        config.validate()
+        return config
 
     def validate(self) -> None:
         """Raise InvalidParameterError on impossible values (and a missing GPU)."""
@@ -332,9 +355,8 @@ def benchmark(variant: Variant, config: BenchConfig, cancel: CancelToken | None 
               ) -> Job[BenchResult]:
     """Time `variant` at each batch size of `config`; yields live latency samples.
 
-    Payloads: `{"kind": "latency", "batch", "i", "ms", "recent_ms"}` (throttled; `ms` is the
-    latest sample, `recent_ms` every sample since the previous update) and
-    `{"kind": "record", "record": BenchRecord}` when a batch size is done.
+    Events: `LatencySample` (throttled: the latest sample, and every sample since the
+    previous event), `WarmupStep`, and `RecordDone` when a batch size is done.
     """
     config.validate()
     cancel = cancel or CancelToken()
@@ -368,7 +390,7 @@ def benchmark(variant: Variant, config: BenchConfig, cancel: CancelToken | None 
                 records.append(record)
                 yield Progress((k + 1) / n_batches,
                                f"Batch {batch}: p50 {record.p50_ms:.3f} ms",
-                               {"kind": "record", "record": record})
+                               RecordDone(record))
             if stopped:
                 break
     finally:
@@ -481,7 +503,7 @@ def _time_batch(runner: _Runner, cfg: BenchConfig, runtime: str, batch: int, k: 
         if i < warmup:
             cancel.wait_while_paused()
             yield Progress(k * share, f"Batch {batch}: warm-up {i}/{warmup}",
-                           {"kind": "warmup", "batch": batch, "i": i - 1})
+                           WarmupStep(batch, i - 1))
     if sync is not None:
         sync()
     samples: list[float] = []
@@ -517,8 +539,7 @@ def _time_batch(runner: _Runner, cfg: BenchConfig, runtime: str, batch: int, k: 
         cancel.wait_while_paused()
         done = spent_ns / budget_ns if budget_ns is not None else n / total
         yield Progress((k + min(done, 1.0)) * share, f"Batch {batch}: {n} iterations",
-                       {"kind": "latency", "batch": batch, "i": n - 1, "ms": samples[-1],
-                        "recent_ms": samples[sent:]})
+                       LatencySample(batch, n - 1, samples[-1], tuple(samples[sent:])))
         sent = n
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.core.errors import InvalidParameterError
+from workbench.core.events import SensitivityRowDone
 from workbench.core.jobs import CancelToken, Job, Progress
 from workbench.core.model.variant import Variant, set_mode
 from workbench.core.train.data import Dataset
@@ -96,7 +97,7 @@ def sensitivity(variant: Variant, data: Dataset | None = None, method: str = "pr
                                baseline, score, drop, metric, type(module).__name__)
         rows.append(row)
         yield Progress((i + 1) / n, f"{name}: drop {drop:+.4f} ({metric})",
-                       {"kind": "sensitivity", "row": row, "index": i, "total": n})
+                       SensitivityRowDone(row, i, n))
     rows.sort(key=lambda r: r.drop, reverse=True)
     return rows
 

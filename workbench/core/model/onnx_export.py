@@ -11,6 +11,7 @@ inputs (token ids, attention masks) also get a dynamic `sequence` axis (1).
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import threading
@@ -52,6 +53,7 @@ def exporter_of(model: Any) -> str | None:
     return next((p.value for p in model.metadata_props if p.key == EXPORTER_KEY), None)
 
 
+EXPORT_REVISION = 1  # bump when a change here changes the exported bytes (disk cache key)
 _CACHE: OrderedDict[tuple[str, int, bool], OnnxExport] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 CACHE_BYTES = 1 << 30  # keep at most this much exported ONNX in memory
@@ -60,9 +62,10 @@ CACHE_BYTES = 1 << 30  # keep at most this much exported ONNX in memory
 def export_onnx(variant: Variant, opset: int = 18, dynamic_batch: bool = True) -> OnnxExport:
     """Export with the dynamo exporter, falling back to the TorchScript one.
 
-    Exports are cached per (variant, opset, dynamic batch): variants never change, so a
-    second benchmark, int8 pass or profile of the same variant reuses the first export.
-    Each caller gets its own copy of the model.
+    Exports are cached in memory per (variant, opset, dynamic batch), and on disk by the
+    variant's content (`artifact_cache`): variants never change, so a second benchmark,
+    int8 pass or profile of the same variant, in this process or a later one, reuses the
+    first export. Each caller gets its own copy of the model.
     """
     key = (variant.id, opset, dynamic_batch)
     with _CACHE_LOCK:
@@ -70,7 +73,7 @@ def export_onnx(variant: Variant, opset: int = 18, dynamic_batch: bool = True) -
         if hit is not None:
             _CACHE.move_to_end(key)
     if hit is None:
-        hit = _export_onnx(variant, opset, dynamic_batch)
+        hit = _export_cached_on_disk(variant, opset, dynamic_batch)
         with _CACHE_LOCK:
             _CACHE[key] = hit
             while len(_CACHE) > 1 and sum(e.model.ByteSize() for e in _CACHE.values()) > \
@@ -80,8 +83,61 @@ def export_onnx(variant: Variant, opset: int = 18, dynamic_batch: bool = True) -
 
 
 def clear_export_cache() -> None:
+    """Forget the exports held in memory (the disk cache stays)."""
     with _CACHE_LOCK:
         _CACHE.clear()
+
+
+def _export_cached_on_disk(variant: Variant, opset: int, dynamic_batch: bool) -> OnnxExport:
+    """The disk cache's entry for this export, or a fresh export (then stored)."""
+    import json
+
+    from workbench.core.model import artifact_cache
+
+    disk_key = (artifact_key(variant, opset, dynamic_batch) if variant.backend == "torch"
+                and variant.inputs else None)
+    if disk_key is not None:
+        found = artifact_cache.load_onnx(disk_key)
+        if found is not None:
+            model, extra = found
+            exporter = exporter_of(model) or "dynamo"
+            try:
+                notes = [str(n) for n in json.loads(extra.get("notes", "[]"))]
+            except ValueError:
+                notes = []
+            return OnnxExport(model, exporter, notes)
+    fresh = _export_onnx(variant, opset, dynamic_batch)
+    if disk_key is not None:
+        artifact_cache.store_onnx(disk_key, fresh.model, {"notes": json.dumps(fresh.warnings)})
+    return fresh
+
+
+def artifact_key(variant: Variant, opset: int, dynamic_batch: bool) -> Any:
+    """The disk cache key of `variant`'s ONNX export (None when it cannot be cached)."""
+    from workbench.core.model.artifact_cache import artifact_key as key_of
+
+    return key_of(variant, "onnx", opset, dynamic_batch, _versions())
+
+
+@functools.cache
+def _versions() -> dict[str, str]:
+    """Versions of everything that changes the exported bytes."""
+    from importlib import metadata
+
+    import onnx
+    import torch
+
+    import workbench
+
+    found = {"workbench": workbench.__version__, "export_revision": str(EXPORT_REVISION),
+             "exporter": "dynamo, then torchscript", "torch": torch.__version__,
+             "onnx": onnx.__version__}
+    for dist in ("onnxscript", "onnx-ir"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = "none"
+    return found
 
 
 def _copy(export: OnnxExport) -> OnnxExport:

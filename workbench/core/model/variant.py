@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import threading
 from dataclasses import dataclass, field
@@ -91,6 +92,14 @@ class Variant:
 
     def example_inputs(self, seed: int = 0, batch: int | None = None) -> tuple[Any, ...]:
         return tuple(spec.example(seed + i, batch) for i, spec in enumerate(self.inputs))
+
+    @functools.cached_property
+    def content_hash(self) -> str | None:
+        """SHA-256 of the model's structure, weights and input specs (not of its id), for
+        caching derived artifacts; None for ONNX variants. Computed once."""
+        from workbench.core.model.artifact_cache import variant_content_hash
+
+        return variant_content_hash(self)
 
 
 def set_mode(model: Any, training: bool) -> Any:

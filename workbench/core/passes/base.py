@@ -17,7 +17,6 @@ import hashlib
 import math
 import threading
 import time
-import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -30,6 +29,9 @@ from workbench.core.errors import (
 )
 from workbench.core.jobs import CancelToken
 from workbench.core.model.variant import Variant, new_variant_id
+from workbench.core.params import ParamSpec as ParamSpec  # re-exported for passes
+from workbench.core.params import check_values, param_specs, parse_values
+from workbench.core.params import param as param  # re-exported for passes
 
 CATEGORIES = ("prune", "quantize", "distill", "convert")
 MODEL_TYPES = {"torch": "a torch nn.Module", "onnx": "an onnx ModelProto"}
@@ -43,40 +45,6 @@ class PassError(WorkbenchError):
 
 class PassTimeoutError(PassError):
     """A pass ran past `PassContext.time_limit_s` and was abandoned."""
-
-
-def param(default: Any, *, help: str = "", min: float | None = None,
-          max: float | None = None, choices: tuple[Any, ...] | None = None,
-          widget: str | None = None, allow_nonfinite: bool = False) -> Any:
-    """A pass parameter: a dataclass field with a range, choices and help text.
-
-    `widget` hints the GUI form: "slider" for a ratio, "nodes" for a node list picked in
-    the graph, "path" for a file. A float parameter refuses NaN and ±inf unless
-    `allow_nonfinite`.
-    """
-    meta = {"help": help, "min": min, "max": max, "choices": choices, "widget": widget,
-            "allow_nonfinite": allow_nonfinite}
-    if isinstance(default, (list, dict, set)):
-        return field(default_factory=lambda: copy.copy(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One parameter, as a GUI form or `workbench passes` sees it."""
-
-    name: str
-    type: str  # "int" | "float" | "bool" | "str" | "list"
-    default: Any
-    help: str = ""
-    min: float | None = None
-    max: float | None = None
-    choices: tuple[Any, ...] | None = None
-    widget: str | None = None
-    allow_nonfinite: bool = False  # a float that may be NaN or ±inf
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -178,17 +146,7 @@ class Pass:
 
     @classmethod
     def param_specs(cls) -> list[ParamSpec]:
-        hints = typing.get_type_hints(cls.Params)
-        specs = []
-        for f in dataclasses.fields(cls.Params):
-            default = f.default if f.default is not dataclasses.MISSING else (
-                f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
-            meta = f.metadata
-            specs.append(ParamSpec(f.name, _type_name(hints.get(f.name, str)), default,
-                                   meta.get("help", ""), meta.get("min"), meta.get("max"),
-                                   meta.get("choices"), meta.get("widget"),
-                                   bool(meta.get("allow_nonfinite", False))))
-        return specs
+        return param_specs(cls.Params)
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
@@ -198,80 +156,9 @@ class Pass:
                 "params": [p.to_json() for p in cls.param_specs()]}
 
 
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (list, tuple):
-        return "list"
-    if tp is bool:
-        return "bool"
-    if tp is int:
-        return "int"
-    if tp is float:
-        return "float"
-    return "str"
-
-
 def parse_params(pass_cls: type[Pass], values: Mapping[str, Any] | None) -> Any:
     """Build and validate `pass_cls.Params` from a mapping (strings from the CLI allowed)."""
-    values = dict(values or {})
-    specs = {s.name: s for s in pass_cls.param_specs()}
-    unknown = [k for k in values if k not in specs]
-    if unknown:
-        raise InvalidParameterError(
-            f"{pass_cls.name} has no parameter {', '.join(map(repr, unknown))}; it takes "
-            f"{', '.join(specs) or 'no parameters'}.")
-    kwargs = {}
-    for name, spec in specs.items():
-        value = _coerce(pass_cls.name, spec, values[name]) if name in values else spec.default
-        _check(pass_cls.name, spec, value)
-        kwargs[name] = value
-    return pass_cls.Params(**kwargs)
-
-
-def _coerce(pass_name: str, spec: ParamSpec, value: Any) -> Any:
-    try:
-        if spec.type == "bool":
-            if isinstance(value, str):
-                if value.lower() in ("1", "true", "yes", "on"):
-                    return True
-                if value.lower() in ("0", "false", "no", "off"):
-                    return False
-                raise ValueError(value)
-            return bool(value)
-        if spec.type == "int":
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            return int(value)
-        if spec.type == "float":
-            return float(value)
-        if spec.type == "list":
-            if isinstance(value, str):
-                return [v.strip() for v in value.split(",") if v.strip()]
-            return list(value)
-        if isinstance(value, bool) and spec.choices and {"on", "off"} <= set(spec.choices):
-            return "on" if value else "off"  # a switch that gained an "auto" keeps its bools
-        return str(value)
-    except (TypeError, ValueError, OverflowError):  # OverflowError: int(float("inf"))
-        raise InvalidParameterError(
-            f"{pass_name}: {spec.name} must be a{'n' if spec.type == 'int' else ''} "
-            f"{spec.type}, not {value!r}.") from None
-
-
-def _check(pass_name: str, spec: ParamSpec, value: Any) -> None:
-    if spec.choices is not None and value not in spec.choices:
-        raise InvalidParameterError(
-            f"{pass_name}: {spec.name} must be one of {', '.join(map(str, spec.choices))}, "
-            f"not {value!r}.")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(value) and not spec.allow_nonfinite:
-            raise InvalidParameterError(
-                f"{pass_name}: {spec.name} must be a finite number, not {value}.")
-        if spec.min is not None and value < spec.min:
-            raise InvalidParameterError(
-                f"{pass_name}: {spec.name} must be at least {spec.min}, not {value}.")
-        if spec.max is not None and value > spec.max:
-            raise InvalidParameterError(
-                f"{pass_name}: {spec.name} must be at most {spec.max}, not {value}.")
+    return parse_values(pass_cls.Params, values, pass_cls.name)
 
 
 def check_subset(pass_name: str, field_name: str, values: list[str],
@@ -326,8 +213,7 @@ def apply_pass(pass_obj: Pass, source: Any, params: Mapping[str, Any] | Any = No
     # cheap checks first: parameters and backend, before any analysis
     if isinstance(params, pass_obj.Params):
         p = params
-        for spec in type(pass_obj).param_specs():
-            _check(name, spec, getattr(p, spec.name))
+        check_values(p, name)
     else:
         p = parse_params(type(pass_obj), params)
     limit = _time_limit(ctx)

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from workbench.core.errors import InvalidParameterError, WorkbenchError
-from workbench.core.graph.analysis import Analysis, analyse, open_model
+from workbench.core.graph.analysis import Analysis, open_model
 from workbench.core.jobs import CancelToken, Job, Progress, run_job
 from workbench.core.session.commands import AddVariant, DeleteVariant, RenameVariant
 from workbench.core.session.settings import Settings
+from workbench.core.session.use_measure import MeasureUseCases
+from workbench.core.session.use_train import TrainingUseCases
 from workbench.core.session.workspace import Entry, Workspace
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,7 @@ class UndoHistory:
         return bool(self._undone)
 
 
-class Session:
+class Session(TrainingUseCases, MeasureUseCases):
     """Owns the workspace, its undo history and the settings, and every use case."""
 
     def __init__(self, settings: Settings | None = None,
@@ -86,6 +88,7 @@ class Session:
         self.project: Any = None  # the Project this session autosaves to, if any
         self.workspace = Workspace()
         self.history = UndoHistory()
+        self._run_dirs: dict[str, str] = {}  # variant id -> checkpoint folder of its last run
         # The GUI routes commands through its QUndoStack (which calls `redo`); headless
         # clients use the session's own history.
         self.push: Callable[[Any], None] = push or (lambda command: self.history.push(command))
@@ -157,72 +160,6 @@ class Session:
         task: Task[Any] = Task(f"Applying {pass_name}", job, commit)
         return task
 
-    def train(self, dataset: str, config: Any, variant_id: str | None = None) -> Task[Entry]:
-        """Train or fine-tune a variant on `dataset`; the commit adds the trained child."""
-        from workbench.core.train.data import load_dataset
-        from workbench.core.train.training import train
-
-        variant = self.entry(variant_id).analysis.variant
-        config.validate()
-        if not variant.inputs:
-            raise InvalidParameterError(f"{variant.name} has no declared input shape.")
-        spec = variant.inputs[0]
-
-        def job(token: CancelToken) -> Job[Any]:
-            yield Progress(0.0, f"Loading {dataset}…")
-            data = load_dataset(dataset, spec.shape, seed=config.seed, input_dtype=spec.dtype)
-            result = yield from train(variant, data, config, token)
-            analysis = yield from analyse(result.variant, token)
-            return analysis, result
-
-        def commit(outcome: Any) -> Entry:
-            analysis, result = outcome
-            accuracy = result.test.accuracy if result.test else None
-            return self._add(analysis, {"accuracy": accuracy, "history": result.history})
-
-        return Task(f"Training {variant.name}", job, commit, graceful=True)
-
-    def evaluate(self, dataset: str, variant_id: str | None = None, seed: int = 0) -> Task[Any]:
-        """Accuracy of a variant on `dataset`'s test split; the commit records it."""
-        from workbench.core.train.data import load_dataset
-        from workbench.core.train.training import evaluate
-
-        entry = self.entry(variant_id)
-        variant = entry.analysis.variant
-        if not variant.inputs:
-            raise InvalidParameterError(f"{variant.name} has no declared input shape.")
-        spec = variant.inputs[0]
-
-        def job(token: CancelToken) -> Job[Any]:
-            yield Progress(0.1, f"Evaluating {variant.name} on {dataset}…")
-            data = load_dataset(dataset, spec.shape, seed=seed, input_dtype=spec.dtype)
-            token.check()
-            return evaluate(variant, data)
-
-        def commit(result: Any) -> Any:
-            self.workspace.set_result(entry.id, "accuracy", result.accuracy)
-            return result
-
-        return Task(f"Evaluating {variant.name}", job, commit)
-
-    def benchmark(self, config: Any, variant_id: str | None = None) -> Task[Any]:
-        """Latency of a variant; the commit records the result and its p50."""
-        from workbench.core.measure.benchmark import benchmark
-
-        entry = self.entry(variant_id)
-        variant = entry.analysis.variant
-
-        def job(token: CancelToken) -> Job[Any]:
-            return (yield from benchmark(variant, config, token))
-
-        def commit(result: Any) -> Any:
-            self.workspace.set_result(entry.id, "benchmark", result)
-            if result.records:
-                self.workspace.set_result(entry.id, "latency_ms", result.record().p50_ms)
-            return result
-
-        return Task(f"Benchmarking {variant.name}", job, commit, graceful=True)
-
     def export(self, path: str, variant_id: str | None = None, fmt: str | None = None,
                opset: int = 18) -> Task[dict[str, Any]]:
         """Write a variant to `path` (ONNX, .pt2, TorchScript or safetensors)."""
@@ -273,6 +210,7 @@ class Session:
             project.close()
             raise
         self._set_project(project)
+        self._remember_project(folder)
         return project
 
     def open_project(self, folder: str) -> Any:
@@ -288,7 +226,12 @@ class Session:
             project.close()
             raise
         self._set_project(project)
+        self._remember_project(folder)
         return project
+
+    def new(self) -> None:
+        """Start empty: no variants, no project (File ▸ New)."""
+        self.clear()
 
     def clear(self) -> None:
         """Forget every variant and the undo history (not undoable), and any project."""
@@ -297,11 +240,20 @@ class Session:
             self.workspace.remove(entry.id)
         self.history = UndoHistory()
 
+    def _remember_project(self, folder: str) -> None:
+        if self.remember_recent:
+            from pathlib import Path
+
+            self.settings.add_recent_project(str(Path(folder).resolve()))
+
     def _set_project(self, project: Any) -> None:
         if self.project is not None and self.project is not project:
             self.project.detach()
             self.project.close()
         self.project = project
+        from workbench.core.model.artifact_cache import set_cache_dir
+
+        set_cache_dir(project.folder / "cache" if project is not None else None)
 
     # internals ----------------------------------------------------------------------------
     def _add(self, analysis: Analysis, results: dict[str, Any] | None = None) -> Entry:

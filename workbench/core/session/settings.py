@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 MAX_RECENT = 10
 MAX_SETTINGS_BYTES = 1_000_000
+MAX_LAYOUT_CHARS = 100_000
 
 
 def config_dir() -> Path:
@@ -51,6 +52,9 @@ class Settings:
         self.path = path or config_dir() / "settings.json"
         self.device = "cpu"
         self.recent_files: list[str] = []
+        self.recent_projects: list[str] = []
+        # The window's geometry, docks and splitters, as the GUI saved them (opaque text)
+        self.window_layout: dict[str, str] = {}
         self.pass_time_limit_s = 0.0  # a pass running longer is abandoned; 0: no limit
         self.warning: str | None = None  # set when the file could not be used
         self._load()
@@ -76,9 +80,12 @@ class Settings:
         if isinstance(limit, (int, float)) and not isinstance(limit, bool) and \
                 0 <= limit < float("inf"):
             self.pass_time_limit_s = float(limit)
-        recent = data.get("recent_files", [])
-        if isinstance(recent, list):
-            self.recent_files = [str(r) for r in recent if isinstance(r, str)][:MAX_RECENT]
+        self.recent_files = _strings(data.get("recent_files"))
+        self.recent_projects = _strings(data.get("recent_projects"))
+        layout = data.get("window_layout")
+        if isinstance(layout, dict):
+            self.window_layout = {k: v for k, v in layout.items() if isinstance(k, str)
+                                  and isinstance(v, str) and len(v) < MAX_LAYOUT_CHARS}
 
     def _warn(self, problem: str) -> None:
         self.warning = f"The settings file {self.path} {problem}; using the defaults."
@@ -86,7 +93,8 @@ class Settings:
 
     def save(self) -> None:
         data = {"schema": SCHEMA_VERSION, "device": self.device,
-                "recent_files": self.recent_files, "pass_time_limit_s": self.pass_time_limit_s}
+                "recent_files": self.recent_files, "recent_projects": self.recent_projects,
+                "pass_time_limit_s": self.pass_time_limit_s, "window_layout": self.window_layout}
         # settings are a convenience: never fail over them
         with contextlib.suppress(OSError, WorkbenchError):
             atomic_write_text(self.path, json.dumps(data, indent=2))
@@ -109,6 +117,22 @@ class Settings:
         self.recent_files = [source, *(r for r in self.recent_files if r != source)][:MAX_RECENT]
         self.save()
         self.changed.emit()
+
+    def add_recent_project(self, folder: str) -> None:
+        self.recent_projects = [folder, *(r for r in self.recent_projects
+                                          if r != folder)][:MAX_RECENT]
+        self.save()
+        self.changed.emit()
+
+    def set_window_layout(self, layout: dict[str, str]) -> None:
+        """Remember the window's layout (saved; no `changed` signal: nothing to redraw)."""
+        self.window_layout = dict(layout)
+        self.save()
+
+
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)][:MAX_RECENT] if isinstance(value, list) \
+        else []
 
 
 def cuda_available() -> bool:

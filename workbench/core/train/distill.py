@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.core.errors import InvalidParameterError
+from workbench.core.events import RoundDone, RoundStarted
 from workbench.core.jobs import CancelToken, Job, Progress
 from workbench.core.model.variant import Variant, set_mode
 from workbench.core.train.data import Dataset
@@ -114,7 +115,7 @@ def prune_finetune(variant: Variant, dataset: Dataset, rounds: int = 4, step: fl
         cancel.check()
         sparsity = min(step * i, 0.99)
         yield Progress((i - 1) / rounds, f"round {i}: pruning to {sparsity:.0%}",
-                       {"kind": "round_start", "round": i, "sparsity": sparsity})
+                       RoundStarted(i, sparsity))
         pruned = apply_pass(prune, current, {"sparsity": sparsity, "scope": "global"})
         tuned = yield from train(pruned.variant, dataset, cfg, cancel,
                                  name=f"{variant.name}·sparse{int(sparsity * 100)}")
@@ -122,8 +123,7 @@ def prune_finetune(variant: Variant, dataset: Dataset, rounds: int = 4, step: fl
         ok = base - acc <= budget
         schedule.rounds.append(PruneRound(i, sparsity, acc, tuned.variant, ok))
         yield Progress(i / rounds, f"round {i}: accuracy {acc:.3f}",
-                       {"kind": "round", "round": i, "sparsity": sparsity, "accuracy": acc,
-                        "within_budget": ok})
+                       RoundDone(i, sparsity, acc, ok))
         current = tuned.variant
         if not ok or tuned.stopped:
             break

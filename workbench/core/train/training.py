@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from workbench.core.errors import InvalidParameterError, WorkbenchError, first_line
+from workbench.core.events import BatchDone, EpochDone
 from workbench.core.job_scope import request_rng_state, request_seed
 from workbench.core.jobs import CancelToken, Job, Progress
 from workbench.core.model.variant import Variant, new_variant_id, set_mode
+from workbench.core.params import check_values, local, param, param_specs, parse_values
 from workbench.core.train.data import Dataset
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
@@ -30,50 +32,51 @@ class TrainError(WorkbenchError):
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a run; seeded and reproducible."""
+    """Everything that defines a run; seeded and reproducible. Declared once: the Train
+    tab's form, the CLI's flags and the validation all come from these fields."""
 
-    epochs: int = 10
-    batch_size: int = 64
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    schedule: str = "cosine"
-    step_size: int = 5
-    gamma: float = 0.5
-    warmup_epochs: int = 0
-    grad_clip: float = 0.0
-    patience: int = 0  # early stopping on the monitored metric; 0 turns it off
-    monitor: str = "val_accuracy"
-    keep_sparsity: bool = True  # pruned zeros stay zero while fine-tuning
-    device: str = "cpu"
-    seed: int = 0
-    checkpoint_dir: str | None = None
-    resume: bool = False
+    epochs: int = param(10, help="passes over the training split", min=1, max=100_000)
+    batch_size: int = param(64, help="samples per step", min=1, max=65_536)
+    optimizer: str = param("adam", choices=OPTIMIZERS)
+    lr: float = param(3e-3, help="learning rate", min=1e-8, max=10.0)
+    momentum: float = param(0.9, help="SGD and RMSprop momentum", min=0.0, max=0.999)
+    nesterov: bool = param(False, help="Nesterov momentum (SGD)")
+    weight_decay: float = param(0.0, help="L2 penalty", min=0.0, max=1.0)
+    schedule: str = param("cosine", help="learning-rate schedule", choices=SCHEDULES)
+    step_size: int = param(5, help="epochs between decays (step schedule)", min=1, max=10_000)
+    gamma: float = param(0.5, help="decay factor (step, exponential, plateau)", min=0.0,
+                         max=1.0)
+    warmup_epochs: int = param(0, help="linear warm-up", min=0, max=10_000)
+    grad_clip: float = param(0.0, help="max gradient norm (0: off)", min=0.0, max=1e6)
+    patience: int = param(0, help="early stopping patience (0: off)", min=0, max=10_000)
+    monitor: str = param("val_accuracy", help="metric for early stopping and the best "
+                         "checkpoint", choices=("val_accuracy", "val_loss"))
+    keep_sparsity: bool = param(True, help="pruned zeros stay zero while fine-tuning")
+    seed: int = param(0, help="random seed", min=0, max=2**31 - 1)
+    device: str = local("cpu")
+    checkpoint_dir: str | None = local(None)
+    resume: bool = local(False)
+
+    @classmethod
+    def parse(cls, values: dict[str, Any] | None, **local_fields: Any) -> TrainConfig:
+        """Build from form or CLI values (strings allowed) and validate."""
+        config = parse_values(cls, values, "training", **local_fields)
+        config.validate()
+        return config
 
     def validate(self) -> None:
-        checks = [
-            (self.epochs >= 1, "epochs must be at least 1"),
-            (self.batch_size >= 1, "batch size must be at least 1"),
-            (self.lr > 0 and math.isfinite(self.lr), "the learning rate must be positive"),
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
-            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
-            (self.weight_decay >= 0, "weight decay cannot be negative"),
-            (self.grad_clip >= 0, "gradient clipping cannot be negative"),
-            (self.patience >= 0, "patience cannot be negative"),
-            (self.warmup_epochs >= 0, "warm-up epochs cannot be negative"),
-            (self.monitor in ("val_accuracy", "val_loss"), "monitor val_accuracy or val_loss"),
-            (self.device in ("cpu", "cuda"), "device must be cpu or cuda"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise InvalidParameterError(message + ".")
+        check_values(self, "training")
+        if self.device not in ("cpu", "cuda"):
+            raise InvalidParameterError("device must be cpu or cuda.")
         if self.device == "cuda":
             import torch
 
             if not torch.cuda.is_available():
                 raise InvalidParameterError("No CUDA device is available; train on the CPU.")
+
+    def params(self) -> dict[str, Any]:
+        """The declared fields only (what a recipe records; no device, no folders)."""
+        return {spec.name: getattr(self, spec.name) for spec in param_specs(type(self))}
 
 
 @dataclass
@@ -305,9 +308,8 @@ def train(variant: Variant, dataset: Dataset, cfg: TrainConfig,
             eta = elapsed / done * ((cfg.epochs - start_epoch) * steps - done)
             yield Progress((epoch + (step + 1) / steps) / cfg.epochs,
                            f"epoch {epoch + 1}/{cfg.epochs} · batch {step + 1}/{steps}",
-                           {"kind": "batch", "epoch": epoch, "step": step, "steps": steps,
-                            "loss": loss.item(), "eta_s": eta,
-                            "lr": opt.param_groups[0]["lr"]})
+                           BatchDone(epoch, step, steps, loss.item(), eta,
+                                     opt.param_groups[0]["lr"]))
         if stopped and seen == 0:
             break
         val = evaluate_model(model, dataset, "val", cfg.device)
@@ -334,7 +336,7 @@ def train(variant: Variant, dataset: Dataset, cfg: TrainConfig,
             _checkpoint(ckpt_dir, model, opt, scheduler, epoch, history, best_score,
                         best_epoch, best_state)
         yield Progress((epoch + 1) / cfg.epochs, f"epoch {epoch + 1}/{cfg.epochs} done",
-                       {"kind": "epoch", **record})
+                       EpochDone.of(record))
         if stopped:
             break
         if cfg.patience and bad_epochs >= cfg.patience:
@@ -408,21 +410,5 @@ def _checkpoint(folder: Path, model: Any, opt: Any, scheduler: Any, epoch: int,
 
 
 def train_param_specs() -> list[Any]:
-    """The training settings as ParamSpecs, for generated forms."""
-    from workbench.core.passes.base import ParamSpec
-
-    d = TrainConfig()
-    return [
-        ParamSpec("epochs", "int", d.epochs, "passes over the training split", 1, 1000),
-        ParamSpec("batch_size", "int", d.batch_size, "samples per step", 1, 4096),
-        ParamSpec("optimizer", "str", d.optimizer, "", choices=OPTIMIZERS),
-        ParamSpec("lr", "float", 3e-3, "learning rate", 1e-6, 10.0),
-        ParamSpec("momentum", "float", d.momentum, "SGD and RMSprop momentum", 0.0, 0.999),
-        ParamSpec("nesterov", "bool", d.nesterov, "Nesterov momentum (SGD)"),
-        ParamSpec("weight_decay", "float", d.weight_decay, "L2 penalty", 0.0, 1.0),
-        ParamSpec("schedule", "str", d.schedule, "learning-rate schedule", choices=SCHEDULES),
-        ParamSpec("warmup_epochs", "int", d.warmup_epochs, "linear warm-up", 0, 100),
-        ParamSpec("grad_clip", "float", d.grad_clip, "max gradient norm (0: off)", 0.0, 100.0),
-        ParamSpec("patience", "int", d.patience, "early stopping patience (0: off)", 0, 100),
-        ParamSpec("seed", "int", d.seed, "random seed", 0, 2**31 - 1),
-    ]
+    """The training settings as ParamSpecs, for generated forms and CLI flags."""
+    return param_specs(TrainConfig)

@@ -1,0 +1,83 @@
+"""The window as a client of the Session: File ▸ New, Recent Projects, and a layout that
+comes back at the next start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+from tests.conftest import open_and_wait
+
+
+def _window(qtbot: Any) -> Any:
+    from workbench.gui.qt_main_window import QtMainWindow
+
+    window = QtMainWindow()
+    window.show_dialogs = False
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def test_new_asks_before_discarding_unsaved_variants(qtbot: Any, main_window: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    open_and_wait(qtbot, main_window, "zoo:mlp")
+    main_window.show_dialogs = True
+    answers = [QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Discard]
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: answers.pop(0))
+    assert not main_window.new_project()  # Cancel keeps the variant
+    assert len(main_window.workspace) == 1
+    assert main_window.new_project()  # Discard empties the window
+    main_window.show_dialogs = False
+    assert len(main_window.workspace) == 0
+    assert main_window.variant_list.topLevelItemCount() == 0
+    assert not main_window.undo_stack.canUndo()
+
+
+def test_recent_projects_reopen_from_the_menu(qtbot: Any, main_window: Any,
+                                              tmp_path: Path) -> None:
+    open_and_wait(qtbot, main_window, "zoo:mlp")
+    folder = tmp_path / "proj"
+    assert main_window.save_project(str(folder))
+    assert main_window.settings.recent_projects[0] == str(folder.resolve())
+    actions = main_window.recent_projects_menu.actions()
+    assert [a.text() for a in actions] == [str(folder.resolve())]
+    assert main_window.new_project()  # in a project: nothing is lost, nothing to ask
+    assert len(main_window.workspace) == 0
+    actions[0].trigger()
+    assert len(main_window.workspace) == 1
+    assert main_window.windowTitle().startswith("proj")
+
+
+def test_the_layout_comes_back_at_the_next_start(qtbot: Any) -> None:
+    first = _window(qtbot)
+    first.resize(760, 560)  # inside the offscreen screen (800×600)
+    first.removeDockWidget(first.passes_dock)
+    first.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, first.passes_dock)
+    first.passes_dock.show()
+    splitter = next(iter(first.splitters().values()))
+    splitter.setSizes([100, max(splitter.sizes()[1:] or [100]), *splitter.sizes()[2:]])
+    saved_sizes = splitter.sizes()
+    qtbot.wait(50)
+    size = (first.width(), first.height())
+    first.close()
+    second = _window(qtbot)
+    qtbot.wait(50)
+    assert (second.width(), second.height()) == size == (760, 560)
+    assert second.dockWidgetArea(second.passes_dock) == Qt.DockWidgetArea.LeftDockWidgetArea
+    assert next(iter(second.splitters().values())).sizes() == saved_sizes
+    second.close()
+
+
+def test_a_damaged_saved_layout_is_ignored(qtbot: Any) -> None:
+    from workbench.core.session.settings import Settings
+
+    settings = Settings()
+    settings.set_window_layout({"geometry": "not base64 at all!", "state": "%%%"})
+    window = _window(qtbot)
+    assert window.width() > 0  # built with the default layout, no error
+    window.close()

@@ -1,0 +1,227 @@
+"""The window's File menu: models, projects, export and recipes, and the saved layout.
+
+Opening goes through the Session; a file that needs trust or an architecture asks here and
+retries. Projects autosave, so Save only has work to do when there is no project yet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+
+from workbench.core.errors import ArchitectureRequiredError, TrustRequiredError, WorkbenchError
+from workbench.core.model.export import EXPORT_FILTER
+from workbench.core.model.loaders import FILE_FILTER
+from workbench.core.model.zoo import ZOO
+
+PROJECT_HINT = "Save as project (an empty folder)"
+
+
+class QtFileActions:
+    """Mixed into `QtMainWindow`: open, projects, export, recipes, layout."""
+
+    session: Any
+    jobs: Any
+    workspace: Any
+    settings: Any
+    show_dialogs: bool
+
+    def _error(self, message: str) -> None:  # provided by the window
+        raise NotImplementedError
+
+    # models -------------------------------------------------------------------------------
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", "", FILE_FILTER)
+        if path:
+            self.open_source(path)
+
+    def open_zoo_dialog(self) -> None:
+        labels = [f"{name} — {e.description}" for name, e in ZOO.items()]
+        choice, ok = QInputDialog.getItem(self, "Open zoo model", "Model:", labels, 0, False)
+        if ok and choice:
+            self.open_source("zoo:" + choice.split(" — ")[0])
+
+    def open_source(self, source: str, **options: Any) -> Any:
+        """Load and analyse `source` in a worker; returns the worker (or None if busy)."""
+        if self.jobs.busy:
+            self._error("Another job is running; wait for it or cancel it first.")
+            return None
+        options = {k: v for k, v in options.items() if v not in (None, False)}
+        return self.jobs.run_task(
+            self.session.open(source, **options),
+            on_done=self._on_opened,
+            on_error=lambda exc: self._on_open_error(source, options, exc))
+
+    def _on_opened(self, entry: Any) -> None:
+        self.status_label.setText(f"Opened {entry.analysis.variant.name}")
+        self.model_opened.emit(entry.id)
+
+    def _on_open_error(self, source: str, options: dict[str, Any], exc: BaseException) -> None:
+        if isinstance(exc, TrustRequiredError) and self.show_dialogs:
+            answer = QMessageBox.warning(
+                self, "Untrusted file", f"{exc}\n\nLoad it anyway?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No)
+            if answer == QMessageBox.StandardButton.Yes:
+                self._retry(source, {**options, "trust": True})
+            else:
+                self.status_label.setText(
+                    f"Not opened: {Path(source).name} was not trusted.")
+            return
+        if isinstance(exc, ArchitectureRequiredError) and self.show_dialogs:
+            names = [n for n in ZOO if n != "minilm"]
+            arch, ok = QInputDialog.getItem(
+                self, "Architecture needed",
+                f"{exc}\n\nArchitecture (zoo name or package.module:Class):", names, 0, True)
+            if ok and arch:
+                self._retry(source, {**options, "arch": arch})
+            return
+        message = str(exc) if isinstance(exc, WorkbenchError) else (
+            f"Unexpected error: {type(exc).__name__}: {exc}")
+        self._error(message)
+        self.open_failed.emit(message)
+
+    def _retry(self, source: str, options: dict[str, Any]) -> None:
+        # The worker's `finished` fires after `errored`; start the retry once it is idle.
+        def again() -> None:
+            self.jobs.finished.disconnect(again)
+            self.open_source(source, **options)
+
+        self.jobs.finished.connect(again)
+
+    # projects -----------------------------------------------------------------------------
+    def new_project(self) -> bool:
+        """Start empty (File ▸ New), after offering to save unsaved variants."""
+        if self.jobs.busy:
+            self._error("Another job is running; wait for it or cancel it first.")
+            return False
+        if not self.confirm_discard("Start a new, empty workspace"):
+            return False
+        self.session.new()
+        self.undo_stack.clear()
+        self.setWindowTitle("Workbench")
+        self.status_label.setText("New workspace.")
+        return True
+
+    def open_project_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open project")
+        if folder:
+            self.open_project(folder)
+
+    def save(self) -> bool:
+        """Projects save every change as it happens; without one, Save is Save As."""
+        if self.session.project is not None:
+            self.status_label.setText(
+                f"Everything is saved in {self.session.project.folder}.")
+            return True
+        return self.save_project_dialog()
+
+    def save_project_dialog(self) -> bool:
+        folder = QFileDialog.getExistingDirectory(self, PROJECT_HINT)
+        return bool(folder) and self.save_project(folder)
+
+    def open_project(self, folder: str) -> bool:
+        """Replace the variants with a project's; every later change autosaves to it."""
+        if self.jobs.busy:
+            self._error("Another job is running; wait for it or cancel it first.")
+            return False
+        if not self.confirm_discard("Open a project"):
+            return False
+        try:
+            self.session.open_project(folder)
+        except WorkbenchError as exc:
+            self._error(str(exc))
+            return False
+        self.undo_stack.clear()
+        self._on_project(folder)
+        return True
+
+    def save_project(self, folder: str) -> bool:
+        """Save every variant as a project in `folder`; later changes autosave."""
+        try:
+            self.session.save_as_project(folder)
+        except WorkbenchError as exc:
+            self._error(str(exc))
+            return False
+        self._on_project(folder)
+        return True
+
+    def _on_project(self, folder: str) -> None:
+        project = self.session.project
+        project.save_failed.connect(lambda _vid, message: self._error(message))
+        self.setWindowTitle(f"{Path(folder).name} — Workbench")
+        self.status_label.setText(
+            f"Project {folder}: every change is saved as it happens.")
+
+    def confirm_discard(self, action: str = "Quit Workbench") -> bool:
+        """Variants not in a project would be lost: offer to save them first."""
+        if self.session.project is not None or not len(self.workspace) or \
+                not self.show_dialogs:
+            return True
+        answer = QMessageBox.question(
+            self, action,
+            f"{len(self.workspace)} variant(s) are not saved in a project. Save them first?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save_project_dialog()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def confirm_quit(self) -> bool:
+        return self.confirm_discard("Quit Workbench")
+
+    # export and recipes -------------------------------------------------------------------
+    def export_dialog(self) -> None:
+        entry = self.workspace.selected
+        if entry is None:
+            self._error("Open a model first.")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export variant", entry.name.replace(
+            "·", "_").replace(":", "_"), EXPORT_FILTER)
+        if not path:
+            return
+        opset = 18
+        if path.lower().endswith(".onnx") and entry.analysis.variant.backend == "torch":
+            opset, ok = QInputDialog.getInt(self, "ONNX opset", "Opset version:", 18, 13, 21)
+            if not ok:
+                return
+        self.export_to(path, opset)
+
+    def save_recipe_dialog(self) -> None:
+        if self.workspace.selected is None:
+            self._error("Select a variant first.")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save recipe", "recipe.json",
+                                              "Recipe (*.json)")
+        if path:
+            try:
+                self.session.recipe().save(path)
+            except (OSError, WorkbenchError) as exc:
+                self._error(f"Could not write {path}: {exc}")
+                return
+            self.status_label.setText(f"Wrote {path}")
+
+    # layout -------------------------------------------------------------------------------
+    def save_layout(self) -> None:
+        """Remember the window's size, docks and splitters for the next start."""
+        layout = {"geometry": bytes(self.saveGeometry().toBase64()).decode(),
+                  "state": bytes(self.saveState().toBase64()).decode()}
+        for name, splitter in self.splitters().items():
+            layout[f"splitter:{name}"] = bytes(splitter.saveState().toBase64()).decode()
+        self.settings.set_window_layout(layout)
+
+    def restore_layout(self) -> bool:
+        """Put back the layout `save_layout` stored; False if there is none (or it is bad)."""
+        layout = self.settings.window_layout
+        if not layout.get("geometry"):
+            return False
+        ok = self.restoreGeometry(QByteArray.fromBase64(layout["geometry"].encode()))
+        ok = self.restoreState(QByteArray.fromBase64(
+            layout.get("state", "").encode())) and ok
+        for name, splitter in self.splitters().items():
+            if f"splitter:{name}" in layout:
+                splitter.restoreState(QByteArray.fromBase64(layout[f"splitter:{name}"].encode()))
+        return bool(ok)

@@ -1,0 +1,110 @@
+"""The main window's menu bar: File, Edit, View, Tools, Settings and Help."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox
+
+from workbench.gui.qt_plugins_dialog import QtPluginsDialog
+
+
+def _action(window: Any, menu: QMenu, text: str, slot: Any, shortcut: Any = None) -> QAction:
+    act = QAction(text, window)
+    if shortcut is not None:
+        act.setShortcut(shortcut)
+    act.triggered.connect(slot)
+    menu.addAction(act)
+    return act
+
+
+def build_menus(window: Any) -> None:
+    """Fill `window`'s menu bar; keeps `recent_menu`, `recent_projects_menu` and
+    `device_actions` on the window."""
+    _file_menu(window)
+    edit = window.menuBar().addMenu("&Edit")
+    undo = window.undo_stack.createUndoAction(window, "&Undo")
+    undo.setShortcut(QKeySequence.StandardKey.Undo)
+    redo = window.undo_stack.createRedoAction(window, "&Redo")
+    redo.setShortcut(QKeySequence.StandardKey.Redo)
+    edit.addAction(undo)
+    edit.addAction(redo)
+    edit.addSeparator()
+    _action(window, edit, "Re&name Variant…", window.rename_dialog, "F2")
+    _action(window, edit, "&Delete Variant", window.delete_selected,
+            QKeySequence.StandardKey.Delete)
+
+    view = window.menuBar().addMenu("&View")
+    for dock in (window.variants_dock, window.inspector_dock, window.passes_dock):
+        view.addAction(dock.toggleViewAction())
+
+    tools = window.menuBar().addMenu("&Tools")
+    _action(window, tools, "&Plugins…", lambda: QtPluginsDialog(window.registry, window).exec())
+    _settings_menu(window)
+    help_menu = window.menuBar().addMenu("&Help")
+    _action(window, help_menu, "&About Workbench", lambda: QMessageBox.about(
+        window, "About Workbench",
+        "Workbench — see, prune, quantize, distill, benchmark and export neural networks."))
+
+
+def _file_menu(window: Any) -> None:
+    menu = window.menuBar().addMenu("&File")
+    _action(window, menu, "&New", window.new_project, QKeySequence.StandardKey.New)
+    _action(window, menu, "&Open…", window.open_dialog, QKeySequence.StandardKey.Open)
+    _action(window, menu, "Open &Zoo Model…", window.open_zoo_dialog, "Ctrl+Shift+O")
+    window.recent_menu = menu.addMenu("Open &Recent")
+    menu.addSeparator()
+    _action(window, menu, "Open &Project…", window.open_project_dialog, "Ctrl+Shift+P")
+    window.recent_projects_menu = menu.addMenu("Recent Pro&jects")
+    _action(window, menu, "&Save", window.save, QKeySequence.StandardKey.Save)
+    _action(window, menu, "Save Project &As…", window.save_project_dialog,
+            QKeySequence.StandardKey.SaveAs)
+    menu.addSeparator()
+    _action(window, menu, "&Export Variant…", window.export_dialog, "Ctrl+E")
+    _action(window, menu, "Save &Recipe…", window.save_recipe_dialog)
+    menu.addSeparator()
+    _action(window, menu, "&Quit", window.close, QKeySequence.StandardKey.Quit)
+    refresh_recent(window)
+
+
+def refresh_recent(window: Any) -> None:
+    """Rebuild Open Recent and Recent Projects from the settings."""
+    for menu, items, open_item in (
+            (window.recent_menu, window.settings.recent_files, window.open_source),
+            (window.recent_projects_menu, window.settings.recent_projects,
+             window.open_project)):
+        menu.clear()
+        for item in items:
+            menu.addAction(item).triggered.connect(lambda _=False, s=item, f=open_item: f(s))
+        menu.setEnabled(bool(items))
+
+
+def _settings_menu(window: Any) -> None:
+    from workbench.core.session.settings import cuda_available
+
+    settings = window.menuBar().addMenu("&Settings")
+    device = settings.addMenu("&Device")
+    group = QActionGroup(window)
+    window.device_actions = {}
+    has_cuda = cuda_available()
+    for key, label in (("cpu", "CPU"), ("cuda", "GPU (CUDA)")):
+        a = QAction(label, window, checkable=True)
+        a.setChecked(window.settings.device == key)
+        a.setEnabled(key == "cpu" or has_cuda)
+        if key == "cuda" and not has_cuda:
+            a.setToolTip("No CUDA device is available on this machine.")
+        a.triggered.connect(lambda _=False, k=key: window.settings.set_device(k))
+        group.addAction(a)
+        device.addAction(a)
+        window.device_actions[key] = a
+
+    def time_limit() -> None:
+        seconds, ok = QInputDialog.getDouble(
+            window, "Pass time limit",
+            "Abandon a pass after this many seconds (0: no limit):",
+            window.settings.pass_time_limit_s, 0.0, 86_400.0, 0)
+        if ok:
+            window.settings.set_pass_time_limit(seconds)
+
+    _action(window, settings, "Pass &time limit…", time_limit)

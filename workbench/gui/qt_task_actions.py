@@ -1,0 +1,153 @@
+"""The window's use cases: each asks the Session for a task and runs it in a worker.
+
+One guard for all of them (`_launch`): nothing starts while a job runs, a bad request is a
+message before any work, and the panel that started the job is told when it ends. The
+orchestration itself lives in `workbench.core.session`; here is only what to show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from workbench.core.errors import WorkbenchError
+from workbench.core.session.use_train import FidelityResult
+
+
+class QtTaskActions:
+    """Mixed into `QtMainWindow`: apply, train, evaluate, benchmark, profile, export."""
+
+    session: Any
+    jobs: Any
+    workspace: Any
+    settings: Any
+
+    def _error(self, message: str) -> None:  # provided by the window
+        raise NotImplementedError
+
+    def _status(self, text: str) -> None:
+        self.status_label.setText(text)
+
+    def _launch(self, make: Callable[[], Any], on_done: Callable[[Any], None],
+                what: str, panel: Any = None,
+                on_failed: Callable[[str], None] | None = None) -> Any:
+        """Run `make()`'s task unless busy or refused; returns the worker (or None)."""
+        if self.jobs.busy:
+            self._error("Another job is running; wait for it or cancel it first.")
+            return None
+        try:
+            task = make()
+        except WorkbenchError as exc:
+            self._error(str(exc))
+            if on_failed is not None:
+                on_failed(str(exc))
+            return None
+
+        def done(result: Any) -> None:
+            if panel is not None:
+                panel.set_running(False)
+            on_done(result)
+
+        def failed(exc: BaseException) -> None:
+            if panel is not None:
+                panel.set_running(False)
+            message = str(exc) if isinstance(exc, WorkbenchError) else (
+                f"{what} failed: {type(exc).__name__}: {exc}")
+            self._error(message)
+            if on_failed is not None:
+                on_failed(message)
+
+        if panel is not None:
+            panel.set_running(True)
+        return self.jobs.run_task(task, done, failed)
+
+    # passes -------------------------------------------------------------------------------
+    def apply_pass(self, pass_name: str, values: dict[str, Any]) -> Any:
+        """Apply a pass to the selected variant in a worker; returns the worker."""
+        def done(result: Any) -> None:
+            self.passes_panel.show_report(result.report)
+            self._status(f"{pass_name}: new variant {result.variant.name}")
+            self.pass_applied.emit(result.variant.id)
+
+        return self._launch(lambda: self.session.apply(pass_name, values), done, pass_name,
+                            on_failed=self.pass_failed.emit)
+
+    # training -----------------------------------------------------------------------------
+    def start_training(self, options: dict[str, Any]) -> Any:
+        """Train, distill or prune-and-fine-tune the selected variant."""
+        from workbench.core.train.training import TrainConfig
+
+        def make() -> Any:
+            config = TrainConfig.parse(options["config"], device=self.settings.device,
+                                       resume=bool(options.get("resume")))
+            data, mode = options["dataset"], options["mode"]
+            if mode == "distill":
+                return self.session.distill(data, config, options.get("teacher") or "",
+                                            options["temperature"], options["alpha"],
+                                            bool(options.get("transfer")))
+            if mode == "prune":
+                return self.session.prune_finetune(data, config, options["rounds"],
+                                                   options["step"], options["budget"])
+            return self.session.train(data, config)
+
+        def done(result: Any) -> None:
+            entries = result if isinstance(result, list) else [result]
+            self._status(f"Training finished: {len(entries)} new variant(s).")
+            self.training_finished.emit([e.id for e in entries])
+
+        return self._launch(make, done, "Training", self.train_panel)
+
+    def evaluate_selected(self, dataset: str) -> Any:
+        """Accuracy on `dataset` (for an embedding model, fidelity against its parent)."""
+        entry = self.workspace.selected
+
+        def done(result: Any) -> None:
+            name = entry.name if entry is not None else "variant"
+            if isinstance(result, FidelityResult):
+                self._status(f"{name}: cosine {result.cosine:.4f} against its parent")
+            else:
+                acc = "n/a" if result.accuracy is None else f"{result.accuracy:.4f}"
+                self._status(f"{name}: accuracy {acc}, loss {result.loss:.4f}")
+
+        return self._launch(lambda: self.session.evaluate(dataset), done, "Evaluation")
+
+    # measuring ----------------------------------------------------------------------------
+    def start_benchmark(self, options: dict[str, Any]) -> Any:
+        """Benchmark the selected variant; results are stored with it."""
+        from workbench.core.measure.benchmark import BenchConfig
+
+        entry = self.workspace.selected
+
+        def make() -> Any:
+            return self.session.benchmark(BenchConfig.parse(options,
+                                                            device=self.settings.device))
+
+        panel = self.benchmark_panel
+        panel.reset()
+        return self._launch(make, lambda _r: self.benchmark_finished.emit(
+            entry.id if entry is not None else ""), "Benchmark", panel)
+
+    def start_profile(self, options: dict[str, Any]) -> Any:
+        def done(profile: Any) -> None:
+            self.benchmark_panel.show_profile(profile)
+            top = max(profile.times.values(), default=0.0) or 1.0
+            self.graph_view.set_heat(
+                {k: v / top for k, v in profile.times.items()})
+            self._status("Profile ready: the Graph tab shows a heat map.")
+
+        return self._launch(lambda: self.session.profile(options.get("runtime", "auto"),
+                                                         options.get("batch", 1)),
+                            done, "Profile", self.benchmark_panel)
+
+    def start_sensitivity(self, options: dict[str, Any]) -> Any:
+        return self._launch(
+            lambda: self.session.sensitivity(options["method"], options["ratio"],
+                                             options.get("data") or None),
+            self.benchmark_panel.show_sensitivity,
+            "Sensitivity analysis", self.benchmark_panel)
+
+    # export -------------------------------------------------------------------------------
+    def export_to(self, path: str, opset: int = 18) -> Any:
+        """Export the selected variant in a worker (ONNX conversion can take a while)."""
+        return self._launch(lambda: self.session.export(path, opset=opset),
+                            lambda w: self._status(f"Wrote {w['output']}"), "Export")
