@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -17,6 +16,7 @@ from workbench import __version__
 from workbench.cli_output import dumps, install_safe_streams, print_json, raw_stderr
 from workbench.cli_params import add_param_flags, given
 from workbench.core.errors import InvalidParameterError, WorkbenchError
+from workbench.core.logs import configure_logging, debug_level
 from workbench.core.model.variant import check_input_shape
 
 EXIT_USAGE = 2
@@ -681,25 +681,6 @@ def build_gui_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging() -> None:
-    """Library chatter is not for the user's terminal: one line per error is. With
-    WORKBENCH_DEBUG set, everything is logged to stderr at that level (1 means DEBUG)."""
-    import logging
-
-    level = os.environ.get("WORKBENCH_DEBUG", "")
-    root = logging.getLogger()
-    if level:
-        named = logging.getLevelName(level.upper())
-        logging.basicConfig(level=named if isinstance(named, int) else logging.DEBUG)
-        return
-    warnings.simplefilter("ignore")
-    if not root.handlers:
-        root.addHandler(logging.NullHandler())  # no "last resort" printing to stderr
-    for name in ("torch", "onnxruntime", "onnxscript", "onnx_ir", "onnx", "transformers",
-                 "torch_pruning", "sympy"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-
-
 class _Exit(Exception):
     def __init__(self, code: int) -> None:
         self.code = code
@@ -716,7 +697,7 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     install_safe_streams()
-    _configure_logging()
+    configure_logging()
     from workbench.core.fileio import clean_stale_temp_files
 
     removed = clean_stale_temp_files()  # left behind by a killed run; never raises
@@ -750,7 +731,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("workbench: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # the last line of defence: one line, never a traceback
-        if os.environ.get("WORKBENCH_DEBUG"):
+        if debug_level() is not None:
             raise
         first = (str(exc).strip().splitlines() or [""])[0]
         print(f"workbench: internal error: {type(exc).__name__}: {first}", file=sys.stderr)

@@ -16,6 +16,7 @@ import torch
 from tests.conftest import make_onnx_mlp
 from workbench.core.errors import InvalidParameterError, WorkbenchError
 from workbench.core.events import LatencySample, RecordDone
+from workbench.core.job_scope import job_scope
 from workbench.core.jobs import CancelToken, Progress, run_job
 from workbench.core.measure.benchmark import (
     BenchConfig,
@@ -165,14 +166,12 @@ def test_cancel_stops_and_returns_what_was_measured() -> None:
     job = benchmark(build_zoo("mlp"), BenchConfig(runtime="torch", batch_sizes=[1, 2],
                                                   warmup=0, iters=10_000_000, threads=1),
                     token)
-    while True:
-        try:
-            step = next(job)
-        except StopIteration as stop:
-            result = stop.value
-            break
+
+    def cancel_on_latency(step: Progress) -> None:
         if isinstance(step.payload, LatencySample):
             token.cancel()
+
+    result = run_job(job, cancel_on_latency)
     assert result.stopped
     (record,) = result.records  # batch 2 never started
     assert record.iters < 10_000_000  # stopped long before its iterations ran out
@@ -206,9 +205,10 @@ def test_threads_are_set_and_restored() -> None:
 
 def test_inference_mode_does_not_leak_into_the_caller() -> None:
     job = benchmark(build_zoo("mlp"), BenchConfig(runtime="torch", duration_s=0.2, **FAST))
-    for _ in job:
-        assert not torch.is_inference_mode_enabled()
-        assert torch.is_grad_enabled()
+    with job_scope():  # the runner's part: it sets the thread count the job asks for
+        for _ in job:
+            assert not torch.is_inference_mode_enabled()
+            assert torch.is_grad_enabled()
 
 
 @pytest.mark.parametrize("bad", [

@@ -10,6 +10,7 @@ import pytest
 from workbench.core.errors import InvalidParameterError
 from workbench.core.graph.describe import describe
 from workbench.core.graph.layergraph import LayerGraph, Node, TensorInfo, edges_from_nodes
+from workbench.core.job_scope import job_scope
 from workbench.core.measure.profile import LayerProfile, _OrtNameMap, profile_layers
 from workbench.core.model.loaders import load_model
 from workbench.core.model.onnx_export import exported_input_specs, torch_to_onnx
@@ -77,7 +78,8 @@ def test_onnx_resnet_profile_is_dominated_by_convolutions() -> None:
 
 def test_torch_profile_spreads_module_time_over_graph_nodes() -> None:
     variant = build_zoo("resnet-mini")
-    profile = profile_layers(variant, batch=2, iters=5, threads=1)
+    with job_scope():  # torch's thread count is the job scope's to set
+        profile = profile_layers(variant, batch=2, iters=5, threads=1)
     check_profile(profile, variant, 5)
     assert profile.runtime == "torch"
     assert share_of(profile, {"conv"}, variant) > 0.5
@@ -92,7 +94,8 @@ def test_torch_profile_spreads_module_time_over_graph_nodes() -> None:
 
 def test_torch_profile_of_a_recurrent_model() -> None:
     variant = build_zoo("gru")
-    profile = profile_layers(variant, iters=5, threads=1)
+    with job_scope():
+        profile = profile_layers(variant, iters=5, threads=1)
     check_profile(profile, variant, 5)
     assert profile.rows[0].op == "aten.gru"
 

@@ -183,17 +183,15 @@ def test_stopping_mid_run_keeps_the_best_so_far(digits: Any) -> None:
     token = CancelToken()
     job = train(build_zoo("mlp", input_shape=SMALL), digits, TrainConfig(epochs=50), token)
     epochs = 0
-    result = None
-    while True:
-        try:
-            step = next(job)
-        except StopIteration as stop:
-            result = stop.value
-            break
+
+    def count(step: Any) -> None:
+        nonlocal epochs
         if isinstance(step.payload, EpochDone):
             epochs += 1
             if epochs == 2:
                 token.cancel()
+
+    result = run_job(job, count)
     assert result.stopped
     assert len(result.history) <= 3
     with torch.no_grad():
@@ -211,7 +209,7 @@ def test_early_stopping(digits: Any) -> None:
 
 @pytest.mark.parametrize(
     ("cfg", "message"),
-    [(TrainConfig(epochs=0), "epochs"), (TrainConfig(lr=-1), "learning rate"),
+    [(TrainConfig(epochs=0), "epochs"), (TrainConfig(lr=-1), "lr must be at least"),
      (TrainConfig(optimizer="lbfgs"), "optimizer"), (TrainConfig(schedule="x"), "schedule")],
 )
 def test_bad_training_config(digits: Any, cfg: TrainConfig, message: str) -> None:

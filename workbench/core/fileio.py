@@ -168,7 +168,7 @@ def _umask() -> int:
                 if line.startswith("Umask:"):
                     return int(line.split()[1], 8)
     except (OSError, ValueError, IndexError):
-        pass
+        log.debug("cannot read the umask from %s", _PROC_STATUS, exc_info=True)
     with _UMASK_LOCK:
         mask = os.umask(0o077)
         os.umask(mask)

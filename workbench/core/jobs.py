@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Generator
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from workbench.core.errors import CancelledError
+from workbench.core.job_scope import job_scope
 
 T = TypeVar("T")
 
@@ -63,11 +65,13 @@ Job = Generator[Progress, None, T]
 
 
 def run_job(job: Job[T], on_progress: Callable[[Progress], None] | None = None) -> T:
-    """Drive a job to completion on the calling thread and return its result."""
-    while True:
-        try:
-            step = next(job)
-        except StopIteration as stop:
-            return stop.value
-        if on_progress is not None:
-            on_progress(step)
+    """Drive a job to completion on the calling thread, inside a `job_scope`, and return its
+    result; process-wide state the job changed is restored however it ends."""
+    with job_scope(), closing(job):  # a job stopped early runs its `finally` in the scope
+        while True:
+            try:
+                step = next(job)
+            except StopIteration as stop:
+                return stop.value
+            if on_progress is not None:
+                on_progress(step)

@@ -21,6 +21,9 @@ def create_app() -> Any:
 
 def run_app(model: str | None = None, load_options: dict[str, Any] | None = None) -> int:
     """Open the main window, optionally loading `model`; return the exit code."""
+    from workbench.core.logs import configure_logging
+
+    configure_logging()  # idempotent: `workbench` (cli.main) has usually done it already
     app = create_app()
     from workbench.gui.qt_main_window import QtMainWindow
 

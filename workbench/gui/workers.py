@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +9,24 @@ from PySide6.QtCore import QObject, Signal
 from superqt.utils import GeneratorWorker, create_worker
 
 from workbench.core.errors import CancelledError
+from workbench.core.job_scope import job_scope, release_memory
 from workbench.core.jobs import CancelToken, Progress
+
+
+class _ScopedWorker(GeneratorWorker):
+    """A worker that runs its whole job inside a `job_scope`, on its own thread: process-wide
+    state is set and restored there, and an abandoned job is closed there too."""
+
+    def work(self) -> Any:
+        # The objects that exist when a job starts are moved out of the collector's reach: a
+        # full collection over them (hundreds of ms once a big model is open) would hold the
+        # GIL and freeze the window mid-job. `release_memory` hands them back when the user
+        # deletes variants, the moment when memory is worth a pause.
+        with job_scope(freeze_gc=True):
+            try:
+                return super().work()
+            finally:
+                self._gen.close()  # a cancelled job's `finally` blocks run inside the scope
 
 
 class QtJobRunner(QObject):
@@ -43,7 +59,8 @@ class QtJobRunner(QObject):
         def generator(tok: CancelToken) -> Any:
             return (yield from job_factory(tok))
 
-        worker = create_worker(generator, token, _start_thread=False, _ignore_errors=True)
+        worker = create_worker(generator, token, _start_thread=False, _ignore_errors=True,
+                               _worker_class=_ScopedWorker)
         worker.yielded.connect(self._on_yield)
         worker.returned.connect(on_result)
 
@@ -55,11 +72,6 @@ class QtJobRunner(QObject):
         worker.finished.connect(self._on_finished)
         self._worker, self._token = worker, token
         self.started.emit(title)
-        # The objects that exist when a job starts are moved out of the collector's reach: a
-        # full collection over them (hundreds of ms once a big model is open) would hold the
-        # GIL and freeze the window mid-job. `release_memory` hands them back when the user
-        # deletes variants, the moment when memory is worth a pause.
-        gc.freeze()
         worker.start()
         return worker
 
@@ -107,8 +119,7 @@ class QtJobRunner(QObject):
     @staticmethod
     def release_memory() -> None:
         """Let the collector see every object again and collect now."""
-        gc.unfreeze()
-        gc.collect()
+        release_memory()
 
     def _on_finished(self) -> None:
         self._worker = None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
 from workbench.core.graph.layergraph import LayerGraph, Node, TensorInfo, edges_from_nodes
+
+log = logging.getLogger(__name__)
 
 
 def onnx_layer_graph(model: Any, input_shapes: dict[str, tuple[int, ...]] | None = None
@@ -24,6 +27,7 @@ def onnx_layer_graph(model: Any, input_shapes: dict[str, tuple[int, ...]] | None
         inferred = onnx.shape_inference.infer_shapes(_fix_free_dims(model, input_shapes or {}),
                                                      data_prop=True)
     except Exception as exc:  # shape inference is best effort
+        log.debug("ONNX shape inference failed", exc_info=True)
         warnings.append(f"Shape inference failed: {str(exc).splitlines()[0]}")
         inferred = model
     infos: dict[str, TensorInfo] = {}

@@ -6,14 +6,15 @@ propagation, then TorchScript's own graph, and last the module tree alone.
 
 from __future__ import annotations
 
+import logging
 import math
-import warnings as warnings_module
 from typing import Any
 
 from workbench.core.errors import first_line
 from workbench.core.graph.layergraph import LayerGraph, Node, TensorInfo, edges_from_nodes
 from workbench.core.model.variant import Variant
 
+log = logging.getLogger(__name__)
 _SKIP_TARGETS = {"getitem", "_assert_tensor_metadata", "sym_size", "_set_grad_enabled"}
 
 
@@ -36,10 +37,12 @@ def torch_layer_graph(variant: Variant) -> LayerGraph:
     try:
         return _export_graph(model, args, variant, params, size, warnings)
     except Exception as exc:
+        log.debug("torch.export of %s failed", variant.name, exc_info=True)
         warnings.append(f"torch.export failed ({first_line(exc)}); used torch.fx.")
     try:
         return _fx_graph(model, args, variant, params, size, warnings)
     except Exception as exc:
+        log.debug("torch.fx capture of %s failed", variant.name, exc_info=True)
         warnings.append(f"torch.fx failed ({first_line(exc)}); showing the module tree.")
     return _module_tree_graph(model, params, size, warnings)
 
@@ -130,6 +133,7 @@ def _totals(model: Any) -> tuple[int, int]:
             try:
                 weights = module._weight_bias()
             except Exception:
+                log.debug("cannot unpack the weights of %s", type(module).__name__, exc_info=True)
                 continue
             for group in weights.values() if isinstance(weights, dict) else [weights]:
                 packed(list(group.values()) if isinstance(group, dict) else group)
@@ -162,8 +166,7 @@ def _export_graph(model: Any, args: tuple[Any, ...], variant: Variant, params: i
     import torch
     from torch.utils.flop_counter import flop_registry
 
-    with torch.no_grad(), warnings_module.catch_warnings():
-        warnings_module.simplefilter("ignore")
+    with torch.no_grad():
         program = torch.export.export(model, args, strict=False)
     sig = program.graph_signature
     param_of = dict(sig.inputs_to_parameters)
@@ -262,6 +265,7 @@ def _export_macs(fx_node: Any, registry: dict[Any, Any]) -> int:
         kwargs = torch.fx.node.map_aggregate(fx_node.kwargs, val)
         flops = registry[packet](*args, **kwargs, out_val=fx_node.meta.get("val"))
     except Exception:
+        log.debug("no FLOP count for %s", fx_node.name, exc_info=True)
         return 0
     return int(flops) // 2
 
@@ -392,6 +396,7 @@ def _torchscript_graph(model: Any, args: tuple[Any, ...], params: int, size: int
         graph = model.inlined_graph
         torch._C._jit_pass_inline(graph)
     except Exception as exc:
+        log.debug("TorchScript graph unavailable", exc_info=True)
         warnings.append(f"TorchScript graph unavailable: {first_line(exc)}")
         return None
     nodes: list[Node] = []
@@ -417,6 +422,7 @@ def _jit_shape(value: Any) -> tuple[int | str, ...] | None:
     try:
         sizes = value.type().sizes()
     except Exception:
+        log.debug("no static sizes for a TorchScript value", exc_info=True)
         return None
     return tuple(sizes) if sizes is not None else None
 

@@ -6,6 +6,7 @@ them (the usual case) pays nothing extra, since a finite sum proves every value 
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from workbench.core.model.variant import Variant
+
+log = logging.getLogger(__name__)
 
 MAX_NONFINITE_WARNINGS = 10  # tensors named one by one in the warnings, then a tally
 
@@ -147,6 +150,7 @@ def _packed_weights(model: Any) -> dict[str, Any]:
         try:
             packed = unpack()
         except Exception:  # an exotic packing: leave it out of the statistics
+            log.debug("cannot unpack the weights of %s", type(module).__name__, exc_info=True)
             continue
         weights = packed["weight"] if isinstance(packed, dict) else {"weight": packed[0]}
         prefix = f"{mod_name}." if mod_name else ""

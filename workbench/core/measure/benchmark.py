@@ -12,6 +12,7 @@ training does; a batch size cut short keeps its samples in a record marked `part
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import platform
@@ -24,9 +25,12 @@ import numpy as np
 
 from workbench.core.errors import InvalidParameterError, WorkbenchError, first_line
 from workbench.core.events import LatencySample, RecordDone, WarmupStep
+from workbench.core.job_scope import request_threads
 from workbench.core.jobs import CancelToken, Job, Progress
 from workbench.core.model.variant import Variant
 from workbench.core.params import local, param, parse_values
+
+log = logging.getLogger(__name__)
 
 RUNTIMES = ("auto", "torch", "torch_compile", "ort")
 DEVICES = ("cpu", "cuda")
@@ -230,7 +234,7 @@ def cpu_model() -> str:
                 if line.lower().startswith("model name"):
                     return line.split(":", 1)[1].strip()
     except OSError:
-        pass
+        log.debug("cannot read /proc/cpuinfo", exc_info=True)
     return platform.processor() or platform.machine() or "unknown"
 
 
@@ -359,13 +363,8 @@ def benchmark(variant: Variant, config: BenchConfig, cancel: CancelToken | None 
     runtime = config.resolved_runtime(variant)
     _check_variant(variant, runtime)
     notes: list[str] = []
-    threads_before: int | None = None
-    import torch
-
-    if config.threads is not None:
-        threads_before = torch.get_num_threads()
-        if runtime != "ort":
-            torch.set_num_threads(config.threads)
+    if config.threads is not None and runtime != "ort":
+        request_threads(config.threads)  # the runner's job scope restores it
     records: list[BenchRecord] = []
     machine = machine_info(config.threads, config.device)
     stopped = False
@@ -395,8 +394,7 @@ def benchmark(variant: Variant, config: BenchConfig, cancel: CancelToken | None 
             if stopped:
                 break
     finally:
-        if threads_before is not None:
-            torch.set_num_threads(threads_before)
+        log.debug("benchmark of %s ended after %d batch size(s)", variant.name, len(records))
     if stopped:
         notes.append("Stopped before the end; the records hold what was measured.")
     return BenchResult(variant.name, records, {**config.to_json(), "runtime": runtime},

@@ -34,6 +34,7 @@ from workbench.core.errors import InvalidParameterError, WorkbenchError
 from workbench.core.fileio import temp_dir
 from workbench.core.graph.describe import describe
 from workbench.core.graph.layergraph import LayerGraph, Node
+from workbench.core.job_scope import request_threads
 from workbench.core.model.variant import Variant
 
 _ORT_SUFFIX = re.compile(r"(_nchwc|_token_\d+)+$")
@@ -321,9 +322,8 @@ def _profile_torch(variant: Variant, graph: LayerGraph, batch: int, iters: int, 
     for name, module in model.named_modules():
         handles.append(module.register_forward_pre_hook(pre(name)))
         handles.append(module.register_forward_hook(post))
-    threads_before = torch.get_num_threads()
     if threads is not None:
-        torch.set_num_threads(threads)
+        request_threads(threads)  # the runner's job scope restores it
     wall = 0
     try:
         with torch.inference_mode():
@@ -338,7 +338,6 @@ def _profile_torch(variant: Variant, graph: LayerGraph, batch: int, iters: int, 
         raise WorkbenchError(f"{variant.name} does not run at batch {batch}: "
                              f"{str(exc).strip().splitlines()[0]}") from exc
     finally:
-        torch.set_num_threads(threads_before)
         for h in handles:
             h.remove()
     by_path: dict[tuple[str, ...], list[Node]] = defaultdict(list)

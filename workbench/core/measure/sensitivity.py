@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,8 @@ from workbench.core.events import SensitivityRowDone
 from workbench.core.jobs import CancelToken, Job, Progress
 from workbench.core.model.variant import Variant, set_mode
 from workbench.core.train.data import Dataset
+
+log = logging.getLogger(__name__)
 
 METHODS = ("prune", "int8")
 METRICS = ("auto", "accuracy", "loss", "fidelity")
@@ -162,6 +165,7 @@ def _fits(variant: Variant, data: Dataset) -> bool:
         with torch.no_grad():
             out = variant.model(data.x[:2].to(_dtype(variant.model)))
     except Exception:
+        log.debug("%s does not run on the dataset's inputs", variant.name, exc_info=True)
         return False
     if data.task == "regression":
         return isinstance(out, torch.Tensor) and out.reshape(out.shape[0], -1).shape[1] == 1

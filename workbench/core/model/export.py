@@ -86,21 +86,19 @@ def _write_pt2(variant: Variant, path: Path) -> None:
 
 
 def _write_torchscript(variant: Variant, path: Path) -> None:
-    import warnings
-
     import torch
 
     model = variant.model
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TorchScript is deprecated upstream but still useful
-        try:
-            scripted = model if isinstance(model, torch.jit.ScriptModule) else torch.jit.trace(
-                model, variant.example_inputs(), check_trace=False)
-        except Exception as exc:
-            raise ExportError(f"{variant.name} cannot be traced to TorchScript: "
-                              f"{str(exc).splitlines()[0]}") from exc
-        with atomic_path(path) as tmp:
-            torch.jit.save(scripted, str(tmp))
+    # TorchScript is deprecated upstream but still useful; its DeprecationWarnings are
+    # Python's default-ignored kind, and the app routes warnings to a silenced logger.
+    try:
+        scripted = model if isinstance(model, torch.jit.ScriptModule) else torch.jit.trace(
+            model, variant.example_inputs(), check_trace=False)
+    except Exception as exc:
+        raise ExportError(f"{variant.name} cannot be traced to TorchScript: "
+                          f"{str(exc).splitlines()[0]}") from exc
+    with atomic_path(path) as tmp:
+        torch.jit.save(scripted, str(tmp))
 
 
 def _write_safetensors(variant: Variant, path: Path) -> None:

@@ -16,6 +16,7 @@ the error accumulated up to that layer, not the layer's own contribution alone.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -30,6 +31,8 @@ from workbench.core.model.runtime import (
     torch_inputs,
 )
 from workbench.core.model.variant import Variant
+
+log = logging.getLogger(__name__)
 
 SQNR_CAP_DB = 150.0  # reported when a layer's output is unchanged (no noise at all)
 _TORCH_LAYERS = ("Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
@@ -52,7 +55,7 @@ def fidelity(parent: Variant, child: Variant, inputs: Sequence[tuple[Any, ...]],
             ref, out, layers = _torch_hooked(parent, child, inputs)
             return _drop_argmax(parent, {**output_metrics(ref, out), "per_layer": layers})
         except Exception:  # e.g. a batch the model rejects: fall back to one by one
-            pass
+            log.debug("hooked fidelity pass failed; comparing outputs one by one", exc_info=True)
     ref = _outputs(parent, inputs)
     out = _outputs(child, inputs)
     result = output_metrics(ref, out)
@@ -108,6 +111,7 @@ def layer_sqnr(parent: Variant, child: Variant, inputs: Sequence[tuple[Any, ...]
         if parent.backend == "onnx" and child.backend == "onnx":
             return _onnx_layer_sqnr(parent.model, child.model, inputs)
     except Exception:  # per-layer figures are a bonus; never fail the comparison on them
+        log.debug("per-layer SQNR unavailable", exc_info=True)
         return {}
     return {}
 
@@ -266,6 +270,7 @@ def fidelity_report(parent: Variant, child: Variant, samples: int = 16, seed: in
         result["inputs"] = getattr(inputs, "source", "given")
         return result, warnings
     except Exception as exc:
+        log.debug("fidelity of %s against %s failed", child.name, parent.name, exc_info=True)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         warnings.append(f"Fidelity could not be measured: {type(exc).__name__}: {first}")
         return {"error": f"{type(exc).__name__}: {first}"}, warnings

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -237,9 +236,7 @@ def _load_torchscript(path: Path, input_shape: tuple[int, ...] | None) -> Varian
     import torch
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated
-            module = torch.jit.load(str(path), map_location="cpu")
+        module = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
         raise CorruptModelError(f"{path.name} is not a readable TorchScript file: "
                                 f"{first_line(exc)}") from exc
@@ -260,9 +257,7 @@ def _load_pickle(path: Path, arch: str | None, trust: bool,
             f"{path.name} is not a PyTorch file: it is neither a torch.save archive nor a "
             "pickle (corrupt, or another format).")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # torch's protocol notice
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if not trust:
             raise TrustRequiredError(

@@ -11,25 +11,23 @@ inputs (token ids, attention masks) also get a dynamic `sequence` axis (1).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
 import logging
 import threading
-import warnings
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from workbench.core.errors import WorkbenchError, first_line
+from workbench.core.job_scope import quiet_stdout
 from workbench.core.model.variant import InputSpec, Variant
 
 EXPORTER_KEY = "workbench.exporter"
-_QUIET_LOGGERS = ("torch.onnx", "torch.export", "torch._export", "torch._dynamo",
-                  "torch.fx", "onnxscript", "onnx_ir")
+log = logging.getLogger(__name__)
 
 
 class OnnxExportError(WorkbenchError):
@@ -169,6 +167,7 @@ def _export_onnx(variant: Variant, opset: int, dynamic_batch: bool) -> OnnxExpor
             errors.append(f"the dynamo exporter produced opset {got}, not {opset}")
             model, fallback = None, model
     except Exception as exc:
+        log.debug("dynamo export of %s failed", variant.name, exc_info=True)
         errors.append(f"dynamo exporter: {first_line(exc)}")
     if model is None:
         exporter = "torchscript"
@@ -176,6 +175,7 @@ def _export_onnx(variant: Variant, opset: int, dynamic_batch: bool) -> OnnxExpor
             model = _export_torchscript(variant, opset, dynamic_batch)
             notes.append("Used the TorchScript exporter (" + "; ".join(errors) + ").")
         except Exception as exc:
+            log.debug("TorchScript export of %s failed", variant.name, exc_info=True)
             errors.append(f"TorchScript exporter: {first_line(exc)}")
             if fallback is None:
                 raise OnnxExportError(f"{variant.name} could not be exported to ONNX: "
@@ -259,18 +259,19 @@ def _export_dynamo(variant: Variant, opset: int, dynamic_batch: bool) -> Any:
     kwargs: dict[str, Any] = {"dynamo": True, "external_data": False, "opset_version": opset,
                               "input_names": [s.name for s in variant.inputs],
                               "verbose": False, "optimize": True}
-    with _quiet():
-        try:
-            program = torch.onnx.export(variant.model, args, dynamic_shapes=tuple(shapes),
-                                        **kwargs)
-        except Exception:
-            # Named dims are strict; AUTO lets torch.export keep what it can dynamic.
-            auto = tuple({k: torch.export.Dim.AUTO for k in ax} or None for ax in axes)
-            program = torch.onnx.export(variant.model, args, dynamic_shapes=auto, **kwargs)
-            assert program is not None  # dynamo=True always returns an ONNXProgram
-            _rename_dims(program.model_proto, variant, axes)
-        assert program is not None
-        return program.model_proto
+    try:
+        program = torch.onnx.export(variant.model, args, dynamic_shapes=tuple(shapes),
+                                    **kwargs)
+    except Exception:
+        log.debug("named dynamic dims failed for %s; retrying with Dim.AUTO", variant.name,
+                  exc_info=True)
+        # Named dims are strict; AUTO lets torch.export keep what it can dynamic.
+        auto = tuple({k: torch.export.Dim.AUTO for k in ax} or None for ax in axes)
+        program = torch.onnx.export(variant.model, args, dynamic_shapes=auto, **kwargs)
+        assert program is not None  # dynamo=True always returns an ONNXProgram
+        _rename_dims(program.model_proto, variant, axes)
+    assert program is not None
+    return program.model_proto
 
 
 def _export_torchscript(variant: Variant, opset: int, dynamic_batch: bool) -> Any:
@@ -283,7 +284,9 @@ def _export_torchscript(variant: Variant, opset: int, dynamic_batch: bool) -> An
     if dynamic_batch:
         dynamic["output"] = {0: "batch"}
     buffer = io.BytesIO()
-    with _quiet(), _no_native_stdout():
+    # Its log switch is stuck on in torch 2.13: a failure dumps the whole IR graph on the
+    # native stdout, which would corrupt `--json` output (see job_scope.quiet_stdout).
+    with quiet_stdout():
         # The stub says a path, but the TorchScript exporter writes to a file object too.
         torch.onnx.export(variant.model, _example_args(variant, dynamic_batch),
                           buffer,  # type: ignore[arg-type]
@@ -291,46 +294,6 @@ def _export_torchscript(variant: Variant, opset: int, dynamic_batch: bool) -> An
                           output_names=["output"], dynamic_axes=dynamic or None,
                           do_constant_folding=True, verbose=False)
     return onnx.load_from_string(buffer.getvalue())
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence exporter chatter: deprecation warnings and INFO/WARNING logs."""
-    loggers = [logging.getLogger(n) for n in _QUIET_LOGGERS]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.CRITICAL)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # TorchScript exporter and tracer deprecations
-            yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
-
-
-@contextlib.contextmanager
-def _no_native_stdout() -> Iterator[None]:
-    """Drop native writes to stdout: the TorchScript exporter dumps its whole IR graph there
-    on failure (its log switch is stuck on in torch 2.13)."""
-    import os
-    import sys
-
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # no real stdout (a GUI, or captured)
-        yield
-        return
-    sys.stdout.flush()
-    saved = os.dup(fd)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), fd)
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, fd)
-        os.close(saved)
 
 
 # ONNX tidying -----------------------------------------------------------------------------

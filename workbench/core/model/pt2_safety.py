@@ -41,6 +41,8 @@ from typing import IO, Any
 
 from workbench.core.errors import CorruptModelError, TrustRequiredError, first_line
 
+log = logging.getLogger(__name__)
+
 __all__ = ["is_plain_guard", "is_plain_sym_expr", "load_exported_program",
            "pt2_trust_reasons"]
 
@@ -436,12 +438,14 @@ def _torch_zip_entries(fh: IO[bytes]) -> Iterator[tuple[str, Callable[[], bytes]
         reader = torch._C.PyTorchFileReader(fh)
         records = reader.get_all_records()
     except Exception:  # torch.export.load fails on it too, before reading anything else
+        log.debug("torch's zip reader cannot open the archive", exc_info=True)
         return
     for record in records:
         def read(record: str = record) -> bytes:
             try:
                 return bytes(reader.get_record(record))
             except Exception:
+                log.debug("torch's zip reader cannot read %s", record, exc_info=True)
                 return b""
         yield record, read
 
@@ -454,6 +458,7 @@ def _needs_full_unpickle(data: bytes) -> bool:
     try:
         torch.load(io.BytesIO(data), weights_only=True)
     except Exception:
+        log.debug("weights_only load refused an entry: full unpickle needed", exc_info=True)
         return True
     return False
 

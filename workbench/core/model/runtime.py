@@ -7,6 +7,7 @@ Outputs come back as numpy arrays; floating outputs are float32 (numpy has no bf
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -15,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from workbench.core.model.variant import Variant
+
+log = logging.getLogger(__name__)
 
 _SESSION_CACHE_SIZE = 6
 _sessions: OrderedDict[tuple[str, int | None], Any] = OrderedDict()
@@ -116,7 +119,7 @@ def run_samples(run: Callable[[tuple[Any, ...]], np.ndarray],
             if out.shape[:1] == (len(samples),):
                 return out
         except Exception:  # fall back to one sample at a time
-            pass
+            log.debug("batched run failed; running samples one at a time", exc_info=True)
     return np.concatenate([run(tuple(s)) for s in samples], axis=0)
 
 

@@ -12,10 +12,13 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from workbench.core.model.variant import InputSpec, Variant
+
+log = logging.getLogger(__name__)
 
 SENTENCES: tuple[str, ...] = (
     "The quick brown fox jumps over the lazy dog.",
@@ -85,6 +88,7 @@ def sample_inputs(variant: Variant, n: int, seed: int = 0) -> Samples:
         try:
             return _sentence_samples(specs, str(meta["tokenizer_path"]), n, seed)
         except Exception as exc:  # a missing tokenizer falls back to random tokens
+            log.debug("tokenizer %s unavailable", meta["tokenizer_path"], exc_info=True)
             reason = f"the tokenizer could not be loaded ({type(exc).__name__}: {exc})"
             return _random_samples(specs, n, seed, reason)
     if all(not s.dtype.startswith(("int", "uint", "bool")) for s in specs) and all(

@@ -115,13 +115,47 @@ def build_zoo(name: str, input_shape: tuple[int, ...] | None = None,
         return _build_minilm(input_shape)
     shape = tuple(input_shape) if input_shape else entry.input_shape
     classes = num_classes or entry.num_classes
-    torch.manual_seed(seed)
     model = entry.build(shape, classes).eval()
+    init_weights(model, torch.Generator().manual_seed(seed))  # the same seed, the same model
     return Variant(
         name=f"zoo:{key}", backend="torch", model=model, format="zoo",
         inputs=(InputSpec("input", shape, entry.input_dtype),), source=f"zoo:{key}",
         metadata={"num_classes": classes, "zoo": key},
     )
+
+
+def init_weights(model: Any, generator: Any) -> None:
+    """Draw every randomly initialised weight from `generator`, with torch's default
+    distributions (modules' `reset_parameters` only use the process-wide generator)."""
+    import math
+
+    import torch
+    from torch import nn
+
+    def fan_in_uniform(weight: Any, bias: Any) -> None:
+        nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
+        if bias is not None:
+            fan_in = weight[0].numel()
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+            nn.init.uniform_(bias, -bound, bound, generator=generator)
+
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.MultiheadAttention):
+                if module.in_proj_weight is not None:
+                    nn.init.xavier_uniform_(module.in_proj_weight, generator=generator)
+                for name in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
+                    if getattr(module, name, None) is not None:
+                        nn.init.xavier_uniform_(getattr(module, name), generator=generator)
+            elif isinstance(module, nn.Linear | nn.modules.conv._ConvNd):
+                keep_zero_bias = module.bias is not None and not module.bias.any()
+                fan_in_uniform(module.weight, None if keep_zero_bias else module.bias)
+            elif isinstance(module, nn.RNNBase):
+                bound = 1 / math.sqrt(module.hidden_size) if module.hidden_size > 0 else 0.0
+                for weight in module.parameters():
+                    nn.init.uniform_(weight, -bound, bound, generator=generator)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, generator=generator)
 
 
 def _build_minilm(input_shape: tuple[int, ...] | None) -> Variant:

@@ -24,7 +24,6 @@ from workbench.core.passes.prune_unstructured import (
     bake_existing_masks,
     check_ignore,
     is_ignored,
-    seeded,
 )
 
 _ROOT_TYPES: tuple[type[nn.Module], ...] = (nn.modules.conv._ConvNd, nn.Linear, nn.LSTM)
@@ -90,8 +89,7 @@ class StructuredPrune(Pass):
         caught: list[warnings.WarningMessage] = []
         ctx.progress(0.1, "Building the dependency graph…")
         try:
-            with warnings.catch_warnings(record=True) as caught, torch.enable_grad(), \
-                    seeded(params.seed):
+            with warnings.catch_warnings(record=True) as caught, torch.enable_grad():
                 warnings.simplefilter("always")
                 pruner = tp.pruner.BasePruner(
                     model, example, importance=_importance(params),

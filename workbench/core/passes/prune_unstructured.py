@@ -15,8 +15,7 @@ N:M and structured pruning passes.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,12 +128,22 @@ def overall_sparsity(rows: list[dict[str, Any]]) -> float:
     return sum(r["params"] * r["sparsity"] for r in rows) / total if total else 0.0
 
 
-@contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Seed torch's global generator inside the block and restore it afterwards."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
+def random_masks(shapes: list[torch.Size], amount: float, generator: torch.Generator,
+                 scope: str = "layer") -> list[torch.Tensor]:
+    """Masks that zero a random `amount` of each shape (`layer`) or of all together
+    (`global`), drawn from `generator`: torch's `RandomUnstructured` with a private one."""
+    sizes = [s.numel() for s in shapes]
+    groups = [[i] for i in range(len(shapes))] if scope == "layer" else [list(range(len(shapes)))]
+    masks: list[torch.Tensor] = [torch.empty(0)] * len(shapes)
+    for group in groups:
+        total = sum(sizes[i] for i in group)
+        flat = torch.ones(total)
+        k = round(amount * total)
+        if k:
+            flat[torch.topk(torch.rand(total, generator=generator), k=k).indices] = 0
+        for i, part in zip(group, flat.split([sizes[i] for i in group]), strict=True):
+            masks[i] = part.view(shapes[i])
+    return masks
 
 
 # the passes ------------------------------------------------------------------------------
@@ -178,8 +187,7 @@ class MagnitudePrune(Pass):
         for _, m in layers:
             bake_existing_masks(m)
         ctx.progress(0.1, f"Pruning {len(layers)} layers…")
-        with seeded(getattr(params, "seed", 0)):
-            self._prune(layers, params)
+        self._prune(layers, params)
         warnings: list[str] = []
         for _, m in layers:
             if params.permanent:
@@ -197,6 +205,14 @@ class MagnitudePrune(Pass):
             "scope": params.scope, "method": self.method, "permanent": params.permanent})
 
     def _prune(self, layers: list[tuple[str, nn.Module]], params: Any) -> None:
+        if self.method == "random":
+            generator = torch.Generator().manual_seed(int(params.seed))
+            weights = [tensor_attr(m) for _, m in layers]
+            masks = random_masks([w.shape for w in weights], float(params.sparsity),
+                                 generator, params.scope)
+            for (_, m), w, mask in zip(layers, weights, masks, strict=True):
+                prune.custom_from_mask(m, "weight", mask.to(w.device))
+            return
         if params.scope == "global":
             prune.global_unstructured([(m, "weight") for _, m in layers],
                                       pruning_method=self._method_cls(),

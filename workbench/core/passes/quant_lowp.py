@@ -9,7 +9,6 @@ reading which node it could not place), and listed in the details.
 from __future__ import annotations
 
 import re
-import warnings as warnings_module
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,8 +133,6 @@ def _convert_fp16(model: Any, keep_io_types: bool, op_block_list: list[str]) -> 
 
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
-    with warnings_module.catch_warnings():
-        warnings_module.simplefilter("ignore")  # "value truncated to fp16 range" notices
-        return convert_float_to_float16(copy, keep_io_types=keep_io_types,
-                                        op_block_list=op_block_list,
-                                        disable_shape_infer=False)
+    # its "value truncated to fp16 range" UserWarnings reach the silenced `py.warnings` logger
+    return convert_float_to_float16(copy, keep_io_types=keep_io_types,
+                                    op_block_list=op_block_list, disable_shape_infer=False)

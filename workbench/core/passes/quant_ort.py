@@ -9,21 +9,21 @@ real sample inputs). Node names in `exclude` are kept in float32.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import os
-import warnings as warnings_module
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from workbench.core.errors import InvalidParameterError
 from workbench.core.fileio import temp_dir
+from workbench.core.job_scope import quiet_stdout
 from workbench.core.model.cpu import resolve_reduce_range
 from workbench.core.model.variant import Variant
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param
+
+log = logging.getLogger(__name__)
 
 QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger",
              "ConvInteger", "QLinearConv", "QLinearMatMul", "QGemm", "QAttention",
@@ -440,6 +440,8 @@ def _preprocess(src: str, folder: str, exclude: Sequence[str]) -> tuple[str, dic
             error = None
             break
         except Exception as exc:  # symbolic shape inference gives up on some graphs
+            log.debug("quant_pre_process attempt failed (skip_optimization=%s, "
+                      "skip_symbolic_shape=%s)", skip_opt, skip_sym, exc_info=True)
             error = exc
     if error is not None:
         raise PassError(f"quant_pre_process failed: {type(error).__name__}: {error}")
@@ -480,24 +482,8 @@ def _graph_figures(before: Any, after: Any, exclude: Sequence[str]) -> dict[str,
             "excluded_missing": missing}
 
 
-class _DropOrtQuantLogs(logging.Filter):
-    """Drops the INFO/WARNING chatter ONNX Runtime's quantization tools send to the root
-    logger ("please run pre-processing", shape inference notes); errors still pass."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.ERROR or "onnxruntime" not in record.pathname
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence the quantization tools: root-logger chatter, warnings, and the progress
-    lines the entropy calibrator prints."""
-    root = logging.getLogger()
-    drop = _DropOrtQuantLogs()
-    root.addFilter(drop)
-    try:
-        with warnings_module.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings_module.simplefilter("ignore")
-            yield
-    finally:
-        root.removeFilter(drop)
+def _quiet() -> Any:
+    """The quantization tools' chatter: their root-logger records and warnings are dropped
+    by the app's logging set-up (workbench.core.logs); the progress lines the histogram
+    calibrators print need the job scope's stdout redirect."""
+    return quiet_stdout()

@@ -2,12 +2,11 @@
 
 Weights are stored as int8; activations are quantized on the fly at run time. This uses
 eager-mode `torch.ao.quantization.quantize_dynamic`, which torch 2.13 deprecates in favour
-of torchao (not a dependency here); its deprecation warnings are silenced locally.
+of torchao (not a dependency here); the app silences its deprecation warnings (logs.py).
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,20 +44,17 @@ class TorchDynamicQuantize(Pass):
 
         ctx.progress(0.1, "Quantizing…")
         model = self.clone_model(variant)
-        with warnings.catch_warnings():
-            # torch.ao.quantization is deprecated in torch 2.13 (torchao replaces it); the
-            # eager API still works, so its warnings are silenced here only.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", UserWarning)
-            from torch.ao import quantization as tq
+        # torch.ao.quantization is deprecated in torch 2.13 (torchao replaces it) but the eager
+        # API still works; its warnings reach the app's silenced `py.warnings` logger.
+        from torch.ao import quantization as tq
 
-            spec: dict[Any, Any] = {}
-            for t in params.layer_types:
-                cls = getattr(nn, t)
-                linear_pc = t == "Linear" and params.per_channel
-                spec[cls] = tq.per_channel_dynamic_qconfig if linear_pc else \
-                    tq.default_dynamic_qconfig
-            model = tq.quantize_dynamic(model, spec, dtype=torch.qint8, inplace=False)
+        spec: dict[Any, Any] = {}
+        for t in params.layer_types:
+            cls = getattr(nn, t)
+            linear_pc = t == "Linear" and params.per_channel
+            spec[cls] = tq.per_channel_dynamic_qconfig if linear_pc else \
+                tq.default_dynamic_qconfig
+        model = tq.quantize_dynamic(model, spec, dtype=torch.qint8, inplace=False)
         quantized = _quantized_names(model)
         if not quantized:
             raise PassError(f"{self.name}: nothing was quantized in {variant.name}.")

@@ -7,11 +7,14 @@ its error and never takes the app down (compare npe2's `PluginManifest.discover`
 from __future__ import annotations
 
 import inspect
+import logging
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 
 from workbench.core.errors import WorkbenchError
 from workbench.core.passes.base import Pass
+
+log = logging.getLogger(__name__)
 
 GROUP = "workbench.passes"
 
@@ -77,6 +80,7 @@ def load_entry_point(ep: EntryPoint) -> PluginInfo:
     try:
         obj = ep.load()
     except Exception as exc:  # a broken plugin must not break the app
+        log.debug("plugin %s failed to load", ep.name, exc_info=True)
         return PluginInfo(ep.name, origin, error=f"{type(exc).__name__}: {exc}")
     if not (inspect.isclass(obj) and issubclass(obj, Pass)):
         return PluginInfo(ep.name, origin, error=f"{ep.value} is not a workbench Pass class")

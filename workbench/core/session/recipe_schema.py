@@ -24,7 +24,7 @@ _LINEAGE_ONLY = ("alpha", "temperature", "teacher", "transfer", "dataset")
 
 def _spec_schema(spec: Any) -> dict[str, Any]:
     """One ParamSpec as a JSON Schema."""
-    kinds = {"int": {"type": "integer"}, "float": {"type": "number"},
+    kinds: dict[str, dict[str, Any]] = {"int": {"type": "integer"}, "float": {"type": "number"},
              "bool": {"type": "boolean"}, "str": {"type": "string"},
              "list": {"type": "array", "items": _PLAIN}}
     out = dict(kinds.get(spec.type, {}))
@@ -117,7 +117,7 @@ def recipe_schema() -> dict[str, Any]:
                   ("pass", "train", "distill", "evaluate", "benchmark", "export")],
         "dependentRequired": {"params": ["pass"]},
         "allOf": per_pass}
-    body = {
+    body: dict[str, Any] = {
         "type": "object", "required": ["source"],
         "properties": {
             "source": {"type": "string", "minLength": 1, "maxLength": 4096},

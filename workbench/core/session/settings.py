@@ -67,6 +67,7 @@ class Settings:
                 raise ValueError("the file is too large")
             data: dict[str, Any] = json.loads(self.path.read_text(encoding="utf-8"))
         except Exception as exc:  # any unreadable settings fall back to defaults, never crash
+            log.debug("cannot read settings %s", self.path, exc_info=True)
             why = "nested too deeply" if isinstance(exc, RecursionError) else first_line(exc)
             self._warn(f"cannot be read ({why})")
             return

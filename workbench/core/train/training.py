@@ -16,6 +16,7 @@ from typing import Any
 
 from workbench.core.errors import InvalidParameterError, WorkbenchError, first_line
 from workbench.core.events import BatchDone, EpochDone
+from workbench.core.job_scope import request_rng_state, request_seed
 from workbench.core.jobs import CancelToken, Job, Progress
 from workbench.core.model.variant import Variant, new_variant_id, set_mode
 from workbench.core.params import check_values, local, param, param_specs, parse_values
@@ -228,7 +229,7 @@ def train(variant: Variant, dataset: Dataset, cfg: TrainConfig,
 
     cfg.validate()
     cancel = cancel or CancelToken()
-    torch.manual_seed(cfg.seed)
+    request_seed(cfg.seed)  # for dropout, the one draw that cannot take a torch.Generator
     model = trainable_model(variant).to(cfg.device)
     _check_fits(model, dataset)
     masks = _sparsity_masks(model) if cfg.keep_sparsity else {}
@@ -257,7 +258,7 @@ def train(variant: Variant, dataset: Dataset, cfg: TrainConfig,
             best_score, best_epoch = float(state["best_score"]), int(state["best_epoch"])
             best_path = ckpt_dir / "best.pt"
             best_state = torch.load(best_path, map_location=cfg.device, weights_only=True)
-            torch.set_rng_state(state["rng"])
+            request_rng_state(state["rng"])
         except Exception as exc:  # truncated, tampered, keyless or from another model
             raise TrainError(f"The checkpoint in {ckpt_dir} cannot be resumed (corrupt, "
                              f"incomplete or from another model): {first_line(exc)}") from exc
