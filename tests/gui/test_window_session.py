@@ -59,7 +59,10 @@ def test_the_layout_comes_back_at_the_next_start(qtbot: Any) -> None:
     first.removeDockWidget(first.passes_dock)
     first.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, first.passes_dock)
     first.passes_dock.show()
-    splitter = next(iter(first.splitters().values()))
+    first.show_tab("train")
+    qtbot.wait(50)
+    name, splitter = next((n, s) for n, s in first.splitters().items()
+                          if n.startswith("QtTrainPanel") and s.isVisible())
     splitter.setSizes([100, max(splitter.sizes()[1:] or [100]), *splitter.sizes()[2:]])
     saved_sizes = splitter.sizes()
     qtbot.wait(50)
@@ -69,8 +72,19 @@ def test_the_layout_comes_back_at_the_next_start(qtbot: Any) -> None:
     qtbot.wait(50)
     assert (second.width(), second.height()) == size == (760, 560)
     assert second.dockWidgetArea(second.passes_dock) == Qt.DockWidgetArea.LeftDockWidgetArea
-    assert next(iter(second.splitters().values())).sizes() == saved_sizes
+    second.show_tab("train")
+    qtbot.wait(50)
+    assert second.splitters()[name].sizes() == saved_sizes
     second.close()
+
+
+def test_a_screenshot_neither_reads_nor_writes_the_layout(qtbot: Any, tmp_path: Path) -> None:
+    from workbench.core.session.settings import Settings
+    from workbench.gui.screenshot import render_screenshot
+
+    Settings().set_window_layout({"geometry": "AAAA"})
+    render_screenshot("zoo:mlp", "train", str(tmp_path / "shot.png"))
+    assert Settings().window_layout == {"geometry": "AAAA"}
 
 
 def test_a_damaged_saved_layout_is_ignored(qtbot: Any) -> None:

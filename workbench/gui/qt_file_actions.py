@@ -228,10 +228,12 @@ class QtFileActions:
     # layout -------------------------------------------------------------------------------
     def save_layout(self) -> None:
         """Remember the window's size, docks and splitters for the next start."""
-        layout = {"geometry": bytes(self.saveGeometry().toBase64()).decode(),
-                  "state": bytes(self.saveState().toBase64()).decode()}
+        layout = dict(self.settings.window_layout)
+        layout["geometry"] = bytes(self.saveGeometry().toBase64()).decode()
+        layout["state"] = bytes(self.saveState().toBase64()).decode()
         for name, splitter in self.splitters().items():
-            layout[f"splitter:{name}"] = bytes(splitter.saveState().toBase64()).decode()
+            if splitter.isVisible():  # a tab never shown keeps what was saved before
+                layout[f"splitter:{name}"] = bytes(splitter.saveState().toBase64()).decode()
         self.settings.set_window_layout(layout)
 
     def restore_layout(self) -> bool:

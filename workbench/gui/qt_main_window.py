@@ -57,8 +57,10 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
     benchmark_finished = Signal(str)  # variant id
     recipe_finished = Signal(list)  # new variant ids
 
-    def __init__(self, settings: Settings | None = None, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, parent: QWidget | None = None,
+                 remember_layout: bool = True) -> None:
         super().__init__(parent)
+        self.remember_layout = remember_layout  # screenshots use the default layout
         self.setWindowTitle("Workbench")
         self.resize(1400, 900)
         self.setAcceptDrops(True)
@@ -101,7 +103,8 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         self._connect_panels()
         build_menus(self)
         self.settings.changed.connect(lambda: refresh_recent(self))
-        self.restore_layout()
+        if remember_layout:
+            self.restore_layout()
 
     # construction -------------------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -148,8 +151,14 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         self.weights_panel.tensor_selected.connect(self._on_tensor_selected)
 
     def splitters(self) -> dict[str, QSplitter]:
-        """Every splitter in the window, by a stable name (for the saved layout)."""
-        return {str(i): s for i, s in enumerate(self.findChildren(QSplitter))}
+        """The panels' splitters by a stable name, `Panel.index` in the order the panel
+        built them (for the saved layout)."""
+        named: dict[str, QSplitter] = {}
+        for panel in (self.weights_panel, self.train_panel, self.benchmark_panel,
+                      self.compare_panel, self.passes_panel):
+            for i, splitter in enumerate(panel.findChildren(QSplitter)):
+                named[f"{type(panel).__name__}.{i}"] = splitter
+        return named
 
     def _error(self, message: str) -> None:
         self.last_error = message
@@ -336,7 +345,8 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
             event.ignore()
             return
         self.jobs.cancel()
-        self.save_layout()
+        if self.remember_layout:
+            self.save_layout()
         if self.session.project is not None:
             self.session.project.close()
         super().closeEvent(event)

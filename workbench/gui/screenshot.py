@@ -23,7 +23,7 @@ def render_screenshot(source: str, tab: str, output: str, size: tuple[int, int] 
     options = {k: v for k, v in (load_options or {}).items() if v not in (None, False)}
     analysis = run_job(open_model(source, **options))
     app = create_app()
-    window = QtMainWindow()
+    window = QtMainWindow(remember_layout=False)
     window.show_dialogs = False  # a headless render never asks anything
     window.resize(*size)
     window.workspace.add(analysis)
