@@ -1,3 +1,7 @@
+import logging
+
 from workbench.cli import main
+
+log = logging.getLogger(__name__)
 
 raise SystemExit(main())

@@ -7,6 +7,8 @@ when a name here is removed or changes meaning.
 
 from __future__ import annotations
 
+import logging
+
 from workbench.core.errors import InvalidParameterError, WorkbenchError
 from workbench.core.jobs import CancelToken, Progress
 from workbench.core.model.fidelity import fidelity_report
@@ -22,6 +24,8 @@ from workbench.core.passes.base import (
     apply_pass,
     param,
 )
+
+log = logging.getLogger(__name__)
 
 API_VERSION = "1.0"
 

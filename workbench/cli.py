@@ -7,6 +7,7 @@ Errors print one line and exit 2; nothing prints a traceback unless WORKBENCH_DE
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -18,6 +19,8 @@ from workbench.cli_params import add_param_flags, given
 from workbench.core.errors import InvalidParameterError, WorkbenchError
 from workbench.core.logs import configure_logging, debug_level
 from workbench.core.model.variant import check_input_shape
+
+log = logging.getLogger(__name__)
 
 EXIT_USAGE = 2
 

@@ -9,10 +9,13 @@ and a note says so.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import sys
 from typing import Any, TextIO
+
+log = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 

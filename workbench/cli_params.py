@@ -7,10 +7,13 @@ and the validation all come from that declaration, so defaults cannot drift apar
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from workbench.core.params import ParamSpec
+
+log = logging.getLogger(__name__)
 
 
 def add_param_flags(parser: argparse.ArgumentParser, specs: list[ParamSpec],

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+log = logging.getLogger(__name__)
+
 
 def first_line(exc: BaseException | str) -> str:
     """The first line of an exception's (or warning's) message (its type name when empty)."""

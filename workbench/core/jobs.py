@@ -5,6 +5,7 @@ The GUI runs them with superqt's `create_worker`; the CLI drives them with `run_
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Generator
 from contextlib import closing
@@ -13,6 +14,8 @@ from typing import Any, TypeVar
 
 from workbench.core.errors import CancelledError
 from workbench.core.job_scope import job_scope
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 

@@ -71,8 +71,10 @@ def configure_logging() -> int:
     global _handler
     level = debug_level()
     root = logging.getLogger()
-    if _handler is None:
-        _handler = _StderrHandler()
+    if _handler is None:  # one handler of ours, even if an earlier one was forgotten
+        _handler = next((h for h in root.handlers if isinstance(h, _StderrHandler)),
+                        None) or _StderrHandler()
+    if _handler not in root.handlers:
         root.addHandler(_handler)
     _handler.setFormatter(logging.Formatter(FORMAT) if level is not None else _OneLine(FORMAT))
     for old in list(_handler.filters):

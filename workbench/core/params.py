@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import math
 import typing
 from collections.abc import Mapping
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from workbench.core.errors import InvalidParameterError
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 

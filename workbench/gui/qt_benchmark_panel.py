@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,8 @@ from workbench.core.measure.benchmark import BenchConfig
 from workbench.core.params import param_specs
 from workbench.core.train.data import DATASETS
 from workbench.gui.qt_param_form import QtParamForm
+
+log = logging.getLogger(__name__)
 
 
 class QtBenchmarkPanel(QWidget):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from PySide6.QtWidgets import (
 from workbench.core.fileio import atomic_write_text
 from workbench.core.session.workspace import Workspace
 from workbench.gui.format import human_bytes, human_count
+
+log = logging.getLogger(__name__)
 
 HEADERS = ("Variant", "Params", "Size", "MACs", "Sparsity", "Accuracy", "p50 ms", "p99 ms",
            "Speed-up")

@@ -6,6 +6,7 @@ retries. Projects autosave, so Save only has work to do when there is no project
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from workbench.core.model.export import EXPORT_FILTER
 from workbench.core.model.loaders import FILE_FILTER
 from workbench.core.model.zoo import ZOO
 from workbench.gui.qt_recovery import offer_resume
+
+log = logging.getLogger(__name__)
 
 PROJECT_HINT = "Save as project (an empty folder)"
 RECIPE_FILTER = "Recipe (*.yaml *.yml *.json)"

@@ -8,6 +8,7 @@ hidden below a zoom threshold, and, when zoomed far out, every box drawn by one 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 import numpy as np
@@ -59,6 +60,8 @@ from workbench.core.graph.graph_layout import (
     layered_layout,
 )
 from workbench.core.graph.layergraph import CATEGORIES, LayerGraph
+
+log = logging.getLogger(__name__)
 
 __all__ = ["CATEGORY_COLORS", "QtGraphView", "heat_color"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QWidget
@@ -9,6 +10,8 @@ from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QWidget
 from workbench.core.graph.layergraph import LayerGraph, Node
 from workbench.core.model.cpu import cpu_features, int8_reduce_range
 from workbench.gui.format import human_bytes, human_count
+
+log = logging.getLogger(__name__)
 
 
 class QtInspector(QTreeWidget):

@@ -7,6 +7,7 @@ and keeps the views in step with the selection.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -42,6 +43,8 @@ from workbench.gui.qt_train_panel import QtTrainPanel
 from workbench.gui.qt_variant_list import QtVariantList
 from workbench.gui.qt_weights_panel import QtWeightsPanel
 from workbench.gui.workers import QtJobRunner
+
+log = logging.getLogger(__name__)
 
 TABS = ("graph", "weights", "train", "benchmark", "compare")
 

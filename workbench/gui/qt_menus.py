@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox
 
 from workbench.gui.qt_plugins_dialog import QtPluginsDialog
+
+log = logging.getLogger(__name__)
 
 
 def _action(window: Any, menu: QMenu, text: str, slot: Any, shortcut: Any = None) -> QAction:

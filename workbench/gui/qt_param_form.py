@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -19,6 +20,8 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.core.passes.base import ParamSpec
+
+log = logging.getLogger(__name__)
 
 _BIG = 1_000_000_000
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -25,6 +26,8 @@ from workbench.core.passes.base import Pass, PassReport, parse_params
 from workbench.core.passes.registry import Registry
 from workbench.gui.format import human_bytes, human_count
 from workbench.gui.qt_param_form import QtParamForm
+
+log = logging.getLogger(__name__)
 
 _ROLE = Qt.ItemDataRole.UserRole
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QDialog, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from workbench.core.passes.registry import Registry
+
+log = logging.getLogger(__name__)
 
 
 class QtPluginsDialog(QDialog):

@@ -7,9 +7,12 @@ any training, and no more questions are asked (one job runs at a time).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from PySide6.QtWidgets import QMessageBox
+
+log = logging.getLogger(__name__)
 
 
 def offer_resume(window: Any) -> None:

@@ -7,11 +7,14 @@ orchestration itself lives in `workbench.core.session`; here is only what to sho
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from workbench.core.errors import WorkbenchError
 from workbench.core.session.use_train import FidelityResult
+
+log = logging.getLogger(__name__)
 
 
 class QtTaskActions:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -30,6 +31,8 @@ from workbench.core.events import BatchDone, EpochDone, RoundDone, SamplesShown
 from workbench.core.train.data import DATASETS
 from workbench.core.train.training import train_param_specs
 from workbench.gui.qt_param_form import QtParamForm
+
+log = logging.getLogger(__name__)
 
 MODES = ("Train / fine-tune", "Distill from a teacher", "Iterative prune + fine-tune")
 

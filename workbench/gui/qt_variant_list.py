@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QTreeWidget, QTreeWidgetItem, QWidget
 
 from workbench.core.session.workspace import Entry, Workspace
 from workbench.gui.format import human_bytes, human_count
+
+log = logging.getLogger(__name__)
 
 COLUMNS = ("Variant", "Params", "Size", "MACs", "Sparsity", "Accuracy", "Latency")
 _ROLE = Qt.ItemDataRole.UserRole

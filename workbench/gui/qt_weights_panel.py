@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
@@ -19,6 +21,8 @@ from PySide6.QtWidgets import (
 
 from workbench.core.graph.stats import TensorStats, WeightStats, nonfinite_text
 from workbench.gui.format import human_count
+
+log = logging.getLogger(__name__)
 
 WHOLE_MODEL = "Whole model"
 _ROLE = Qt.ItemDataRole.UserRole

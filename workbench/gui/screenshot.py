@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -9,6 +10,8 @@ from workbench.core.errors import InvalidParameterError
 from workbench.core.fileio import atomic_path
 from workbench.core.graph.analysis import open_model
 from workbench.core.jobs import run_job
+
+log = logging.getLogger(__name__)
 
 
 def render_screenshot(source: str, tab: str, output: str, size: tuple[int, int] = (1400, 900),

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def apply_style(app: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,8 @@ from superqt.utils import GeneratorWorker, create_worker
 from workbench.core.errors import CancelledError
 from workbench.core.job_scope import job_scope, release_memory
 from workbench.core.jobs import CancelToken, Progress
+
+log = logging.getLogger(__name__)
 
 
 class _ScopedWorker(GeneratorWorker):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,8 @@ from workbench.core.graph.stats import WeightStats, weight_stats
 from workbench.core.jobs import CancelToken, Job, Progress
 from workbench.core.model.loaders import load_model
 from workbench.core.model.variant import Variant
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from workbench.core.graph.layergraph import LayerGraph
 from workbench.core.model.variant import Variant
+
+log = logging.getLogger(__name__)
 
 
 def describe(variant: Variant) -> LayerGraph:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.core.graph.layergraph import LayerGraph
+
+log = logging.getLogger(__name__)
 
 
 @dataclass

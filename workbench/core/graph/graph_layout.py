@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import gc
 import heapq
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import pairwise
 
 from workbench.core.graph.layergraph import LayerGraph, Node, op_category
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "GROUP_PREFIX",

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from workbench.core.graph.graph_diff import diff_graphs
+
+log = logging.getLogger(__name__)
 
 COLUMNS = ("name", "parameters", "size_bytes", "macs", "sparsity", "accuracy", "p50_ms",
            "p99_ms", "speedup")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import logging
 import math
 import os
 import re
@@ -36,6 +37,8 @@ from workbench.core.graph.describe import describe
 from workbench.core.graph.layergraph import LayerGraph, Node
 from workbench.core.job_scope import request_threads
 from workbench.core.model.variant import Variant
+
+log = logging.getLogger(__name__)
 
 _ORT_SUFFIX = re.compile(r"(_nchwc|_token_\d+)+$")
 _UPSTREAM_DEPTH = 4

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from workbench.core.errors import InvalidParameterError, WorkbenchError
 from workbench.core.fileio import atomic_path, check_target
 from workbench.core.model.variant import Variant
+
+log = logging.getLogger(__name__)
 
 FORMATS = {".onnx": "onnx", ".pt2": "pt2", ".ts": "torchscript", ".pt": "torchscript",
            ".safetensors": "safetensors"}

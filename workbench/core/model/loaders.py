@@ -6,6 +6,7 @@ Nothing is unpickled unless the caller opts in with `trust=True`.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import zipfile
 from pathlib import Path
@@ -23,6 +24,8 @@ from workbench.core.errors import (
 )
 from workbench.core.model.variant import InputSpec, Variant
 from workbench.core.model.zoo import ZOO, build_zoo
+
+log = logging.getLogger(__name__)
 
 ARCHITECTURE_GROUP = "workbench.architectures"
 PROTOBUF_LIMIT = 2**31

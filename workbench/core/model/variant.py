@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
 _ids_lock = threading.Lock()

@@ -5,6 +5,7 @@ Each builder takes an input shape (batch first) and a class count.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from typing import Any
 
 from workbench.core.errors import ModelNotFoundError, OptionalDependencyError
 from workbench.core.model.variant import InputSpec, Variant
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

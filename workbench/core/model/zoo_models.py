@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 
 class BasicBlock(nn.Module):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import logging
 import math
 import threading
 import time
@@ -32,6 +33,8 @@ from workbench.core.model.variant import Variant, new_variant_id
 from workbench.core.params import ParamSpec as ParamSpec  # re-exported for passes
 from workbench.core.params import check_values, param_specs, parse_values
 from workbench.core.params import param as param  # re-exported for passes
+
+log = logging.getLogger(__name__)
 
 CATEGORIES = ("prune", "quantize", "distill", "convert")
 MODEL_TYPES = {"torch": "a torch nn.Module", "onnx": "an onnx ModelProto"}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from workbench.core.model.variant import Variant
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param
+
+log = logging.getLogger(__name__)
 
 PARITY_SAMPLES = 8
 PARITY_RTOL = {"float16": 1e-2, "bfloat16": 5e-2}  # else 1e-3 of the output's scale

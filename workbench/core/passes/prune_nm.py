@@ -13,6 +13,7 @@ pattern into speed; on a CPU the result is exactly as fast as the dense model.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,8 @@ from workbench.core.passes.prune_unstructured import (
     select_layers,
     tensor_attr,
 )
+
+log = logging.getLogger(__name__)
 
 _TYPES_HELP = "module kinds to sparsify: any of conv, linear"
 _IGNORE_HELP = "module names left untouched"

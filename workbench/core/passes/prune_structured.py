@@ -10,6 +10,7 @@ outputs, say) is kept whole, so the output shape does not change; `ensures` chec
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,8 @@ from workbench.core.passes.prune_unstructured import (
     check_ignore,
     is_ignored,
 )
+
+log = logging.getLogger(__name__)
 
 _ROOT_TYPES: tuple[type[nn.Module], ...] = (nn.modules.conv._ConvNd, nn.Linear, nn.LSTM)
 _REPORTED_TYPES: tuple[type[nn.Module], ...] = (

@@ -15,6 +15,7 @@ N:M and structured pruning passes.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,8 @@ from torch.nn.utils import prune
 from workbench.core.errors import InvalidParameterError
 from workbench.core.model.variant import Variant
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param, parse_params
+
+log = logging.getLogger(__name__)
 
 LAYER_TYPES: dict[str, tuple[type[nn.Module], ...]] = {
     "conv": (nn.modules.conv._ConvNd,),

@@ -10,10 +10,13 @@ projections, rank first.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 QUANTIZABLE = ("MatMul", "Gemm", "Conv")
 _RANK_SAMPLES = 8

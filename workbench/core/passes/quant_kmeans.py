@@ -13,12 +13,15 @@ subsample and then all weights are assigned.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from workbench.core.errors import InvalidParameterError
 from workbench.core.model.variant import Variant
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, check_subset, param
+
+log = logging.getLogger(__name__)
 
 LAYER_TYPES = ("Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
                "ConvTranspose3d", "Embedding", "GRU", "LSTM", "RNN")

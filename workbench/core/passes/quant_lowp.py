@@ -8,12 +8,15 @@ reading which node it could not place), and listed in the details.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from workbench.core.model.variant import InputSpec, Variant
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param
+
+log = logging.getLogger(__name__)
 
 _MAX_BLOCK_ROUNDS = 12
 _NO_KERNEL = re.compile(r"Could not find an implementation for (\w+)\(")

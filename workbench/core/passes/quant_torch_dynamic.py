@@ -7,11 +7,14 @@ of torchao (not a dependency here); the app silences its deprecation warnings (l
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from workbench.core.model.variant import Variant
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, check_subset, param
+
+log = logging.getLogger(__name__)
 
 LAYER_TYPES = ("Linear", "LSTM", "GRU")
 

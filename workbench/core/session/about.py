@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import platform
 import sys
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from workbench import __version__
 from workbench.core.model.cpu import cpu_features
 from workbench.core.session.settings import config_dir, runs_dir
+
+log = logging.getLogger(__name__)
 
 PACKAGES = ("torch", "onnx", "onnxruntime", "onnxscript", "torch-pruning", "PySide6-Essentials",
             "pyqtgraph", "numpy", "transformers")

@@ -5,10 +5,13 @@ The GUI wraps these in QUndoCommands; the logic lives here so it is testable hea
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from workbench.core.graph.analysis import Analysis
 from workbench.core.session.workspace import Entry, Workspace
+
+log = logging.getLogger(__name__)
 
 
 class AddVariant:

@@ -8,6 +8,7 @@ checked against `recipe_schema.recipe_schema()` before anything runs.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ from workbench.core.session.recipe_steps import (
     Step,
     step_from_dict,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = ["MACHINE_LOCAL", "MAX_RECIPE_BYTES", "MAX_STEPS", "RECIPE_VERSION", "Recipe"]
 

@@ -9,6 +9,7 @@ events (`EpochDone` per training epoch, ...).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from workbench.core.model.variant import Variant
     from workbench.core.session.recipe import Recipe
     from workbench.core.session.session import Session, Task
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ and the reader of recipe files (YAML or JSON) that reports an error with its fie
 from __future__ import annotations
 
 import json
+import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from workbench.core.errors import InvalidParameterError, first_line
 from workbench.core.measure.benchmark import DEVICES, RUNTIMES
 from workbench.core.session.recipe_steps import BENCH_FIELDS, MACHINE_LOCAL
 from workbench.core.train.training import OPTIMIZERS, SCHEDULES, train_param_specs
+
+log = logging.getLogger(__name__)
 
 RECIPE_VERSION = 1
 MAX_RECIPE_BYTES = 1_000_000

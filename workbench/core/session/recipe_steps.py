@@ -9,12 +9,15 @@ step: they are not written, and a file that names them is refused by the schema.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.core.errors import InvalidParameterError
 from workbench.core.measure.benchmark import BenchConfig
 from workbench.core.train.training import TrainConfig
+
+log = logging.getLogger(__name__)
 
 MACHINE_LOCAL = ("checkpoint_dir", "resume", "device")  # never written, never read
 TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig)

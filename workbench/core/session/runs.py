@@ -9,9 +9,12 @@ its checkpoint folder holds a `last.pt`.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 RUN_KINDS = ("train", "distill", "prune")
 RUN_STATUSES = ("running", "finished", "stopped", "failed")

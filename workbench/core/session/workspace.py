@@ -5,12 +5,15 @@ It is an evented model; the GUI listens to it and keeps no second copy of the st
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from psygnal import Signal
 
 from workbench.core.graph.analysis import Analysis
+
+log = logging.getLogger(__name__)
 
 
 @dataclass

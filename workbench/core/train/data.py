@@ -7,6 +7,7 @@ Sources: `digits` (scikit-learn's bundled handwritten digits), `synthetic` /
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from workbench.core.errors import InvalidParameterError, ModelNotFoundError, first_line
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 DATASETS = ("digits", "synthetic", "synthetic:regression")

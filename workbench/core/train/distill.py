@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,8 @@ from workbench.core.jobs import CancelToken, Job, Progress
 from workbench.core.model.variant import Variant, set_mode
 from workbench.core.train.data import Dataset
 from workbench.core.train.training import TrainConfig, TrainResult, evaluate, train
+
+log = logging.getLogger(__name__)
 
 
 def teacher_logits(teacher: Variant, dataset: Dataset, split: str = "train") -> Any:

@@ -8,6 +8,7 @@ the input. Cancelling *stops* the run and still returns the best weights so far.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,6 +22,8 @@ from workbench.core.jobs import CancelToken, Job, Progress
 from workbench.core.model.variant import Variant, new_variant_id, set_mode
 from workbench.core.params import check_values, local, param, param_specs, parse_values
 from workbench.core.train.data import Dataset
+
+log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("none", "step", "exponential", "cosine", "plateau")
