@@ -45,8 +45,34 @@ def _shape(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _arch_kwargs(text: str) -> dict[str, Any]:
+    from workbench.core.model.arch_spec import parse_arch_kwargs
+
+    try:
+        return parse_arch_kwargs(text)
+    except InvalidParameterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "yes", "on", "1"):
+        return True
+    if value in ("false", "no", "off", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"'{text}' is not true or false")
+
+
 def _add_load_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", help="architecture for a state dict: zoo name or pkg.module:Class")
+    p.add_argument("--arch", help="architecture for a state dict: zoo name, or "
+                   "pkg.module:Class or pkg.module:function (needs --trust), optionally "
+                   "with constructor arguments: NAME?key=value&key2=value2")
+    p.add_argument("--arch-kwargs", type=_arch_kwargs, metavar="JSON",
+                   help='constructor keyword arguments of --arch, a JSON object of plain '
+                   'values, such as \'{"aux_logits": false}\'')
+    p.add_argument("--strict", type=_bool, metavar="true|false",
+                   help="false: load the tensors of a state dict that match by name and "
+                   "shape, and list the rest (default: true, everything must fit)")
     p.add_argument("--trust", action="store_true",
                    help="allow loading a full pickle (can run code: only for files you trust)")
     p.add_argument("--input-shape", type=_shape, metavar="N,C,H,W",
@@ -57,8 +83,11 @@ def _add_load_options(p: argparse.ArgumentParser) -> None:
 def _load_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.num_classes is not None and args.num_classes < 1:
         raise InvalidParameterError("--num-classes must be at least 1.")
-    return {"arch": args.arch, "trust": args.trust, "input_shape": args.input_shape,
-            "num_classes": args.num_classes}
+    options = {"arch": args.arch, "trust": args.trust, "input_shape": args.input_shape,
+               "num_classes": args.num_classes, "arch_kwargs": args.arch_kwargs}
+    if args.strict is False:
+        options["strict"] = False
+    return options
 
 
 def _check_output(path: str) -> None:
@@ -91,6 +120,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                        _progress_printer(not args.json))
     summary = analysis.graph.summary()
     summary["source"] = args.model
+    load_warnings = list(analysis.variant.metadata.get("load_warnings", []))
+    if load_warnings:
+        summary["load_warnings"] = load_warnings
     if args.stats:
         summary["weights"] = analysis.stats.to_json()
     if args.json:
@@ -110,6 +142,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
               f"sparsity {s.sparsity:.1%}")
     for w in summary["warnings"]:
         print(f"  warning: {w}")
+    for w in load_warnings:
+        print(f"  load warning: {w}")
     return 0
 
 
@@ -387,8 +421,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
         args.input_shape if args.teacher.startswith("zoo:") else None)))
     shape = args.input_shape or (teacher.analysis.variant.inputs[0].shape
                                  if teacher.analysis.variant.inputs else None)
-    student = session.run(session.open(args.student, arch=args.arch, trust=args.trust,
-                                       input_shape=shape, num_classes=args.num_classes))
+    student = session.run(session.open(args.student, **{**_load_options(args),
+                                                        "input_shape": shape}))
     s_inputs, t_inputs = student.analysis.variant.inputs, teacher.analysis.variant.inputs
     if t_inputs and s_inputs and t_inputs[0].shape != s_inputs[0].shape:
         raise InvalidParameterError("Teacher and student must take the same input shape.")

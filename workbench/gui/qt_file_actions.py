@@ -54,7 +54,7 @@ class QtFileActions:
         if self.jobs.busy:
             self._error("Another job is running; wait for it or cancel it first.")
             return None
-        options = {k: v for k, v in options.items() if v not in (None, False)}
+        options = {k: v for k, v in options.items() if v is not None}
         return self.jobs.run_task(
             self.session.open(source, **options),
             on_done=self._on_opened,
@@ -80,9 +80,11 @@ class QtFileActions:
             names = [n for n in ZOO if n != "minilm"]
             arch, ok = QInputDialog.getItem(
                 self, "Architecture needed",
-                f"{exc}\n\nArchitecture (zoo name or package.module:Class):", names, 0, True)
-            if ok and arch:
-                self._retry(source, {**options, "arch": arch})
+                f"{exc}\n\nArchitecture: a zoo name, or package.module:Class or "
+                "package.module:function, with constructor arguments as ?key=value&... "
+                "(such as torchvision.models:googlenet?aux_logits=false):", names, 0, True)
+            if ok and arch.strip():
+                self._retry(source, {**options, "arch": arch.strip()})
             return
         message = str(exc) if isinstance(exc, WorkbenchError) else (
             f"Unexpected error: {type(exc).__name__}: {exc}")

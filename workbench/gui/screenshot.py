@@ -23,7 +23,7 @@ def render_screenshot(source: str, tab: str, output: str, size: tuple[int, int] 
 
     if tab not in TABS:
         raise InvalidParameterError(f"Unknown tab '{tab}': use one of {', '.join(TABS)}.")
-    options = {k: v for k, v in (load_options or {}).items() if v not in (None, False)}
+    options = {k: v for k, v in (load_options or {}).items() if v is not None}
     analysis = run_job(open_model(source, **options))
     app = create_app()
     window = QtMainWindow(remember_layout=False)

@@ -6,9 +6,12 @@ Nothing is unpickled unless the caller opts in with `trust=True`.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +19,14 @@ from workbench.core.errors import (
     ArchitectureMismatchError,
     ArchitectureRequiredError,
     CorruptModelError,
+    InvalidParameterError,
     ModelNotFoundError,
     TrustRequiredError,
     UnsupportedFormatError,
     WorkbenchError,
     first_line,
 )
+from workbench.core.model.arch_spec import check_arch_kwargs, merge_arch_kwargs, parse_arch
 from workbench.core.model.variant import InputSpec, Variant
 from workbench.core.model.zoo import ZOO, build_zoo
 
@@ -30,6 +35,7 @@ log = logging.getLogger(__name__)
 ARCHITECTURE_GROUP = "workbench.architectures"
 PROTOBUF_LIMIT = 2**31
 DEFAULT_MAX_MODEL_MB = 8192.0
+MAX_LISTED_KEYS = 50
 # The first byte of a serialized ModelProto is the tag of one of its fields (ir_version,
 # producer, domain, model_version, doc_string, graph, opset_import, metadata, ...).
 ONNX_FIRST_TAGS = frozenset({0x08, 0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0xA2,
@@ -51,21 +57,44 @@ def load_model(
     trust: bool = False,
     input_shape: tuple[int, ...] | None = None,
     num_classes: int | None = None,
+    arch_kwargs: dict[str, Any] | None = None,
+    strict: bool = True,
 ) -> Variant:
     """Load `source` (a path or `zoo:NAME`) as a variant.
 
-    `arch` names the architecture a state dict is joined to (a zoo name or
-    `package.module:ClassName`). `trust` allows a full pickle to be loaded.
+    `arch` names the architecture a state dict is joined to: a zoo name, a registered name,
+    or `package.module:Name` (a class or a function returning a module), optionally with
+    inline constructor arguments `?key=value&...`; `arch_kwargs` adds more. `strict=False`
+    loads the tensors that match by name and shape and lists the rest in the variant's
+    metadata "load_warnings". `trust` allows a full pickle, or an import path, to be loaded.
     """
-    variant = _load(source, arch, trust, input_shape, num_classes)
-    options = {"arch": arch, "trust": trust, "input_shape": input_shape,
-               "num_classes": num_classes}
-    variant.metadata["load_options"] = {k: v for k, v in options.items()
-                                        if v not in (None, False)}
+    kwargs: dict[str, Any] = {}
+    if arch:
+        arch, inline = parse_arch(arch)
+        kwargs = merge_arch_kwargs(inline, arch_kwargs, arch)
+    elif arch_kwargs:
+        check_arch_kwargs(arch_kwargs)
+    spec = _ArchSpec(arch or None, kwargs, bool(strict))
+    variant = _load(source, spec, trust, input_shape, num_classes)
+    options = {"arch": spec.name, "trust": trust, "input_shape": input_shape,
+               "num_classes": num_classes, "arch_kwargs": kwargs or None}
+    recorded = {k: v for k, v in options.items() if v not in (None, False)}
+    if not strict:
+        recorded["strict"] = False
+    variant.metadata["load_options"] = recorded
     return variant
 
 
-def _load(source: str, arch: str | None, trust: bool, input_shape: tuple[int, ...] | None,
+@dataclass(frozen=True)
+class _ArchSpec:
+    """How a state dict is joined: the architecture's name, its arguments, strictness."""
+
+    name: str | None
+    kwargs: dict[str, Any]
+    strict: bool = True
+
+
+def _load(source: str, arch: _ArchSpec, trust: bool, input_shape: tuple[int, ...] | None,
           num_classes: int | None) -> Variant:
     if source.startswith("zoo:"):
         return build_zoo(source, input_shape, num_classes)
@@ -249,7 +278,7 @@ def _load_torchscript(path: Path, input_shape: tuple[int, ...] | None) -> Varian
                    inputs=specs, source=str(path))
 
 
-def _load_pickle(path: Path, arch: str | None, trust: bool,
+def _load_pickle(path: Path, arch: _ArchSpec, trust: bool,
                  input_shape: tuple[int, ...] | None, num_classes: int | None) -> Variant:
     import pickle
 
@@ -329,35 +358,64 @@ def _read_safetensors(path: Path) -> dict[str, Any]:
                                 f"{first_line(exc)}") from exc
 
 
-def _join_state_dict(path: Path, state: dict[str, Any], arch: str | None,
+def _join_state_dict(path: Path, state: dict[str, Any], arch: _ArchSpec,
                      input_shape: tuple[int, ...] | None, num_classes: int | None,
                      trust: bool = False) -> Variant:
-    if not arch:
+    if not arch.name:
         raise ArchitectureRequiredError(
             f"{path.name} is a state dict (weights only). Name its architecture: a zoo model "
-            f"({', '.join(k for k in ZOO if k != 'minilm')}) or package.module:ClassName "
-            "(--arch in the CLI).")
-    base = build_architecture(arch, input_shape, num_classes, trust)
+            f"({', '.join(k for k in ZOO if k != 'minilm')}) or package.module:Name, with "
+            "constructor arguments as ?key=value&... if it needs them (--arch in the CLI).")
+    base = build_architecture(arch.name, input_shape, num_classes, trust, arch.kwargs)
     module = base.model
-    result = _try_load_state(module, state)
-    if result:
-        raise ArchitectureMismatchError(f"{path.name} does not fit {arch}: {result}")
+    fit = _fit_state(module, state)
+    label = arch.name + (f" {json.dumps(arch.kwargs)}" if arch.kwargs else "")
+    warnings: list[str] = []
+    if arch.strict and fit.misfit:
+        raise ArchitectureMismatchError(
+            f"{path.name} does not fit {label}: {fit.summary()} Load what matches with "
+            "--strict false (strict=False), or pass constructor arguments with --arch-kwargs "
+            f"or {arch.name}?key=value.")
+    if arch.strict:
+        error = _load_strictly(module, state)
+        if error:
+            raise ArchitectureMismatchError(f"{path.name} does not fit {label}: {error}")
+    else:
+        if not fit.matched:
+            raise ArchitectureMismatchError(
+                f"{path.name} does not fit {label}: none of its {len(state)} tensors matches "
+                f"the model by name and shape ({fit.summary()})")
+        module.load_state_dict({k: state[k] for k in fit.matched}, strict=False)
+        warnings = fit.warnings()
+        for w in warnings:
+            log.info("%s: %s", path.name, w)
     fmt = "safetensors" if path.suffix.lower() == ".safetensors" else "state_dict"
+    metadata = {**base.metadata, "architecture": arch.name}
+    if arch.kwargs:
+        metadata["arch_kwargs"] = dict(arch.kwargs)
+    if warnings:
+        metadata["load_warnings"] = warnings
     return Variant(name=path.stem, backend="torch", model=module.eval(), format=fmt,
-                   inputs=base.inputs, source=str(path),
-                   metadata={**base.metadata, "architecture": arch})
+                   inputs=base.inputs, source=str(path), metadata=metadata)
 
 
 def build_architecture(arch: str, input_shape: tuple[int, ...] | None = None,
-                       num_classes: int | None = None, trust: bool = False) -> Variant:
+                       num_classes: int | None = None, trust: bool = False,
+                       kwargs: dict[str, Any] | None = None) -> Variant:
     """An untrained model of architecture `arch`, to join a state dict to.
 
     `arch` is a zoo name, a name registered under the `workbench.architectures` entry-point
-    group, or `package.module:Class`. Importing a module runs its code, so the last needs
-    `trust` (never read from a file) and must name an `nn.Module` subclass.
+    group, or `package.module:Name`. Importing a module runs its code, so the last needs
+    `trust` (never read from a file). It names an `nn.Module` subclass or a function that
+    returns a module (torchvision's builders), called with `kwargs`.
     """
+    kwargs = check_arch_kwargs(kwargs or {})
     name = arch.removeprefix("zoo:")
     if name in ZOO:
+        if kwargs:
+            raise InvalidParameterError(
+                f"The zoo model {name} takes no constructor arguments (use --num-classes or "
+                "--input-shape).")
         return build_zoo(name, input_shape, num_classes)
     registered = registered_architectures()
     if name in registered:
@@ -379,16 +437,24 @@ def build_architecture(arch: str, input_shape: tuple[int, ...] | None = None,
                                  f"{', '.join(known)}, or package.module:ClassName.")
     import torch
 
-    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+    is_class = isinstance(cls, type)
+    if (is_class and not issubclass(cls, torch.nn.Module)) or not callable(cls):
         raise ArchitectureMismatchError(
-            f"'{arch}' is not a model class (an nn.Module subclass).")
+            f"'{arch}' is not a model class (an nn.Module subclass) or a function that "
+            "returns a model.")
+    given = "with " + ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) if kwargs else (
+        "without arguments")
     try:
-        module = cls()
+        module = cls(**kwargs)
     except TypeError as exc:
         raise ArchitectureMismatchError(
-            f"{arch} cannot be built without arguments: {first_line(exc)}") from exc
+            f"{arch} cannot be built {given}: {first_line(exc)}") from exc
     except Exception as exc:
-        raise ArchitectureMismatchError(f"{arch} failed to build: {first_line(exc)}") from exc
+        raise ArchitectureMismatchError(f"{arch} failed to build {given}: {first_line(exc)}"
+                                        ) from exc
+    if not isinstance(module, torch.nn.Module):
+        raise ArchitectureMismatchError(
+            f"{arch} returned a {type(module).__name__}, not a model (an nn.Module).")
     specs = (InputSpec("input", tuple(input_shape)),) if input_shape else ()
     return Variant(name=getattr(cls, "__name__", name), backend="torch", model=module,
                    format="state_dict", inputs=specs, source=arch)
@@ -404,7 +470,7 @@ def registered_architectures() -> dict[str, Any]:
 def _import_class(arch: str) -> Any:
     mod_name, _, cls_name = arch.partition(":")
     if not mod_name or not cls_name.isidentifier():
-        raise ModelNotFoundError(f"'{arch}' is not package.module:ClassName.")
+        raise ModelNotFoundError(f"'{arch}' is not package.module:Name.")
     try:
         if mod_name.split(".")[0] == "torchvision":
             from workbench.core.model.torchvision_shim import import_torchvision
@@ -416,22 +482,60 @@ def _import_class(arch: str) -> Any:
                                  ) from exc
 
 
-def _try_load_state(module: Any, state: dict[str, Any]) -> str:
-    """Load `state` strictly; return '' on success or a one-line description of the misfit."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-             for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing key(s) ({_few(missing)})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected key(s) ({_few(unexpected)})")
-    if wrong:
-        parts.append(f"{len(wrong)} shape mismatch(es) ({_few(wrong)})")
-    if parts:
+@dataclass(frozen=True)
+class _Fit:
+    """How a state dict's keys meet a module's: matched, missing, unexpected, wrong shape."""
+
+    matched: tuple[str, ...]
+    missing: tuple[str, ...]
+    unexpected: tuple[str, ...]
+    wrong_shape: tuple[str, ...]  # "key (checkpoint shape) vs (model shape)"
+
+    @property
+    def misfit(self) -> bool:
+        return bool(self.missing or self.unexpected or self.wrong_shape)
+
+    def summary(self) -> str:
+        parts = []
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing key(s) ({_few(self.missing)})")
+        if self.unexpected:
+            parts.append(f"{len(self.unexpected)} unexpected key(s) "
+                         f"({_few(self.unexpected)})")
+        if self.wrong_shape:
+            parts.append(f"{len(self.wrong_shape)} shape mismatch(es) "
+                         f"({_few(self.wrong_shape)})")
         return "; ".join(parts) + "."
+
+    def warnings(self) -> list[str]:
+        """One line per kind of misfit, naming every key (up to a bound)."""
+        out = []
+        if self.missing:
+            out.append(f"{len(self.missing)} model tensor(s) not in the checkpoint kept their "
+                       f"initial values: {_few(self.missing, MAX_LISTED_KEYS)}")
+        if self.unexpected:
+            out.append(f"{len(self.unexpected)} checkpoint tensor(s) not in the model were "
+                       f"ignored: {_few(self.unexpected, MAX_LISTED_KEYS)}")
+        if self.wrong_shape:
+            out.append(f"{len(self.wrong_shape)} checkpoint tensor(s) of the wrong shape were "
+                       f"ignored: {_few(self.wrong_shape, MAX_LISTED_KEYS)}")
+        return out
+
+
+def _fit_state(module: Any, state: dict[str, Any]) -> _Fit:
+    own = module.state_dict()
+    wrong = tuple(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+                  for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape))
+    return _Fit(
+        matched=tuple(k for k in own if k in state
+                      and tuple(state[k].shape) == tuple(own[k].shape)),
+        missing=tuple(k for k in own if k not in state),
+        unexpected=tuple(k for k in state if k not in own),
+        wrong_shape=wrong)
+
+
+def _load_strictly(module: Any, state: dict[str, Any]) -> str:
+    """Load `state` strictly; return '' on success or the first line of torch's complaint."""
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -443,7 +547,7 @@ def _short(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[:limit // 2] + "…" + text[-limit // 2:]
 
 
-def _few(items: list[str], n: int = 3) -> str:
+def _few(items: Sequence[str], n: int = 3) -> str:
     return ", ".join(items[:n]) + (", …" if len(items) > n else "")
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from workbench.core.errors import InvalidParameterError, ModelNotFoundError, first_line
 from workbench.core.fileio import atomic_write_text
+from workbench.core.model.arch_spec import check_arch_kwargs
 from workbench.core.model.variant import Variant, check_input_shape
 from workbench.core.session.recipe_schema import (
     MAX_RECIPE_BYTES,
@@ -153,4 +154,8 @@ def _load_options(raw: dict[str, Any], name: str = "recipe") -> dict[str, Any]:
             raise InvalidParameterError(f"{name}: load.input_shape: {exc}") from None
     if raw.get("num_classes") is not None:
         load["num_classes"] = int(raw["num_classes"])
+    if raw.get("arch_kwargs"):
+        load["arch_kwargs"] = check_arch_kwargs(raw["arch_kwargs"], f"{name}: load.arch_kwargs")
+    if raw.get("strict") is False:
+        load["strict"] = False
     return load

@@ -13,6 +13,7 @@ from typing import Any
 
 from workbench.core.errors import InvalidParameterError, first_line
 from workbench.core.measure.benchmark import DEVICES, RUNTIMES
+from workbench.core.model.arch_spec import MAX_ARCH_KWARGS, MAX_KEY_CHARS, MAX_TEXT_CHARS
 from workbench.core.session.recipe_steps import BENCH_FIELDS, MACHINE_LOCAL
 from workbench.core.train.training import OPTIMIZERS, SCHEDULES, train_param_specs
 
@@ -23,6 +24,11 @@ MAX_RECIPE_BYTES = 1_000_000
 MAX_STEPS = 1000
 _PLAIN = {"type": ["string", "number", "boolean", "null"]}
 _LINEAGE_ONLY = ("alpha", "temperature", "teacher", "transfer", "dataset")
+_ARCH_KWARGS = {  # constructor arguments of `arch`: plain values, bounded (see arch_spec)
+    "type": ["object", "null"], "maxProperties": MAX_ARCH_KWARGS,
+    "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": MAX_KEY_CHARS},
+    "additionalProperties": {"anyOf": [{"type": "string", "maxLength": MAX_TEXT_CHARS},
+                                       {"type": ["number", "boolean", "null"]}]}}
 
 
 def _spec_schema(spec: Any) -> dict[str, Any]:
@@ -130,6 +136,8 @@ def recipe_schema() -> dict[str, Any]:
                                 "items": {"type": "integer", "minimum": 1}},
                 "num_classes": {"type": ["integer", "null"], "minimum": 1,
                                 "maximum": 1_000_000},
+                "arch_kwargs": _ARCH_KWARGS,
+                "strict": {"type": ["boolean", "null"]},
                 "trust": {}}},  # accepted and ignored: trust never comes from a file
             "steps": {"type": "array", "maxItems": MAX_STEPS, "items": {"$ref": "#/$defs/step"}}},
     }

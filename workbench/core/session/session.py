@@ -116,7 +116,7 @@ class Session(TrainingUseCases, MeasureUseCases, RecoveryUseCases):
     # use cases ----------------------------------------------------------------------------
     def open(self, source: str, **load_options: Any) -> Task[Entry]:
         """Load and analyse `source` (a path or zoo:NAME); the commit adds it."""
-        options = {k: v for k, v in load_options.items() if v not in (None, False)}
+        options = {k: v for k, v in load_options.items() if v is not None}
 
         def job(token: CancelToken) -> Job[Analysis]:
             return (yield from open_model(source, token, **options))

@@ -87,7 +87,7 @@ def _lineage(variant: Variant) -> dict[str, Any]:
     """A variant's source, load options (never trust) and steps, as a nested recipe."""
     load = {k: (list(v) if isinstance(v, tuple) else v)
             for k, v in variant.metadata.get("load_options", {}).items()
-            if v not in (None, False) and k != "trust"}
+            if v is not None and k != "trust"}
     return {"source": variant.source, "load": load, "steps": [dict(s) for s in variant.recipe]}
 
 
