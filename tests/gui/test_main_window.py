@@ -167,6 +167,33 @@ def test_state_dict_asks_for_its_architecture(qtbot: Any, main_window: Any, tmp_
     assert main_window.workspace.selected.analysis.variant.metadata["architecture"] == "lenet5"
 
 
+def test_the_architecture_dialog_takes_constructor_arguments(
+        qtbot: Any, main_window: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+    from PySide6.QtWidgets import QInputDialog, QMessageBox
+
+    from workbench.core.model.torchvision_shim import import_torchvision
+
+    path = tmp_path / "r18.pth"
+    torch.save(import_torchvision().models.resnet18(num_classes=3).state_dict(), path)
+    prompts: list[str] = []
+
+    def answer(*args: Any, **kwargs: Any) -> tuple[str, bool]:
+        prompts.append(args[2])
+        return " torchvision.models:resnet18?num_classes=3 ", True
+
+    monkeypatch.setattr(QInputDialog, "getItem", answer)
+    monkeypatch.setattr(QMessageBox, "warning",
+                        lambda *a, **k: QMessageBox.StandardButton.Yes)  # trust the import
+    main_window.show_dialogs = True
+    with qtbot.waitSignal(main_window.model_opened, timeout=30_000):
+        main_window.open_source(str(path))
+    assert "?key=value" in prompts[0]
+    variant = main_window.workspace.selected.analysis.variant
+    assert variant.metadata["arch_kwargs"] == {"num_classes": 3}
+    assert variant.model.fc.out_features == 3
+
+
 def test_save_as_project_and_reopen_it(qtbot: Any, main_window: Any, tmp_path: Path) -> None:
     from workbench.gui.qt_main_window import QtMainWindow
 
