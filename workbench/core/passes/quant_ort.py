@@ -5,6 +5,12 @@ Torch variants are exported to ONNX first (`onnx_export`). Every model then goes
 skipped for transformer-like graphs, or when it fails) in a temporary folder, and then
 through `quantize_dynamic` or `quantize_static` (QDQ or QOperator format, calibrated on
 real sample inputs). Node names in `exclude` are kept in float32.
+
+With `measure_latency` (the default) the result is timed against the parent's float ONNX
+model on one real input, interleaved, with the same ONNX Runtime threads
+(`workbench.core.model.latency`); `details["latency"]` holds the figures, and a warning says
+in words when int8 is not faster (dynamic int8 runs convolutions through ConvInteger, which
+is slow on CPUs without VNNI).
 """
 
 from __future__ import annotations
