@@ -151,3 +151,11 @@ def test_suggest_int8_for_convolution_heavy_models(resnet: Analysis, tmp_path: P
     assert "100%" in text
     mlp = run_job(analyse(load_model(str(make_onnx_mlp(tmp_path / "mlp.onnx")))))
     assert suggest_int8(mlp) is None
+
+
+def test_unknown_candidates_are_refused(tmp_path: Path) -> None:
+    from workbench.core.errors import InvalidParameterError
+
+    v = load_model(str(make_onnx_mlp(tmp_path / "mlp.onnx")))
+    with pytest.raises(InvalidParameterError, match="unknown: fast"):
+        apply_pass(QuantizeAuto(), v, {"candidates": ["fast"]})
