@@ -242,6 +242,12 @@ def cmd_apply(args: argparse.Namespace) -> int:
     fid = report["details"].get("fidelity")
     if isinstance(fid, dict) and "cosine" in fid:
         print(f"  fidelity    cosine {fid['cosine']:.5f}  max |diff| {fid['max_abs_diff']:.4g}")
+    lat = report["details"].get("latency")
+    if isinstance(lat, dict):
+        print(f"  latency     {lat['parent_ms']:.3f} ms -> {lat['child_ms']:.3f} ms "
+              f"({lat['speedup']:.2f}x, {lat['threads']} threads)")
+    if isinstance(report["details"].get("table"), str):
+        print("  " + report["details"]["table"].replace("\n", "\n  "))
     for w in report["warnings"]:
         print(f"  warning: {w}")
     print(f"wrote {written['output']}")

@@ -159,3 +159,23 @@ def test_export_and_recipe_from_the_window(qtbot: Any, main_window: Any, tmp_pat
     replayed = Recipe.load_file(recipe_path).replay()
     assert replayed.report.after["sparsity"] == pytest.approx(
         main_window.workspace.selected.analysis.stats.summary.sparsity, abs=1e-6)
+
+
+def test_int8_advice_for_a_convolution_heavy_model(qtbot: Any, main_window: Any) -> None:
+    from workbench.core.passes.base import PassReport
+    from workbench.gui.qt_passes_panel import report_html
+
+    open_and_wait(qtbot, main_window, "zoo:resnet-mini")
+    panel = main_window.passes_panel
+    assert panel.select_pass("quantize.ort_dynamic")
+    assert not panel.advice.isHidden()
+    assert "quantize.ort_static" in panel.advice.text()
+    assert panel.select_pass("prune.magnitude")
+    assert panel.advice.isHidden()
+    report = PassReport("quantize.auto", {}, {}, {}, 1.0, ["Kept static int8."],
+                        {"latency": {"parent_ms": 10.0, "child_ms": 4.0, "speedup": 2.5,
+                                     "threads": 2},
+                         "table": "candidate  cosine\nstatic <b>", "candidates": []})
+    text = report_html(report)
+    assert "10 ms → 4 ms, 2.50× faster" in text
+    assert "static &lt;b&gt;" in text

@@ -284,7 +284,7 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         self._show_heat(entry.results.get("profile"))  # this variant's own profile, or none
         self.weights_panel.set_stats(a.stats, parent.analysis.stats if parent else None)
         self.inspector.show_graph(entry.name, a.graph)
-        self.passes_panel.set_variant(a.variant)
+        self.passes_panel.set_variant(a.variant, a)
         self._refresh_train_panel()
         if not self.jobs.busy:
             self.benchmark_panel.reset()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 from typing import Any
@@ -23,6 +24,7 @@ from superqt.utils import qdebounced
 
 from workbench.core.errors import WorkbenchError
 from workbench.core.passes.base import Pass, PassReport, parse_params
+from workbench.core.passes.quant_auto import SUGGEST_FOR, suggest_int8
 from workbench.core.passes.registry import Registry
 from workbench.gui.format import human_bytes, human_count
 from workbench.gui.qt_param_form import QtParamForm
@@ -42,6 +44,7 @@ class QtPassesPanel(QWidget):
         super().__init__(parent)
         self.registry = registry
         self.variant: Any = None  # the selected Variant (for previews and backend checks)
+        self.analysis: Any = None  # its Analysis, when known (for advice such as int8's)
         # No torch work on the GUI thread while a worker runs: torch.export's fake-tensor
         # mode is not safe against tensor ops from another thread.
         self.busy = False
@@ -72,6 +75,10 @@ class QtPassesPanel(QWidget):
 
         self.description = QLabel("Choose a pass.")
         self.description.setWordWrap(True)
+        self.advice = QLabel()  # e.g. "prefer static int8" for convolution-heavy models
+        self.advice.setWordWrap(True)
+        self.advice.setStyleSheet("color: #b45309")
+        self.advice.setVisible(False)
         self.form_area = QScrollArea()
         self.form_area.setWidgetResizable(True)
         self.preview = QTreeWidget()
@@ -92,6 +99,7 @@ class QtPassesPanel(QWidget):
         fv = QVBoxLayout(form_box)
         fv.setContentsMargins(0, 0, 0, 0)
         fv.addWidget(self.description)
+        fv.addWidget(self.advice)
         fv.addWidget(self.form_area, 1)
         fv.addWidget(self.preview, 1)
         fv.addWidget(self.apply_button)
@@ -119,8 +127,9 @@ class QtPassesPanel(QWidget):
                     return True
         return False
 
-    def set_variant(self, variant: Any) -> None:
+    def set_variant(self, variant: Any, analysis: Any = None) -> None:
         self.variant = variant
+        self.analysis = analysis
         self._update_enabled()
         self._refresh_preview()
 
@@ -151,7 +160,16 @@ class QtPassesPanel(QWidget):
         self._update_enabled()
         self._refresh_preview()
 
+    def _update_advice(self) -> None:
+        cls = self.current_pass()
+        text = None
+        if cls is not None and cls.name in SUGGEST_FOR and self.analysis is not None:
+            text = suggest_int8(self.analysis)
+        self.advice.setText(text or "")
+        self.advice.setVisible(bool(text))
+
     def _update_enabled(self) -> None:
+        self._update_advice()
         cls = self.current_pass()
         ok = cls is not None and self.variant is not None and \
             self.variant.backend in cls.backends
@@ -211,9 +229,18 @@ def report_html(report: PassReport) -> str:
         parts.append(f"<p><b>Fidelity</b>: cosine {fid['cosine']:.5f}, max |Δ| "
                      f"{fid.get('max_abs_diff', float('nan')):.4g}, mean |Δ| "
                      f"{fid.get('mean_abs_diff', float('nan')):.4g}</p>")
+    lat = report.details.get("latency")
+    if isinstance(lat, dict) and "speedup" in lat:
+        parts.append(f"<p><b>Latency</b> (ONNX Runtime, {lat['threads']} threads): "
+                     f"{lat['parent_ms']:.3g} ms → {lat['child_ms']:.3g} ms, "
+                     f"{lat['speedup']:.2f}× faster</p>")
+    table = report.details.get("table")
+    if isinstance(table, str):
+        parts.append(f"<pre>{html.escape(table)}</pre>")
     for w in report.warnings:
         parts.append(f"<p style='color:#b45309'>⚠ {w}</p>")
-    other = {k: v for k, v in report.details.items() if k != "fidelity"}
+    other = {k: v for k, v in report.details.items()
+             if k not in ("fidelity", "latency", "table", "candidates")}
     if other:
         text = json.dumps(other, indent=1, default=str)
         if len(text) > 4000:

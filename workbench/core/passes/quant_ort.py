@@ -5,6 +5,12 @@ Torch variants are exported to ONNX first (`onnx_export`). Every model then goes
 skipped for transformer-like graphs, or when it fails) in a temporary folder, and then
 through `quantize_dynamic` or `quantize_static` (QDQ or QOperator format, calibrated on
 real sample inputs). Node names in `exclude` are kept in float32.
+
+With `measure_latency` (the default) the result is timed against the parent's float ONNX
+model on one real input, interleaved, with the same ONNX Runtime threads
+(`workbench.core.model.latency`); `details["latency"]` holds the figures, and a warning says
+in words when int8 is not faster (dynamic int8 runs convolutions through ConvInteger, which
+is slow on CPUs without VNNI).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from workbench.core.errors import InvalidParameterError
 from workbench.core.fileio import temp_dir
 from workbench.core.job_scope import quiet_stdout
 from workbench.core.model.cpu import resolve_reduce_range
+from workbench.core.model.latency import LatencyProbe, compare_latency, slower_warning
 from workbench.core.model.variant import Variant
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param
 
@@ -39,6 +46,8 @@ TRANSFORMER_STATIC_OPS = ("MatMul", "Gemm", "Gather")
 REDUCE_RANGE_CHOICES = ("auto", "on", "off")
 TARGET_HELP = ("Keep the layers most sensitive to int8 in float until the lowest cosine "
                "against the parent reaches this (0: quantize everything asked)")
+LATENCY_HELP = ("Time the result against the parent in ONNX Runtime (a few hundred ms) and "
+                "warn when int8 is not faster")
 REDUCE_RANGE_HELP = ("7-bit weights: auto turns them on for x86 CPUs without VNNI, where full "
                      "8-bit int8 saturates")
 
@@ -52,6 +61,9 @@ class _OrtQuantize(Pass):
 
     category = "quantize"
     backends = ("onnx", "torch")
+    # what times the result against the parent (None: `latency.time_models`); tests inject
+    latency_probe: LatencyProbe | None = None
+    slower_advice = ""
 
     def requires(self, variant: Variant, params: Any) -> None:
         if variant.backend == "onnx":
@@ -107,6 +119,12 @@ class _OrtQuantize(Pass):
                 + (" quantize.ort_dynamic usually keeps transformers closer."
                    if self.name == "quantize.ort_static" else ""))
         details.update(_graph_figures(pre, model, exclude))
+        if params.measure_latency:
+            ctx.cancel.check()
+            ctx.progress(0.95, "Timing int8 against float…")
+            warning = self._latency(fp32, model, samples, details)
+            if warning:
+                warns.append(warning)
         details["size_bytes_before"] = fp32.ByteSize()
         details["size_bytes_after"] = model.ByteSize()
         details["size_ratio"] = round(model.ByteSize() / max(fp32.ByteSize(), 1), 4)
@@ -125,6 +143,14 @@ class _OrtQuantize(Pass):
                             "(no MatMul, Gemm or Conv with constant weights).")
 
     # steps ----------------------------------------------------------------------------------
+    def _latency(self, fp32: Any, model: Any, samples: Any, details: dict[str, Any]
+                 ) -> str | None:
+        """Time `model` against the float `fp32` on the first sample; a warning if slower."""
+        lat = compare_latency(fp32, model, samples[0], self.latency_probe)
+        details["latency"] = lat.to_json()
+        return slower_warning(lat.speedup, {n.op_type for n in model.graph.node},
+                              self.slower_advice)
+
     def _quantize_file(self, pre_path: str, exclude: list[str], params: Any, variant: Variant,
                        inputs: tuple[Any, ...], ctx: PassContext, details: dict[str, Any],
                        notes: list[str]) -> Any:
@@ -243,6 +269,13 @@ class OrtDynamicQuantize(_OrtQuantize):
                                    widget="nodes")
         reduce_range: str = param("auto", help=REDUCE_RANGE_HELP, choices=REDUCE_RANGE_CHOICES)
         target_cosine: float = param(0.99, help=TARGET_HELP, min=0.0, max=1.0)
+        op_types: list[str] = param([], help="ONNX op types to quantize (empty: all that "
+                                    "ONNX Runtime supports; MatMul, Gemm keeps convolutions "
+                                    "in float)")
+        measure_latency: bool = param(True, help=LATENCY_HELP)
+
+    slower_advice = ("Try quantize.ort_static, or keep convolutions in float "
+                     "(op_types MatMul, Gemm), or let quantize.auto choose.")
 
     def _quantize(self, src: str, out: str, exclude: list[str], params: Any,
                   variant: Variant, inputs: tuple[Any, ...], ctx: PassContext,
@@ -253,6 +286,7 @@ class OrtDynamicQuantize(_OrtQuantize):
                          reduce_range=details["reduce_range"],
                          weight_type=getattr(QuantType, _TYPES[params.weight_type]),
                          nodes_to_exclude=exclude or None,
+                         op_types_to_quantize=list(params.op_types) or None,
                          extra_options={"MatMulConstBOnly": True})
 
 
@@ -279,6 +313,10 @@ class OrtStaticQuantize(_OrtQuantize):
                                    widget="nodes")
         reduce_range: str = param("auto", help=REDUCE_RANGE_HELP, choices=REDUCE_RANGE_CHOICES)
         target_cosine: float = param(0.99, help=TARGET_HELP, min=0.0, max=1.0)
+        measure_latency: bool = param(True, help=LATENCY_HELP)
+
+    slower_advice = ("Try keeping the slowest layers in float (exclude), or let "
+                     "quantize.auto choose.")
 
     def requires(self, variant: Variant, params: Any) -> None:
         if params.activation_type == "int8" and params.weight_type == "uint8":

@@ -1,0 +1,46 @@
+"""The latency probe passes use: interleaved medians, and the slower-than-float sentence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from tests.conftest import make_onnx_mlp
+from workbench.core.model import latency
+from workbench.core.model.latency import compare_latency, slower_warning, time_models
+
+
+def test_time_models_gives_every_model_a_positive_median(tmp_path: Path) -> None:
+    small = onnx.load(str(make_onnx_mlp(tmp_path / "a.onnx", hidden=8)))
+    big = onnx.load(str(make_onnx_mlp(tmp_path / "b.onnx", hidden=64)))
+    x = np.ones((1, 8), np.float32)
+    ms = time_models({"small": small, "big": big}, (x,), threads=1, budget_s=0.02)
+    assert set(ms) == {"small", "big"}
+    assert all(v > 0 for v in ms.values())
+
+
+def test_compare_latency_uses_the_injected_probe_and_threads() -> None:
+    calls = []
+
+    def probe(models, inputs, threads, budget_s):
+        calls.append((sorted(models), threads, budget_s))
+        return {"parent": 10.0, "child": 4.0}
+
+    lat = compare_latency("p", "c", (), probe, threads=2, budget_s=0.1)
+    assert calls == [(["child", "parent"], 2, 0.1)]
+    assert lat.to_json() == {"parent_ms": 10.0, "child_ms": 4.0, "speedup": 2.5, "threads": 2}
+
+
+def test_slower_warning_in_words(monkeypatch) -> None:
+    from workbench.core.model.cpu import CpuFeatures
+
+    no_vnni = CpuFeatures("x86_64", "test", frozenset({"avx2"}), True)
+    monkeypatch.setattr(latency, "cpu_features", lambda: no_vnni)
+    text = slower_warning(10 / 34, {"ConvInteger", "DynamicQuantizeLinear"}, "Try X.")
+    assert text == ("Int8 is 3.4x slower than float on this CPU (no VNNI: convolutions run "
+                    "through ConvInteger). Try X.")
+    assert slower_warning(1.0, {"MatMulInteger"}, "Try X.") == (
+        "Int8 is no faster than float on this CPU (1.00x). Try X.")
+    assert slower_warning(1.3, {"ConvInteger"}, "Try X.") is None

@@ -1,0 +1,112 @@
+"""A brief latency probe for passes: several ONNX models on one input, same runtime and threads.
+
+`apply_pass` measures nothing about speed, and the benchmark engine sits above the passes
+(`session > measure > train > passes`), so a pass that must know whether its result is
+faster than its parent (int8 on a CPU without VNNI often is not) uses this probe: one ONNX
+Runtime session per model with the same intra-op threads, a warm-up run each, then rounds
+that run every model once in turn (interleaved, so a busy machine slows them alike) until
+a small time budget is spent; each model's figure is the median of its runs.
+
+A probe is any `LatencyProbe`: passes accept one in place of `time_models` so that tests
+can inject timings instead of depending on the speed of the machine they run on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.core.model.cpu import cpu_features
+from workbench.core.model.runtime import ort_session, session_feed
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUDGET_S = 0.4
+MIN_RUNS = 3  # per model, even past the budget (a median needs a few)
+MAX_RUNS = 200
+MAX_THREADS = 2  # the probe is brief and the machine is shared: at most two threads
+NOISE = 0.05  # speedups within 5% of 1.0 are "no faster", not a measured gain or loss
+
+LatencyProbe = Callable[[Mapping[str, Any], Sequence[Any], int, float], dict[str, float]]
+
+
+def probe_threads() -> int:
+    """Threads the probe uses: the cores this process may use, at most `MAX_THREADS`."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count() or 1
+    return max(1, min(MAX_THREADS, usable))
+
+
+def time_models(models: Mapping[str, Any], inputs: Sequence[Any], threads: int,
+                budget_s: float = DEFAULT_BUDGET_S) -> dict[str, float]:
+    """Median milliseconds per run of each ONNX model (name -> ModelProto) on `inputs`.
+
+    Models run interleaved, one run each per round, with `threads` intra-op threads, for
+    about `budget_s` seconds after a warm-up run each (at least `MIN_RUNS` rounds).
+    """
+    sessions = {name: ort_session(model, threads) for name, model in models.items()}
+    feeds = {name: session_feed(s, inputs) for name, s in sessions.items()}
+    for name, s in sessions.items():  # warm-up: allocations, kernel selection
+        s.run(None, feeds[name])
+    runs: dict[str, list[float]] = {name: [] for name in sessions}
+    clock = time.perf_counter
+    start = clock()
+    for k in range(MAX_RUNS):
+        if k >= MIN_RUNS and clock() - start > budget_s:
+            break
+        for name, s in sessions.items():
+            t0 = clock()
+            s.run(None, feeds[name])
+            runs[name].append((clock() - t0) * 1e3)
+    return {name: statistics.median(ms) for name, ms in runs.items()}
+
+
+@dataclass(frozen=True)
+class LatencyComparison:
+    """A child's median latency against its parent's, measured side by side."""
+
+    parent_ms: float
+    child_ms: float
+    threads: int
+
+    @property
+    def speedup(self) -> float:
+        return self.parent_ms / self.child_ms if self.child_ms > 0 else float("inf")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"parent_ms": round(self.parent_ms, 3), "child_ms": round(self.child_ms, 3),
+                "speedup": round(self.speedup, 3), "threads": self.threads}
+
+
+def compare_latency(parent: Any, child: Any, inputs: Sequence[Any],
+                    probe: LatencyProbe | None = None, threads: int | None = None,
+                    budget_s: float = DEFAULT_BUDGET_S) -> LatencyComparison:
+    """Time ONNX `child` against ONNX `parent` on `inputs` with `probe` (default:
+    `time_models`) and the same threads."""
+    threads = threads or probe_threads()
+    ms = (probe or time_models)({"parent": parent, "child": child}, inputs, threads,
+                                budget_s)
+    return LatencyComparison(ms["parent"], ms["child"], threads)
+
+
+def slower_warning(speedup: float, child_ops: set[str], alternatives: str) -> str | None:
+    """A sentence when an int8 model is not faster than float (None when it is)."""
+    if speedup >= 1.0 + NOISE:
+        return None
+    why = ""
+    cpu = cpu_features()
+    if "ConvInteger" in child_ops:
+        why = (" (no VNNI: convolutions run through ConvInteger)" if cpu.is_x86 and not cpu.vnni
+               else " (convolutions run through ConvInteger)")
+    if speedup <= 1.0 - NOISE:
+        what = f"int8 is {1.0 / speedup:.1f}x slower than float on this CPU{why}."
+    else:
+        what = f"int8 is no faster than float on this CPU ({speedup:.2f}x){why}."
+    return f"{what[0].upper()}{what[1:]} {alternatives}"
