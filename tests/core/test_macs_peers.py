@@ -189,3 +189,17 @@ def test_fx_capture_counts_multihead_attention() -> None:
 ])
 def test_einsum_macs(equation: str, shapes: list[tuple[int, ...]], macs: int) -> None:
     assert einsum_macs(equation, shapes) == macs
+
+
+@pytest.mark.parametrize(("q", "k", "out"), [
+    ((1, 4, 10, 8), (1, 2, 12, 8), (1, 4, 10, 8)),  # 4-D, grouped-query (2 kv heads)
+    ((1, 10, 32), (1, 12, 32), (1, 10, 32)),  # 3-D, heads folded into the last axis
+])
+def test_onnx_attention_op_counts_its_two_matmuls(q: tuple[int, ...], k: tuple[int, ...],
+                                                  out: tuple[int, ...]) -> None:
+    from workbench.core.graph.layergraph import Node, TensorInfo
+    from workbench.core.graph.macs import onnx_node_macs
+
+    node = Node("att", "Attention", [TensorInfo("q", q), TensorInfo("k", k),
+                                     TensorInfo("v", k)], [TensorInfo("y", out)])
+    assert onnx_node_macs(node) == 2 * 4 * 10 * 12 * 8  # Q·Kᵀ and weights·V per q head

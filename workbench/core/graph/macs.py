@@ -28,6 +28,8 @@ from typing import Any
 from workbench.core.graph.layergraph import Node
 
 _MATMULS = ("linear", "matmul", "mm", "bmm", "addmm", "baddbmm")
+_CONVS = ("conv1d", "conv2d", "conv3d", "convolution", "_convolution")
+_CONV_TRANSPOSES = ("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
 
 
 def _prod(dims: Any) -> int:
@@ -72,12 +74,13 @@ def torch_op_macs(op: str, node: Node) -> int:
     if not _static(out) or not node.inputs:
         return 0
     name = op.lower()
-    if name.startswith(("conv", "_convolution")) and len(node.inputs) > 1:
-        w = node.inputs[1].shape
-        if _static(w):
-            if "transpose" in name:
-                return _prod(node.inputs[0].shape or ()) * _prod(w[1:])
-            return _prod(out) * _prod(w[1:])
+    if name in _CONVS + _CONV_TRANSPOSES and len(node.inputs) > 1:
+        w, x = node.inputs[1].shape, node.inputs[0].shape
+        transposed = name in _CONV_TRANSPOSES or (
+            name in ("convolution", "_convolution") and node.attributes.get("arg6") is True)
+        if transposed:
+            return _prod(x) * _prod(w[1:]) if _static(w) and _static(x) else 0
+        return _prod(out) * _prod(w[1:]) if _static(w) else 0
     if name in _MATMULS:
         a = node.inputs[1 if name in ("addmm", "baddbmm") else 0].shape
         if a and isinstance(a[-1], int):
