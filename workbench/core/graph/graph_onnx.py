@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from workbench.core.graph.layergraph import LayerGraph, Node, TensorInfo, edges_from_nodes
+from workbench.core.graph.macs import onnx_node_macs
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +24,9 @@ def onnx_layer_graph(model: Any, input_shapes: dict[str, tuple[int, ...]] | None
 
     warnings: list[str] = []
     graph = model.graph
+    fixed = _fix_free_dims(model, input_shapes or {})
     try:
-        inferred = onnx.shape_inference.infer_shapes(_fix_free_dims(model, input_shapes or {}),
-                                                     data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
     except Exception as exc:  # shape inference is best effort
         log.debug("ONNX shape inference failed", exc_info=True)
         warnings.append(f"Shape inference failed: {str(exc).splitlines()[0]}")
@@ -33,6 +34,8 @@ def onnx_layer_graph(model: Any, input_shapes: dict[str, tuple[int, ...]] | None
     infos: dict[str, TensorInfo] = {}
     for vi in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
         infos[vi.name] = _tensor_info(vi, helper)
+    if any(not _static(infos.get(t)) for n in graph.node for t in n.output if t):
+        _fill_symbolic_shapes(fixed, infos, helper)
     init_sizes: dict[str, int] = {}
     init_bytes = 0
     for init in graph.initializer:
@@ -76,6 +79,34 @@ def onnx_layer_graph(model: Any, input_shapes: dict[str, tuple[int, ...]] | None
         size_bytes=init_bytes,
         warnings=warnings,
     )
+
+
+def _static(info: TensorInfo | None) -> bool:
+    return info is not None and info.shape is not None and all(
+        isinstance(d, int) for d in info.shape)
+
+
+def _fill_symbolic_shapes(model: Any, infos: dict[str, TensorInfo], helper: Any) -> None:
+    """Fill the shapes onnx's inference left free with ONNX Runtime's symbolic inference.
+
+    onnx cannot fold shape arithmetic such as `channels // groups` (a Div on a Shape) into
+    a Reshape's target, so after a TorchScript-exported channel shuffle every later tensor
+    has a free size and no MACs; ONNX Runtime's inference evaluates that arithmetic.
+    """
+    try:
+        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+        inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True,
+                                                       guess_output_rank=True)
+    except Exception:
+        log.debug("symbolic shape inference failed", exc_info=True)
+        return
+    if inferred is None:
+        return
+    for vi in (*inferred.graph.value_info, *inferred.graph.output):
+        info = _tensor_info(vi, helper)
+        if _static(info) and not _static(infos.get(vi.name)):
+            infos[vi.name] = info
 
 
 def _fix_free_dims(model: Any, shapes: dict[str, tuple[int, ...]]) -> Any:
@@ -147,40 +178,3 @@ def _scope(node_name: str, output_name: str) -> tuple[str, ...]:
             parts = [p for p in name.split(".") if p]
             return tuple(parts[:-1])
     return ()
-
-
-def _num(shape: tuple[int | str, ...] | None) -> int:
-    if not shape or not all(isinstance(d, int) for d in shape):
-        return 0
-    return math.prod(int(d) for d in shape)
-
-
-def onnx_node_macs(node: Node) -> int:
-    """Multiply-accumulates of one ONNX node, from its shapes (0 where unknown or free)."""
-    op = node.op.rsplit(".", 1)[-1]
-    out = node.outputs[0].shape if node.outputs else None
-    if op in ("Conv", "ConvInteger", "QLinearConv", "ConvTranspose"):
-        w_index = 3 if op == "QLinearConv" else 1
-        w = node.inputs[w_index].shape if len(node.inputs) > w_index else None
-        if not w or not out or not all(isinstance(d, int) for d in w):
-            return 0
-        if op == "ConvTranspose":
-            return _num(node.inputs[0].shape) * math.prod(int(d) for d in w[1:])
-        return _num(out) * math.prod(int(d) for d in w[1:])
-    if op in ("Gemm", "MatMul", "MatMulInteger", "QLinearMatMul", "FusedMatMul"):
-        a = node.inputs[0].shape if node.inputs else None
-        if not a or not out or not isinstance(a[-1], int):
-            return 0
-        k = int(a[-1])
-        if op == "Gemm" and node.attributes.get("transA"):
-            k = int(a[0]) if isinstance(a[0], int) else 0
-        return _num(out) * k
-    if op in ("LSTM", "GRU", "RNN"):
-        w = node.inputs[1].shape if len(node.inputs) > 1 else None
-        r = node.inputs[2].shape if len(node.inputs) > 2 else None
-        x = node.inputs[0].shape
-        if not (w and r and x) or not all(isinstance(d, int) for d in (*w, *r, *x)):
-            return 0
-        steps_batch = int(x[0]) * int(x[1])
-        return steps_batch * (math.prod(int(d) for d in w) + math.prod(int(d) for d in r))
-    return 0

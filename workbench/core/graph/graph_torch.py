@@ -7,11 +7,11 @@ propagation, then TorchScript's own graph, and last the module tree alone.
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 from workbench.core.errors import first_line
 from workbench.core.graph.layergraph import LayerGraph, Node, TensorInfo, edges_from_nodes
+from workbench.core.graph.macs import torch_module_macs, torch_op_macs
 from workbench.core.model.variant import Variant
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ def _export_graph(model: Any, args: tuple[Any, ...], variant: Variant, params: i
             attributes=_literal_args(fx_node), params=sum(sizes.get(p, 0) for p in param_names),
             param_names=param_names, module_path=path, module_type=mtype,
         )
-        node.macs = op_macs(short, node) or _export_macs(fx_node, flop_registry)
+        node.macs = torch_op_macs(short, node) or _export_macs(fx_node, flop_registry)
         nodes.append(node)
     _drop_getitem_inputs(nodes)
     inputs = [_meta_info(n.name, n.meta.get("val")) for n in program.graph.nodes
@@ -305,8 +305,8 @@ def _fx_graph(model: Any, args: tuple[Any, ...], variant: Variant, params: int, 
             op = getattr(fx_node.target, "__name__", str(fx_node.target))
         node = Node(fx_node.name, op, ins, [out], params=n_params, param_names=names,
                     module_path=path, module_type=mtype)
-        node.macs = _module_macs(modules.get(fx_node.target) if fx_node.op == "call_module"
-                                 else None, node)
+        node.macs = (torch_module_macs(modules.get(fx_node.target), node)
+                     if fx_node.op == "call_module" else torch_op_macs(op, node))
         nodes.append(node)
     inputs = [TensorInfo(s.name, tuple(getattr(a, "shape", s.shape)), s.dtype)
               for s, a in zip(variant.inputs, args, strict=False)]
@@ -340,52 +340,6 @@ def _quiet_shape_prop(gm: Any) -> Any:
             return result
 
     return QuietShapeProp(gm)
-
-
-def op_macs(op: str, node: Node) -> int:
-    """MACs of the common heavy ops from their shapes (0 when unknown)."""
-    out = node.output_shape
-    if not out or not all(isinstance(d, int) for d in out) or not node.inputs:
-        return 0
-    name = op.lower()
-    if name.startswith(("conv", "_convolution")) and len(node.inputs) > 1:
-        w = node.inputs[1].shape
-        if w and all(isinstance(d, int) for d in w):
-            if "transpose" in name:
-                x = node.inputs[0].shape or ()
-                return _prod(x) * _prod(w[1:])
-            return _prod(out) * _prod(w[1:])
-    if name in ("linear", "matmul", "mm", "bmm", "addmm", "baddbmm", "einsum_unused"):
-        a = node.inputs[1 if name in ("addmm", "baddbmm") else 0].shape
-        if a and isinstance(a[-1], int):
-            return _prod(out) * int(a[-1])
-    if name in ("gru", "lstm", "rnn_tanh", "rnn_relu"):
-        seq = node.inputs[0].shape
-        if seq and all(isinstance(d, int) for d in seq):
-            steps = _prod(seq[:-1])
-            return steps * node.params
-    if name == "scaled_dot_product_attention" and len(node.inputs) >= 3:
-        q, v = node.inputs[0].shape, node.inputs[2].shape
-        if q and v and all(isinstance(d, int) for d in (*q, *v)):
-            return _prod(q) * int(v[-2]) + _prod(out) * int(v[-2])
-    return 0
-
-
-def _prod(dims: Any) -> int:
-    return math.prod(int(d) for d in dims)
-
-
-def _module_macs(module: Any, node: Node) -> int:
-    from torch import nn
-
-    out = node.output_shape
-    if module is None or not out or not all(isinstance(d, int) for d in out):
-        return 0
-    if isinstance(module, nn.Conv2d | nn.Conv1d | nn.Conv3d):
-        return _prod(out) * _prod(module.weight.shape[1:])
-    if isinstance(module, nn.Linear):
-        return _prod(out) * module.in_features
-    return 0
 
 
 def _torchscript_graph(model: Any, args: tuple[Any, ...], params: int, size: int,
