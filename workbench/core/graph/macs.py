@@ -23,7 +23,7 @@ formula), so it runs attention through the math backend, whose matmuls it does c
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 from workbench.core.graph.layergraph import Node
 
@@ -36,7 +36,8 @@ def _prod(dims: Any) -> int:
     return math.prod(int(d) for d in dims)
 
 
-def _static(shape: Any) -> bool:
+def _static(shape: Any) -> TypeGuard[tuple[int, ...]]:
+    """A known shape whose every dimension is a number."""
     return bool(shape) and all(isinstance(d, int) for d in shape)
 
 
@@ -163,9 +164,10 @@ def onnx_node_macs(node: Node) -> int:
         if isinstance(equation, str):
             return einsum_macs(equation, [t.shape for t in node.inputs])
     if op == "Attention" and len(node.inputs) >= 3 and _static(out):
-        q, k = node.inputs[0].shape, node.inputs[1].shape
-        if _static(q) and _static(k):
-            return (_prod(q) + _prod(out)) * int(k[-2] if len(k) == 4 else k[1])
+        q_shape, k_shape = node.inputs[0].shape, node.inputs[1].shape
+        if _static(q_shape) and _static(k_shape):
+            keys = k_shape[-2] if len(k_shape) == 4 else k_shape[1]
+            return (_prod(q_shape) + _prod(out)) * int(keys)
     if op in ("LSTM", "GRU", "RNN"):
         w = node.inputs[1].shape if len(node.inputs) > 1 else None
         r = node.inputs[2].shape if len(node.inputs) > 2 else None
