@@ -21,6 +21,12 @@ from torch import nn
 from workbench.core.errors import first_line
 from workbench.core.model.variant import Variant
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param
+from workbench.core.passes.prune_attention import fused_qkv_blocks, mha_heads, sync_attention
+from workbench.core.passes.prune_shuffle import (
+    checked_splits,
+    opaque_channel_shuffles,
+    shuffle_ops,
+)
 from workbench.core.passes.prune_unstructured import (
     bake_existing_masks,
     check_ignore,
@@ -32,6 +38,8 @@ log = logging.getLogger(__name__)
 _ROOT_TYPES: tuple[type[nn.Module], ...] = (nn.modules.conv._ConvNd, nn.Linear, nn.LSTM)
 _REPORTED_TYPES: tuple[type[nn.Module], ...] = (
     nn.modules.conv._ConvNd, nn.Linear, nn.LSTM, nn.MultiheadAttention, nn.Embedding)
+# Torch-Pruning's notice that it prunes cls/pos tokens along their last dim: what we want
+_TP_NOISE = ("Unwrapped parameters detected",)
 _IGNORE_HELP = ("module names whose output channels are kept (the layer producing the "
                 "output is always kept)")
 
@@ -89,10 +97,13 @@ class StructuredPrune(Pass):
         direct, out_shapes = _output_layers(model, example)
         grad_flags = {n: p.requires_grad for n, p in model.named_parameters()}
         model.requires_grad_(True)  # tracing follows grad_fn
+        fused = fused_qkv_blocks(model)
+        num_heads = {m.qkv: int(m.num_heads) for m in fused}
         caught: list[warnings.WarningMessage] = []
         ctx.progress(0.1, "Building the dependency graph…")
         try:
-            with warnings.catch_warnings(record=True) as caught, torch.enable_grad():
+            with warnings.catch_warnings(record=True) as caught, torch.enable_grad(), \
+                    opaque_channel_shuffles(model), checked_splits() as bad_splits:
                 warnings.simplefilter("always")
                 pruner = tp.pruner.BasePruner(
                     model, example, importance=_importance(params),
@@ -100,10 +111,12 @@ class StructuredPrune(Pass):
                     ignored_layers=[modules[n] for n in (*params.ignore, *direct)],
                     round_to=params.round_to if params.round_to > 1 else None,
                     # fresh dicts: Torch-Pruning mutates its mutable defaults
-                    in_channel_groups={}, out_channel_groups=_head_groups(model),
-                    num_heads={}, pruning_ratio_dict={}, head_pruning_ratio_dict={},
+                    in_channel_groups={}, out_channel_groups=mha_heads(model),
+                    num_heads=num_heads, prune_head_dims=True, prune_num_heads=False,
+                    pruning_ratio_dict={}, head_pruning_ratio_dict={},
                     customized_pruners={}, unwrapped_parameters=None)
                 kept = list(dict.fromkeys((*direct, *_protect_outputs(pruner))))
+                shuffled = _keep_whole(pruner, [*shuffle_ops(pruner.DG), *bad_splits])
                 groups = list(pruner.DG.get_all_groups(
                     ignored_layers=pruner.ignored_layers,
                     root_module_types=pruner.root_module_types))
@@ -119,6 +132,7 @@ class StructuredPrune(Pass):
         except AssertionError as exc:  # Torch-Pruning checks channel arithmetic by assert
             raise PassError(f"{self.name}: Torch-Pruning cannot prune {variant.name} at "
                             f"ratio {params.ratio}: {exc}") from exc
+        attention = sync_attention(model, fused, pruner.num_heads)
         for n, p in model.named_parameters():
             p.requires_grad_(grad_flags.get(n, True))
         model.train(was_training)
@@ -128,13 +142,19 @@ class StructuredPrune(Pass):
             for n, (t, b) in before.items()]
         removed = sum(r["before"] - r["after"] for r in rows)
         out_warnings = sorted({first_line(w.message) for w in caught
-                               if issubclass(w.category, UserWarning)})
+                               if issubclass(w.category, UserWarning)
+                               and not str(w.message).startswith(_TP_NOISE)})
+        if shuffled:
+            out_warnings.append(
+                f"{len(shuffled)} layers kept their output channels because they cross a "
+                f"channel shuffle, which Torch-Pruning cannot remap: {_few(shuffled)}.")
         if removed == 0:
             out_warnings.append(f"ratio {params.ratio} removed no channel.")
         ctx.progress(1.0, "Done")
         return PassOutput(model=model, warnings=out_warnings, details={
             "layers": rows, "channels_removed": removed, "groups": len(groups),
-            "kept_whole": kept, "importance": params.importance,
+            "kept_whole": kept, "kept_for_shuffle": shuffled, "attention": attention,
+            "importance": params.importance,
             "output_shapes": [list(shape) for shape in out_shapes]})
 
     def ensures(self, before: Variant, after: Variant, params: Any, output: PassOutput
@@ -194,15 +214,6 @@ class _SeededRandomImportance:
         return torch.rand(len(idxs), generator=self.generator)
 
 
-def _head_groups(model: nn.Module) -> dict[nn.Module, int]:
-    """Attention layers' head counts as channel groups: every head keeps the same width.
-
-    (Torch-Pruning's own `num_heads` route skips these groups in local pruning: its
-    re-rooted attention group shares a scope name with the next linear layer.)
-    """
-    return {m: m.num_heads for m in model.modules() if isinstance(m, nn.MultiheadAttention)}
-
-
 def _protect_outputs(pruner: Any) -> list[str]:
     """Keep whole every channel group that reaches a model output; return its layers' names.
 
@@ -212,18 +223,27 @@ def _protect_outputs(pruner: Any) -> list[str]:
     """
     from torch_pruning import ops
 
+    return _keep_whole(pruner, [m for m in pruner.DG.module2node
+                                if isinstance(m, ops._OutputOp)])
+
+
+def _keep_whole(pruner: Any, blockers: list[nn.Module]) -> list[str]:
+    """Keep whole every group that reaches one of the graph nodes `blockers`; return the
+    names of the layers whose output channels are kept that way."""
     graph = pruner.DG
-    outputs = [m for m in graph.module2node if isinstance(m, ops._OutputOp)]
+    if not blockers:
+        return []
+    blocking = set(blockers)
     kept: list[str] = []
     for group in graph.get_all_groups(ignored_layers=pruner.ignored_layers,
                                       root_module_types=pruner.root_module_types):
-        if not any(isinstance(dep.target.module, ops._OutputOp) for dep, _ in group):
+        if not any(dep.target.module in blocking for dep, _ in group):
             continue
         for dep, _ in group:
             module = dep.target.module
             if isinstance(module, _ROOT_TYPES) and graph.is_out_channel_pruning_fn(dep.handler):
                 kept.append(graph._module2name[module])
-    pruner.ignored_layers.extend(outputs)
+    pruner.ignored_layers.extend(blockers)
     return list(dict.fromkeys(kept))
 
 
@@ -286,3 +306,7 @@ def _channels(model: nn.Module) -> dict[str, tuple[str, int]]:
             n = m.embedding_dim
         out[name] = (type(m).__name__, int(n))
     return out
+
+
+def _few(names: list[str], n: int = 4) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
