@@ -32,6 +32,11 @@ from workbench.core.passes.prune_unstructured import (
     check_ignore,
     is_ignored,
 )
+from workbench.core.passes.pt2_editable import (
+    NotEditableError,
+    editable_module,
+    has_editable_layers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +83,8 @@ class StructuredPrune(Pass):
         if not variant.inputs:
             raise PassError(f"{self.name} traces the model and needs its input shape; "
                             f"{variant.name} has none.")
+        if _is_program(model) and has_editable_layers(model):
+            return  # rebuilt into real layers in run()
         if not any(isinstance(m, _ROOT_TYPES) and not is_ignored(name, params.ignore)
                    for name, m in model.named_modules() if name):
             raise PassError(f"nothing to prune: {variant.name} has no convolution or linear "
@@ -87,6 +94,11 @@ class StructuredPrune(Pass):
         import torch_pruning as tp
 
         model = self.clone_model(variant)
+        if _is_program(model):
+            try:
+                model = editable_module(model)
+            except NotEditableError as exc:
+                raise PassError(f"{self.name} cannot prune {variant.name}: {exc}") from exc
         was_training = model.training
         model.eval()  # tracing runs the model: BatchNorm statistics must not move
         for m in model.modules():
@@ -175,6 +187,12 @@ class StructuredPrune(Pass):
         if old != new:
             raise PassError(f"{self.name} changed the output shape from {old} to {new}; add "
                             "the layers producing the output to ignore.")
+
+
+def _is_program(model: nn.Module) -> bool:
+    """A GraphModule of ATen calls from `ExportedProgram.module()`, with no real layers."""
+    return isinstance(model, torch.fx.GraphModule) and not any(
+        isinstance(m, _ROOT_TYPES) for m in model.modules())
 
 
 def _importance(params: Any) -> Any:
