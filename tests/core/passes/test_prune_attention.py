@@ -46,13 +46,13 @@ def _runs_and_exports(before: Variant, result: PassResult) -> None:
 def test_timm_deit_heads_shrink_consistently() -> None:
     timm = _timm()
     # deit_tiny's layers at 64x64 (17 tokens): the same heads, a quarter of the time
-    model = timm.create_model("deit_tiny_patch16_224", img_size=64)
+    model = timm.create_model("deit_tiny_patch16_224", img_size=64, depth=4)
     variant = _variant("deit", model, (1, 3, 64, 64))
     result = apply_pass(StructuredPrune(), variant, {"ratio": 0.5})
     assert _macs_ratio(result) <= 0.4
     blocks = [m for m in result.variant.model.modules()
               if isinstance(m, timm.layers.Attention)]
-    assert len(blocks) == 12
+    assert len(blocks) == 4
     for m in blocks:
         assert m.qkv.out_features == 3 * m.num_heads * m.head_dim == 3 * m.attn_dim
         assert m.proj.in_features == m.attn_dim
@@ -151,6 +151,32 @@ def test_shuffle_groups_are_exact_subnetworks() -> None:
     x = variant.example_inputs(batch=2)
     with torch.no_grad():
         assert torch.allclose(pruned(*x), model(*x), atol=1e-5)
+
+
+class _HardHeads(nn.Module):
+    """Attention-like code Torch-Pruning cannot see into: it reshapes by `self.heads`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(16, 64)
+        self.heads = 4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc(x).view(x.shape[0], self.heads, 16)
+        return (h.softmax(-1) * h).reshape(x.shape[0], self.heads * 16)
+
+
+def test_a_blocking_layer_is_named_and_ignoring_it_works() -> None:
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), _HardHeads(), nn.ReLU(),
+                          nn.Linear(64, 5))
+    variant = _variant("hard", model, (1, 8))
+    with pytest.raises(PassError, match=r"fails in 2 \(_HardHeads\): add \"2\" to the "
+                                        r"ignore list"):
+        apply_pass(StructuredPrune(), variant, {"ratio": 0.5})
+    result = apply_pass(StructuredPrune(), variant, {"ratio": 0.5, "ignore": ["2"]})
+    assert result.variant.model[0].out_features == 8
+    assert result.variant.model[2].fc.out_features == 64
+    _runs_and_exports(variant, result)
 
 
 def _save_pt2(model: nn.Module, example: tuple[Any, ...], path: Path) -> Path:

@@ -22,6 +22,7 @@ from workbench.core.errors import first_line
 from workbench.core.model.variant import Variant
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param
 from workbench.core.passes.prune_attention import fused_qkv_blocks, mha_heads, sync_attention
+from workbench.core.passes.prune_blame import blamed_graph_nodes, failing_module, ignore_hint
 from workbench.core.passes.prune_shuffle import (
     checked_splits,
     opaque_channel_shuffles,
@@ -115,7 +116,8 @@ class StructuredPrune(Pass):
         ctx.progress(0.1, "Building the dependency graph…")
         try:
             with warnings.catch_warnings(record=True) as caught, torch.enable_grad(), \
-                    opaque_channel_shuffles(model), checked_splits() as bad_splits:
+                    opaque_channel_shuffles(model), checked_splits() as bad_splits, \
+                    blamed_graph_nodes() as blamed:
                 warnings.simplefilter("always")
                 pruner = tp.pruner.BasePruner(
                     model, example, importance=_importance(params),
@@ -144,6 +146,14 @@ class StructuredPrune(Pass):
         except AssertionError as exc:  # Torch-Pruning checks channel arithmetic by assert
             raise PassError(f"{self.name}: Torch-Pruning cannot prune {variant.name} at "
                             f"ratio {params.ratio}: {exc}") from exc
+        except (ZeroDivisionError, IndexError, ValueError, KeyError) as exc:
+            if not blamed:
+                raise
+            raise PassError(
+                f"{self.name}: Torch-Pruning cannot follow the channels of {variant.name} "
+                f"after {blamed[0]} ({type(exc).__name__}: {first_line(exc)}); add "
+                f"\"{blamed[0]}\" to the ignore list (param `ignore`) to keep its "
+                "channels.") from exc
         attention = sync_attention(model, fused, pruner.num_heads)
         for n, p in model.named_parameters():
             p.requires_grad_(grad_flags.get(n, True))
@@ -180,8 +190,11 @@ class StructuredPrune(Pass):
             with torch.no_grad():
                 new = _shapes(model(*before.example_inputs()))
         except Exception as exc:
+            with torch.no_grad():
+                where, _ = failing_module(model, before.example_inputs())
             raise PassError(f"{self.name}: the pruned model no longer runs: "
-                            f"{type(exc).__name__}: {first_line(exc)}") from exc
+                            f"{type(exc).__name__}: {first_line(exc)}"
+                            f"{ignore_hint(where, model)}.") from exc
         finally:
             model.train(was_training)
         if old != new:
