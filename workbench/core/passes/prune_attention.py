@@ -15,7 +15,7 @@ from typing import Any
 from torch import nn
 
 
-def fused_qkv_blocks(model: nn.Module) -> list[nn.Module]:
+def fused_qkv_blocks(model: nn.Module) -> list[Any]:
     """timm-style attention blocks: a fused `qkv` Linear whose output the forward pass
     reshapes into `(3, num_heads, head_dim)`. Call before pruning."""
     return [m for m in model.modules() if _is_fused_qkv(m)]
@@ -27,7 +27,7 @@ def mha_heads(model: nn.Module) -> dict[nn.Module, int]:
             if isinstance(m, nn.MultiheadAttention)}
 
 
-def sync_attention(model: nn.Module, fused: list[nn.Module], heads: dict[nn.Module, int]
+def sync_attention(model: nn.Module, fused: list[Any], heads: dict[nn.Module, int]
                    ) -> list[str]:
     """Recompute, from the pruned layers, the sizes attention forward passes reshape with.
 
@@ -50,23 +50,24 @@ def sync_attention(model: nn.Module, fused: list[nn.Module], heads: dict[nn.Modu
             m.attn_dim = num_heads * head_dim
         if hasattr(m, "scale"):  # fused SDPA scales by the new head_dim: match it
             m.scale = head_dim ** -0.5
-    for m in model.modules():
-        if isinstance(m, nn.MultiheadAttention):
-            m.head_dim = m.embed_dim // m.num_heads
-            m.kdim = m.vdim = m.embed_dim
-        elif _is_torchvision_vit(m):
-            m.hidden_dim = m.conv_proj.out_channels
+    for layer in model.modules():
+        if isinstance(layer, nn.MultiheadAttention):
+            layer.head_dim = layer.embed_dim // layer.num_heads
+            layer.kdim = layer.vdim = layer.embed_dim
+        elif _is_torchvision_vit(layer):
+            vit: Any = layer
+            vit.hidden_dim = vit.conv_proj.out_channels
     return changed
 
 
-def _is_fused_qkv(m: nn.Module) -> bool:
+def _is_fused_qkv(m: Any) -> bool:
     qkv: Any = getattr(m, "qkv", None)
     return (isinstance(qkv, nn.Linear) and isinstance(getattr(m, "num_heads", None), int)
             and isinstance(getattr(m, "head_dim", None), int)
             and qkv.out_features == 3 * m.num_heads * m.head_dim)
 
 
-def _is_torchvision_vit(m: nn.Module) -> bool:
+def _is_torchvision_vit(m: Any) -> bool:
     return (type(m).__name__ == "VisionTransformer" and isinstance(
         getattr(m, "conv_proj", None), nn.Conv2d) and isinstance(
             getattr(m, "hidden_dim", None), int))

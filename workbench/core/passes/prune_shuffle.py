@@ -63,7 +63,7 @@ def opaque_channel_shuffles(model: nn.Module) -> Iterator[int]:
         for owner, attr, _ in patched:
             setattr(owner, attr, _opaque)
         for m in shuffles:
-            m.forward = _bound(m.groups)  # type: ignore[method-assign]
+            m.forward = _bound(m.groups)  # type: ignore[method-assign,assignment]
         yield len(patched) + len(shuffles)
     finally:
         for owner, attr, fn in patched:

@@ -6,6 +6,12 @@ channels, every branch of a residual add, the slices of a concatenation, depthwi
 `BasePruner` (alias `MetaPruner`) then ranks each group's channels by the chosen importance
 and removes the weakest share. Every group that reaches a model output (the classifier's
 outputs, say) is kept whole, so the output shape does not change; `ensures` checks it.
+
+Around Torch-Pruning: attention heads stay equal and the attributes forward passes
+reshape with follow (`prune_attention`); groups crossing a channel shuffle are kept whole
+instead of crashing the graph (`prune_shuffle`); a `.pt2` program is rebuilt into real
+layers first (`pt2_editable`); and a failure names the layer to add to `ignore`
+(`prune_blame`).
 """
 
 from __future__ import annotations
@@ -59,7 +65,8 @@ class StructuredPrune(Pass):
     backends = ("torch",)
     description = ("Removes the least important channels of every prunable layer group, "
                    "with Torch-Pruning's dependency graph keeping residual adds, "
-                   "concatenations and depthwise convolutions consistent. The model gets "
+                   "concatenations, depthwise convolutions and attention heads consistent. "
+                   "The model gets "
                    "smaller and faster; it usually needs fine-tuning to recover accuracy.")
 
     @dataclass

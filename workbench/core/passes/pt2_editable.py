@@ -83,7 +83,7 @@ def editable_module(gm: fx.GraphModule) -> fx.GraphModule:
 
 def _layer(gm: fx.GraphModule, node: fx.Node, kind: str, made: dict[str, nn.Module]
            ) -> tuple[nn.Module | None, str, Any]:
-    args = list(node.args)
+    args: list[Any] = list(node.args)
     inp, weight = args[0], args[1]
     if not isinstance(weight, fx.Node) or weight.op != "get_attr":
         return None, "", inp  # weights computed in the graph: leave the op as it is
@@ -136,7 +136,8 @@ def _conv(w: nn.Parameter, bias: Any, args: list[Any]) -> nn.Module:
         return args[i] if i < len(args) else default
 
     groups = int(arg(6, 1))
-    layer = cls(w.shape[1] * groups, w.shape[0], tuple(w.shape[2:]), stride=arg(3, 1),
+    kernel: Any = tuple(w.shape[2:])
+    layer = cls(w.shape[1] * groups, w.shape[0], kernel, stride=arg(3, 1),
                 padding=arg(4, 0), dilation=arg(5, 1), groups=groups, bias=bias is not None)
     layer.weight, layer.bias = w, bias
     return layer
