@@ -213,3 +213,11 @@ def test_pt2_without_layers_says_why(tmp_path: Path) -> None:
     variant = load_model(str(path), trust=True)
     with pytest.raises(PassError, match="no convolution or linear layer"):
         apply_pass(StructuredPrune(), variant, {"ratio": 0.5})
+
+
+def test_pt2_attention_program_gives_a_clear_error(tmp_path: Path) -> None:
+    """torch.export decomposes MultiheadAttention into fixed-size views."""
+    path = _save_pt2(_TinyEncoder(), (torch.randn(2, 8, 16),), tmp_path / "encoder.pt2")
+    variant = load_model(str(path), trust=True)
+    with pytest.raises(PassError, match=r"exported program.*load the model from its code"):
+        apply_pass(StructuredPrune(), variant, {"ratio": 0.5})

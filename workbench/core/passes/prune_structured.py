@@ -153,14 +153,23 @@ class StructuredPrune(Pass):
         except AssertionError as exc:  # Torch-Pruning checks channel arithmetic by assert
             raise PassError(f"{self.name}: Torch-Pruning cannot prune {variant.name} at "
                             f"ratio {params.ratio}: {exc}") from exc
-        except (ZeroDivisionError, IndexError, ValueError, KeyError) as exc:
-            if not blamed:
-                raise
+        except (ZeroDivisionError, IndexError, ValueError, KeyError, RuntimeError) as exc:
+            why = f"{type(exc).__name__}: {first_line(exc)}"
+            if blamed:
+                raise PassError(
+                    f"{self.name}: Torch-Pruning cannot follow the channels of "
+                    f"{variant.name} after {blamed[0]} ({why}); add \"{blamed[0]}\" to the "
+                    "ignore list (param `ignore`) to keep its channels.") from exc
+            if isinstance(model, torch.fx.GraphModule) and variant.format == "pt2":
+                raise PassError(
+                    f"{self.name}: Torch-Pruning cannot group the channels of the program "
+                    f"in {variant.name} ({why}): an exported program keeps attention and "
+                    "reshapes as fixed-size ops; load the model from its code (--arch) to "
+                    "prune it, or add the layers around them to the ignore list.") from exc
             raise PassError(
-                f"{self.name}: Torch-Pruning cannot follow the channels of {variant.name} "
-                f"after {blamed[0]} ({type(exc).__name__}: {first_line(exc)}); add "
-                f"\"{blamed[0]}\" to the ignore list (param `ignore`) to keep its "
-                "channels.") from exc
+                f"{self.name}: Torch-Pruning cannot group the channels of {variant.name} "
+                f"({why}); add the layers it fails on to the ignore list (param "
+                "`ignore`).") from exc
         attention = sync_attention(model, fused, pruner.num_heads)
         for n, p in model.named_parameters():
             p.requires_grad_(grad_flags.get(n, True))
