@@ -6,6 +6,12 @@ channels, every branch of a residual add, the slices of a concatenation, depthwi
 `BasePruner` (alias `MetaPruner`) then ranks each group's channels by the chosen importance
 and removes the weakest share. Every group that reaches a model output (the classifier's
 outputs, say) is kept whole, so the output shape does not change; `ensures` checks it.
+
+Around Torch-Pruning: attention heads stay equal and the attributes forward passes
+reshape with follow (`prune_attention`); groups crossing a channel shuffle are kept whole
+instead of crashing the graph (`prune_shuffle`); a `.pt2` program is rebuilt into real
+layers first (`pt2_editable`); and a failure names the layer to add to `ignore`
+(`prune_blame`).
 """
 
 from __future__ import annotations
@@ -21,10 +27,22 @@ from torch import nn
 from workbench.core.errors import first_line
 from workbench.core.model.variant import Variant
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param
+from workbench.core.passes.prune_attention import fused_qkv_blocks, mha_heads, sync_attention
+from workbench.core.passes.prune_blame import blamed_graph_nodes, failing_module, ignore_hint
+from workbench.core.passes.prune_shuffle import (
+    checked_splits,
+    opaque_channel_shuffles,
+    shuffle_ops,
+)
 from workbench.core.passes.prune_unstructured import (
     bake_existing_masks,
     check_ignore,
     is_ignored,
+)
+from workbench.core.passes.pt2_editable import (
+    NotEditableError,
+    editable_module,
+    has_editable_layers,
 )
 
 log = logging.getLogger(__name__)
@@ -32,6 +50,8 @@ log = logging.getLogger(__name__)
 _ROOT_TYPES: tuple[type[nn.Module], ...] = (nn.modules.conv._ConvNd, nn.Linear, nn.LSTM)
 _REPORTED_TYPES: tuple[type[nn.Module], ...] = (
     nn.modules.conv._ConvNd, nn.Linear, nn.LSTM, nn.MultiheadAttention, nn.Embedding)
+# Torch-Pruning's notice that it prunes cls/pos tokens along their last dim: what we want
+_TP_NOISE = ("Unwrapped parameters detected",)
 _IGNORE_HELP = ("module names whose output channels are kept (the layer producing the "
                 "output is always kept)")
 
@@ -45,7 +65,8 @@ class StructuredPrune(Pass):
     backends = ("torch",)
     description = ("Removes the least important channels of every prunable layer group, "
                    "with Torch-Pruning's dependency graph keeping residual adds, "
-                   "concatenations and depthwise convolutions consistent. The model gets "
+                   "concatenations, depthwise convolutions and attention heads consistent. "
+                   "The model gets "
                    "smaller and faster; it usually needs fine-tuning to recover accuracy.")
 
     @dataclass
@@ -70,6 +91,8 @@ class StructuredPrune(Pass):
         if not variant.inputs:
             raise PassError(f"{self.name} traces the model and needs its input shape; "
                             f"{variant.name} has none.")
+        if _is_program(model) and has_editable_layers(model):
+            return  # rebuilt into real layers in run()
         if not any(isinstance(m, _ROOT_TYPES) and not is_ignored(name, params.ignore)
                    for name, m in model.named_modules() if name):
             raise PassError(f"nothing to prune: {variant.name} has no convolution or linear "
@@ -79,6 +102,11 @@ class StructuredPrune(Pass):
         import torch_pruning as tp
 
         model = self.clone_model(variant)
+        if _is_program(model):
+            try:
+                model = editable_module(model)
+            except NotEditableError as exc:
+                raise PassError(f"{self.name} cannot prune {variant.name}: {exc}") from exc
         was_training = model.training
         model.eval()  # tracing runs the model: BatchNorm statistics must not move
         for m in model.modules():
@@ -89,10 +117,14 @@ class StructuredPrune(Pass):
         direct, out_shapes = _output_layers(model, example)
         grad_flags = {n: p.requires_grad for n, p in model.named_parameters()}
         model.requires_grad_(True)  # tracing follows grad_fn
+        fused = fused_qkv_blocks(model)
+        num_heads = {m.qkv: int(m.num_heads) for m in fused}
         caught: list[warnings.WarningMessage] = []
         ctx.progress(0.1, "Building the dependency graph…")
         try:
-            with warnings.catch_warnings(record=True) as caught, torch.enable_grad():
+            with warnings.catch_warnings(record=True) as caught, torch.enable_grad(), \
+                    opaque_channel_shuffles(model), checked_splits() as bad_splits, \
+                    blamed_graph_nodes() as blamed:
                 warnings.simplefilter("always")
                 pruner = tp.pruner.BasePruner(
                     model, example, importance=_importance(params),
@@ -100,10 +132,12 @@ class StructuredPrune(Pass):
                     ignored_layers=[modules[n] for n in (*params.ignore, *direct)],
                     round_to=params.round_to if params.round_to > 1 else None,
                     # fresh dicts: Torch-Pruning mutates its mutable defaults
-                    in_channel_groups={}, out_channel_groups=_head_groups(model),
-                    num_heads={}, pruning_ratio_dict={}, head_pruning_ratio_dict={},
+                    in_channel_groups={}, out_channel_groups=mha_heads(model),
+                    num_heads=num_heads, prune_head_dims=True, prune_num_heads=False,
+                    pruning_ratio_dict={}, head_pruning_ratio_dict={},
                     customized_pruners={}, unwrapped_parameters=None)
                 kept = list(dict.fromkeys((*direct, *_protect_outputs(pruner))))
+                shuffled = _keep_whole(pruner, [*shuffle_ops(pruner.DG), *bad_splits])
                 groups = list(pruner.DG.get_all_groups(
                     ignored_layers=pruner.ignored_layers,
                     root_module_types=pruner.root_module_types))
@@ -119,6 +153,24 @@ class StructuredPrune(Pass):
         except AssertionError as exc:  # Torch-Pruning checks channel arithmetic by assert
             raise PassError(f"{self.name}: Torch-Pruning cannot prune {variant.name} at "
                             f"ratio {params.ratio}: {exc}") from exc
+        except (ZeroDivisionError, IndexError, ValueError, KeyError, RuntimeError) as exc:
+            why = f"{type(exc).__name__}: {first_line(exc)}"
+            if blamed:
+                raise PassError(
+                    f"{self.name}: Torch-Pruning cannot follow the channels of "
+                    f"{variant.name} after {blamed[0]} ({why}); add \"{blamed[0]}\" to the "
+                    "ignore list (param `ignore`) to keep its channels.") from exc
+            if isinstance(model, torch.fx.GraphModule) and variant.format == "pt2":
+                raise PassError(
+                    f"{self.name}: Torch-Pruning cannot group the channels of the program "
+                    f"in {variant.name} ({why}): an exported program keeps attention and "
+                    "reshapes as fixed-size ops; load the model from its code (--arch) to "
+                    "prune it, or add the layers around them to the ignore list.") from exc
+            raise PassError(
+                f"{self.name}: Torch-Pruning cannot group the channels of {variant.name} "
+                f"({why}); add the layers it fails on to the ignore list (param "
+                "`ignore`).") from exc
+        attention = sync_attention(model, fused, pruner.num_heads)
         for n, p in model.named_parameters():
             p.requires_grad_(grad_flags.get(n, True))
         model.train(was_training)
@@ -128,13 +180,19 @@ class StructuredPrune(Pass):
             for n, (t, b) in before.items()]
         removed = sum(r["before"] - r["after"] for r in rows)
         out_warnings = sorted({first_line(w.message) for w in caught
-                               if issubclass(w.category, UserWarning)})
+                               if issubclass(w.category, UserWarning)
+                               and not str(w.message).startswith(_TP_NOISE)})
+        if shuffled:
+            out_warnings.append(
+                f"{len(shuffled)} layers kept their output channels because they cross a "
+                f"channel shuffle, which Torch-Pruning cannot remap: {_few(shuffled)}.")
         if removed == 0:
             out_warnings.append(f"ratio {params.ratio} removed no channel.")
         ctx.progress(1.0, "Done")
         return PassOutput(model=model, warnings=out_warnings, details={
             "layers": rows, "channels_removed": removed, "groups": len(groups),
-            "kept_whole": kept, "importance": params.importance,
+            "kept_whole": kept, "kept_for_shuffle": shuffled, "attention": attention,
+            "importance": params.importance,
             "output_shapes": [list(shape) for shape in out_shapes]})
 
     def ensures(self, before: Variant, after: Variant, params: Any, output: PassOutput
@@ -148,13 +206,22 @@ class StructuredPrune(Pass):
             with torch.no_grad():
                 new = _shapes(model(*before.example_inputs()))
         except Exception as exc:
+            with torch.no_grad():
+                where, _ = failing_module(model, before.example_inputs())
             raise PassError(f"{self.name}: the pruned model no longer runs: "
-                            f"{type(exc).__name__}: {first_line(exc)}") from exc
+                            f"{type(exc).__name__}: {first_line(exc)}"
+                            f"{ignore_hint(where, model)}.") from exc
         finally:
             model.train(was_training)
         if old != new:
             raise PassError(f"{self.name} changed the output shape from {old} to {new}; add "
                             "the layers producing the output to ignore.")
+
+
+def _is_program(model: nn.Module) -> bool:
+    """A GraphModule of ATen calls from `ExportedProgram.module()`, with no real layers."""
+    return isinstance(model, torch.fx.GraphModule) and not any(
+        isinstance(m, _ROOT_TYPES) for m in model.modules())
 
 
 def _importance(params: Any) -> Any:
@@ -194,15 +261,6 @@ class _SeededRandomImportance:
         return torch.rand(len(idxs), generator=self.generator)
 
 
-def _head_groups(model: nn.Module) -> dict[nn.Module, int]:
-    """Attention layers' head counts as channel groups: every head keeps the same width.
-
-    (Torch-Pruning's own `num_heads` route skips these groups in local pruning: its
-    re-rooted attention group shares a scope name with the next linear layer.)
-    """
-    return {m: m.num_heads for m in model.modules() if isinstance(m, nn.MultiheadAttention)}
-
-
 def _protect_outputs(pruner: Any) -> list[str]:
     """Keep whole every channel group that reaches a model output; return its layers' names.
 
@@ -212,18 +270,27 @@ def _protect_outputs(pruner: Any) -> list[str]:
     """
     from torch_pruning import ops
 
+    return _keep_whole(pruner, [m for m in pruner.DG.module2node
+                                if isinstance(m, ops._OutputOp)])
+
+
+def _keep_whole(pruner: Any, blockers: list[nn.Module]) -> list[str]:
+    """Keep whole every group that reaches one of the graph nodes `blockers`; return the
+    names of the layers whose output channels are kept that way."""
     graph = pruner.DG
-    outputs = [m for m in graph.module2node if isinstance(m, ops._OutputOp)]
+    if not blockers:
+        return []
+    blocking = set(blockers)
     kept: list[str] = []
     for group in graph.get_all_groups(ignored_layers=pruner.ignored_layers,
                                       root_module_types=pruner.root_module_types):
-        if not any(isinstance(dep.target.module, ops._OutputOp) for dep, _ in group):
+        if not any(dep.target.module in blocking for dep, _ in group):
             continue
         for dep, _ in group:
             module = dep.target.module
             if isinstance(module, _ROOT_TYPES) and graph.is_out_channel_pruning_fn(dep.handler):
                 kept.append(graph._module2name[module])
-    pruner.ignored_layers.extend(outputs)
+    pruner.ignored_layers.extend(blockers)
     return list(dict.fromkeys(kept))
 
 
@@ -286,3 +353,7 @@ def _channels(model: nn.Module) -> dict[str, tuple[str, int]]:
             n = m.embedding_dim
         out[name] = (type(m).__name__, int(n))
     return out
+
+
+def _few(names: list[str], n: int = 4) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
