@@ -9,6 +9,7 @@ import importlib
 import json
 import logging
 import os
+import weakref
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -249,8 +250,24 @@ def _load_exported(path: Path, trust: bool) -> Variant:
     except Exception as exc:
         raise CorruptModelError(f"{path.name} holds a program that cannot be rebuilt: "
                                 f"{first_line(exc)}") from exc
+    _PROGRAMS[module] = program
     return Variant(name=path.stem, backend="torch", model=module, format="pt2",
                    inputs=tuple(specs), source=str(path))
+
+
+# The exported program behind each module rebuilt from a `.pt2`. Weak keys: a pass works on a
+# copy (a new object, so never paired with a stale program), and a dropped variant frees it.
+_PROGRAMS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def exported_program_of(model: Any) -> Any:
+    """The `torch.export` program a `.pt2` variant's module was rebuilt from, if any.
+
+    Such a module cannot switch to eval mode or be exported again; its program can."""
+    try:
+        return _PROGRAMS.get(model)
+    except TypeError:  # not weak-referenceable
+        return None
 
 
 def _is_torchscript(path: Path) -> bool:

@@ -161,7 +161,8 @@ def _export_onnx(variant: Variant, opset: int, dynamic_batch: bool) -> OnnxExpor
     model = fallback = None
     exporter = "dynamo"
     try:
-        model = _export_dynamo(variant, opset, dynamic_batch)
+        model = _export_program(variant, opset) or _export_dynamo(variant, opset,
+                                                                   dynamic_batch)
         got = _opset(model)
         if got != opset:
             errors.append(f"the dynamo exporter produced opset {got}, not {opset}")
@@ -272,6 +273,21 @@ def _export_dynamo(variant: Variant, opset: int, dynamic_batch: bool) -> Any:
         _rename_dims(program.model_proto, variant, axes)
     assert program is not None
     return program.model_proto
+
+
+def _export_program(variant: Variant, opset: int) -> Any:
+    """A `.pt2` variant's own exported program to ONNX (its shapes as exported), or None."""
+    import torch
+
+    from workbench.core.model.loaders import exported_program_of
+
+    program = exported_program_of(variant.model)
+    if program is None:
+        return None
+    onnx_program = torch.onnx.export(program, dynamo=True, external_data=False,
+                                     opset_version=opset, verbose=False, optimize=True)
+    assert onnx_program is not None  # dynamo=True always returns an ONNXProgram
+    return onnx_program.model_proto
 
 
 def _export_torchscript(variant: Variant, opset: int, dynamic_batch: bool) -> Any:
