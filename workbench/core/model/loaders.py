@@ -489,10 +489,11 @@ def _import_class(arch: str) -> Any:
     if not mod_name or not cls_name.isidentifier():
         raise ModelNotFoundError(f"'{arch}' is not package.module:Name.")
     try:
-        if mod_name.split(".")[0] == "torchvision":
-            from workbench.core.model.torchvision_shim import import_torchvision
+        from workbench.core.model.torchvision_shim import prepare_torchvision
 
-            import_torchvision()  # its CUDA wheel beside the CPU torch needs a hand
+        # torchvision's CUDA wheel beside the CPU torch needs a hand, and model packages
+        # (timm, transformers) import it
+        prepare_torchvision()
         return getattr(importlib.import_module(mod_name), cls_name)
     except (ImportError, AttributeError, ValueError) as exc:
         raise ModelNotFoundError(f"Cannot import architecture '{arch}': {first_line(exc)}"
