@@ -117,6 +117,22 @@ def test_save_a_recipe_then_run_it_from_the_window(qtbot: Any, main_window: Any,
     assert len(main_window.workspace) == before + len(new_ids)
     last = main_window.workspace.get(new_ids[-1])
     assert last.analysis.variant.recipe[-1]["pass"] == "prune.magnitude"
+    qtbot.waitUntil(lambda: not main_window.jobs.busy, timeout=10_000)  # `finished` follows
     path.write_text("workbench_recipe: 1\nsource: zoo:mlp\nsteps:\n  - pass: prune.nothing\n")
     assert main_window.run_recipe(str(path)) is None  # refused before any work
     assert "prune.nothing" in main_window.last_error
+
+
+def test_a_project_write_failure_from_a_worker_reaches_the_window(qtbot: Any,
+                                                                  main_window: Any,
+                                                                  tmp_path: Path) -> None:
+    import threading
+
+    open_and_wait(qtbot, main_window, "zoo:mlp")
+    assert main_window.save_project(str(tmp_path / "proj"))
+    worker = threading.Thread(target=main_window.session.project.save_failed.emit,
+                              args=("v1", "Cannot write the project: disk full."))
+    worker.start()
+    worker.join()
+    qtbot.waitUntil(lambda: main_window.last_error == "Cannot write the project: disk full.",
+                    timeout=5_000)

@@ -158,7 +158,8 @@ class QtFileActions:
 
     def _on_project(self, folder: str) -> None:
         project = self.session.project
-        project.save_failed.connect(lambda _vid, message: self._error(message))
+        # a run's record may fail in the worker: the Qt signal queues it to this thread
+        project.save_failed.connect(lambda _vid, message: self.save_failed.emit(message))
         self.setWindowTitle(f"{Path(folder).name} — Workbench")
         self.status_label.setText(
             f"Project {folder}: every change is saved as it happens.")

@@ -59,6 +59,7 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
     training_finished = Signal(list)  # new variant ids
     benchmark_finished = Signal(str)  # variant id
     recipe_finished = Signal(list)  # new variant ids
+    save_failed = Signal(str)  # the project could not be written (from any thread)
 
     def __init__(self, settings: Settings | None = None, parent: QWidget | None = None,
                  remember_layout: bool = True) -> None:
@@ -103,6 +104,7 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
                          Qt.Orientation.Horizontal)
         self.undo_stack = QUndoStack(self)
         self._build_status_bar()
+        self.save_failed.connect(self._error)
         self._connect_panels()
         build_menus(self)
         self.settings.changed.connect(lambda: refresh_recent(self))
