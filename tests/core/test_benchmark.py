@@ -140,13 +140,10 @@ def test_model_bytes_are_serialized_sizes(onnx_mlp: Path) -> None:
 
 
 def test_live_progress_is_throttled_but_keeps_every_sample() -> None:
-    start = time.perf_counter()
     result, steps = run(build_zoo("mlp"), runtime="torch", duration_s=0.4, iters=1)
-    wall = time.perf_counter() - start
     (record,) = result.records
     live = [s.payload for s in steps if isinstance(s.payload, LatencySample)]
     assert live, "a 0.4 s run reports live samples"
-    assert len(live) <= 60 * wall + 2
     assert record.iters > 10 * len(live)  # many samples per update
     assert sum(record.samples_ms) >= 400.0  # ran for the duration (timed calls only)
     streamed = [ms for p in live for ms in p.recent_ms]
@@ -262,9 +259,23 @@ def test_two_runs_of_the_same_model_agree_within_noise() -> None:
 
 
 @pytest.mark.slow
-def test_torch_compile_never_times_the_compilation() -> None:
+def test_torch_compile_always_warms_up_once() -> None:
     result, _ = run(build_zoo("mlp"), runtime="torch_compile", warmup=0, iters=5)
     (record,) = result.records
     assert record.runtime == "torch_compile"
-    assert record.warmup == 1
-    assert record.max_ms < 500  # compiling takes seconds
+    assert record.warmup == 1  # the compiling call is a warm-up, never a sample
+
+
+@pytest.mark.perf
+def test_torch_compile_never_times_the_compilation() -> None:
+    result, _ = run(build_zoo("mlp"), runtime="torch_compile", warmup=0, iters=5)
+    assert result.records[0].max_ms < 500  # compiling takes seconds
+
+
+@pytest.mark.perf
+def test_live_updates_stay_under_60_a_second() -> None:
+    start = time.perf_counter()
+    _, steps = run(build_zoo("mlp"), runtime="torch", duration_s=0.4, iters=1)
+    wall = time.perf_counter() - start
+    live = [s.payload for s in steps if isinstance(s.payload, LatencySample)]
+    assert len(live) <= 60 * wall + 2

@@ -258,11 +258,9 @@ def test_kill_9_during_an_export_then_any_command_leaves_no_temp(tmp_path: Path)
     child = subprocess.Popen([sys.executable, "-c", slow_export, "export", "zoo:mlp", "-o",
                               str(target)], env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
+    try:  # no clock decides: without a temporary file the export ends and the test fails
         while not list(target.parent.glob(".workbench-tmp-*")):
             assert child.poll() is None, "the export ended before it wrote"
-            assert time.monotonic() < deadline, "no temporary file appeared"
             time.sleep(0.05)
     finally:
         child.send_signal(signal.SIGKILL)

@@ -10,7 +10,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -202,9 +201,10 @@ print("finished", flush=True)
 
 
 def _wait_for_checkpoint(folder: Path, child: subprocess.Popen[str], epochs: int) -> int:
-    """Poll the project until a running run has checkpointed `epochs`; that epoch count."""
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and child.poll() is None:
+    """Poll the project until a running run has checkpointed `epochs`; that epoch count.
+
+    No clock decides: the child's training is finite, so the loop ends when it does."""
+    while child.poll() is None:
         if (folder / "project.db").is_file():
             db = sqlite3.connect(f"{(folder / 'project.db').as_uri()}?mode=ro", uri=True)
             try:
@@ -227,8 +227,6 @@ def test_sigkill_mid_training_then_recover_and_resume(tmp_path: Path) -> None:
     child = subprocess.Popen([sys.executable, "-c", _CHILD, str(folder), json.dumps(CONFIG)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    watchdog = threading.Timer(300, child.kill)
-    watchdog.start()
     try:
         assert child.stdout is not None
         line = child.stdout.readline()
@@ -236,9 +234,8 @@ def test_sigkill_mid_training_then_recover_and_resume(tmp_path: Path) -> None:
         root_id, pruned_id = json.loads(line)
         killed_after = _wait_for_checkpoint(folder, child, 2)
         child.send_signal(signal.SIGKILL)
-        child.wait(30)
+        child.wait()
     finally:
-        watchdog.cancel()
         if child.poll() is None:
             child.kill()
             child.wait()

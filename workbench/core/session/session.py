@@ -54,19 +54,19 @@ class UndoHistory:
         self._undone.clear()
 
     def undo(self) -> bool:
-        if not self._done:
-            return False
-        command = self._done.pop()
-        command.undo()
-        self._undone.append(command)
-        return True
+        return self._move(self._done, self._undone, "undo")
 
     def redo(self) -> bool:
-        if not self._undone:
+        return self._move(self._undone, self._done, "redo")
+
+    @staticmethod
+    def _move(source: list[Any], target: list[Any], action: str) -> bool:
+        """Run the last command of `source` in the direction `action`; move it to `target`."""
+        if not source:
             return False
-        command = self._undone.pop()
-        command.redo()
-        self._done.append(command)
+        command = source.pop()
+        getattr(command, action)()
+        target.append(command)
         return True
 
     @property
