@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -17,6 +18,13 @@ from workbench.core.model.torchvision_shim import import_torchvision
 from workbench.core.model.variant import InputSpec, Variant
 from workbench.core.model.zoo import build_zoo
 from workbench.core.passes.base import PassError, PassResult, apply_pass
+from workbench.core.passes.prune_gather import (
+    ChannelGather,
+    finish_gathers,
+    gather_pruner,
+    install_gather_mappings,
+    with_gathers,
+)
 from workbench.core.passes.prune_structured import StructuredPrune
 
 
@@ -106,51 +114,110 @@ def test_multihead_attention_keeps_equal_heads() -> None:
     _runs_and_exports(variant, result)
 
 
-def test_shufflenet_prunes_around_its_shuffles() -> None:
+def test_shufflenet_prunes_through_its_shuffles() -> None:
     tv = import_torchvision()
     variant = _variant("shufflenet", tv.models.shufflenet_v2_x0_5(), (1, 3, 64, 64))
     result = apply_pass(StructuredPrune(), variant, {"ratio": 0.5})  # TP alone: ZeroDivision
-    ratio = _macs_ratio(result)
-    assert ratio < 0.6  # branch internals, stem and conv5 halve; the shuffled stream stays
-    kept = result.report.details["kept_for_shuffle"]
-    assert "stage2.0.branch1.2" in kept
-    assert "stage4.3.branch2.5" in kept
-    assert any("channel shuffle" in w and "stage4" in w for w in result.report.warnings)
+    assert _macs_ratio(result) <= 0.4  # the shuffled stream is pruned too
+    assert result.report.details["kept_for_shuffle"] == []
     model = result.variant.model
-    assert model.stage2[1].branch2[0].out_channels == 12  # was 24
-    assert model.conv1[0].out_channels == 12
+    gathers = [m for m in model.modules() if isinstance(m, ChannelGather)]
+    assert len(gathers) == 2 * 13 + 3  # 13 chunked shuffles, 3 that end a stage
+    assert model.get_submodule("stage2.1.branch2.0").out_channels == 12  # was 24
+    assert model.get_submodule("stage3.0.branch1.2").out_channels < 58
     _runs_and_exports(variant, result)
 
 
-def test_shuffle_groups_are_exact_subnetworks() -> None:
-    """Channels that carry nothing are the ones pruned, and the output does not move."""
+def test_shufflenet_pruning_is_exact_on_what_it_keeps() -> None:
+    """Zero the channels Torch-Pruning picks in a copy: pruning them must not move the
+    output, which holds only if every gather follows its channels through the shuffles."""
+    import torch_pruning as tp
+
     tv = import_torchvision()
-    unit = tv.models.shufflenetv2.InvertedResidual
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), unit(16, 32, 2), unit(32, 32, 1),
-                          unit(32, 32, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                          nn.Linear(32, 4)).eval()
-    for block in model[1:4]:
-        for m in block.branch2.modules():  # BatchNorms with real statistics
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.bias.data.uniform_(-0.5, 0.5)
-        b2 = block.branch2
-        dead = torch.arange(0, b2[0].out_channels, 2)
-        with torch.no_grad():  # every other hidden channel of the branch carries zeros
-            for conv, bn in ((b2[0], b2[1]), (b2[3], b2[4])):
-                conv.weight[dead] = 0
-                bn.weight[dead] = 0
-                bn.bias[dead] = 0
-                bn.running_mean[dead] = 0
-    variant = _variant("units", model, (1, 3, 16, 16))
-    result = apply_pass(StructuredPrune(), variant, {"ratio": 0.5, "ignore": ["0"]})
-    pruned = result.variant.model
-    assert [b.branch2[0].out_channels for b in pruned[1:4]] == [8, 8, 8]
-    x = variant.example_inputs(batch=2)
+    model = tv.models.shufflenet_v2_x0_5().eval()
+    for m in model.modules():  # BatchNorms with real statistics and biases
+        if isinstance(m, nn.BatchNorm2d):
+            nn.init.uniform_(m.weight, 0.5, 1.5)
+            nn.init.uniform_(m.bias, -0.2, 0.2)
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    x = torch.randn(2, 3, 64, 64)
+    traced = with_gathers(model, (x,))
+    assert traced is not None
     with torch.no_grad():
-        assert torch.allclose(pruned(*x), model(*x), atol=1e-5)
+        full = model(x)
+        assert torch.equal(traced(x), full)
+    masked = copy.deepcopy(traced)  # (traced shares its layers with model)
+    pruner = tp.pruner.BasePruner(
+        traced, x, importance=tp.importance.GroupMagnitudeImportance(p=1),
+        pruning_ratio=0.5, ignored_layers=[traced.fc],
+        customized_pruners={ChannelGather: gather_pruner()})
+    gathers = install_gather_mappings(pruner.DG)
+    names = {m: n for n, m in traced.named_modules()}
+    copies = dict(masked.named_modules())
+    for group in pruner.step(interactive=True):
+        for dep, idxs in group:
+            layer = dep.target.module
+            if isinstance(layer, (nn.Conv2d, nn.BatchNorm2d)) and \
+                    dep.handler.__name__ != "prune_in_channels":
+                dead = torch.tensor([int(getattr(i, "idx", i)) for i in idxs])
+                with torch.no_grad():
+                    copies[names[layer]].weight[dead] = 0
+                    if copies[names[layer]].bias is not None:
+                        copies[names[layer]].bias[dead] = 0
+        group.prune()
+    finish_gathers(gathers)
+    with torch.no_grad():
+        pruned, reference = traced(x), masked(x)
+    assert (reference - full).abs().max() > 1e-2  # the zeroed channels did carry signal
+    assert torch.allclose(pruned, reference, atol=1e-5)
+
+
+def test_ghostnet_prunes_its_ghost_modules_in_lockstep() -> None:
+    """A Ghost module concatenates a convolution with a depthwise copy of it: channel k
+    of both halves goes together, and the halves stay equal."""
+    timm = _timm()
+    variant = _variant("ghostnet", timm.create_model("ghostnet_100"), (1, 3, 64, 64))
+    result = apply_pass(StructuredPrune(), variant, {"ratio": 0.5})
+    assert _macs_ratio(result) <= 0.4
+    tied = result.report.details["tied_channels"]
+    assert tied.get("blocks.1.0.conv_dw") == 2
+    for m in result.variant.model.modules():
+        if type(m).__name__ == "GhostModule":
+            primary, cheap = m.primary_conv[0], m.cheap_operation[0]
+            assert cheap.out_channels == primary.out_channels == cheap.groups
+    unpruned = [r["name"] for r in result.report.details["layers"]
+                if r["after"] == r["before"]]
+    assert unpruned == ["classifier"]
+    _runs_and_exports(variant, result)
+
+
+class _Untraceable(nn.Module):
+    """A ShuffleNet unit behind data-dependent control flow: torch.fx cannot trace it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        unit = import_torchvision().models.shufflenetv2.InvertedResidual
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.units = nn.Sequential(unit(16, 32, 2), unit(32, 32, 1))
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.units(self.stem(x))
+        if h.mean() > 1e9:  # data-dependent: fx refuses
+            h = h * 0
+        return self.head(h.mean((2, 3)))
+
+
+def test_untraceable_shuffles_are_kept_whole_and_named() -> None:
+    variant = _variant("untraceable", _Untraceable(), (1, 3, 16, 16))
+    result = apply_pass(StructuredPrune(), variant, {"ratio": 0.5})
+    kept = result.report.details["kept_for_shuffle"]
+    assert "units.1.branch2.5" in kept
+    assert any("channel shuffle" in w for w in result.report.warnings)
+    assert result.variant.model.units[1].branch2[0].out_channels == 8  # inside: pruned
+    _runs_and_exports(variant, result)
 
 
 class _HardHeads(nn.Module):

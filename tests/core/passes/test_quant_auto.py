@@ -122,6 +122,39 @@ def test_choose_takes_the_fastest_within_the_budget() -> None:
     assert _choose(rows, cos, 0.999) is None  # conv_float is within the noise of float
 
 
+def test_the_accuracy_budget_outranks_speed() -> None:
+    rows = [{"name": "dynamic", "ms": 2.0, "speedup": 5.0, "accuracy_drop": 3.0},
+            {"name": "static", "ms": 3.0, "speedup": 3.3, "accuracy_drop": 0.5}]
+    cos = {"dynamic": 0.999, "static": 0.999}
+    assert _choose(rows, cos, 0.99) == "dynamic"  # no dataset: cosine only
+    assert _choose(rows, cos, 0.99, 1.0) == "static"
+    assert _choose(rows, cos, 0.99, 0.1) is None
+
+
+def test_a_dataset_scores_every_candidate_on_its_validation_split(resnet: Analysis) -> None:
+    auto = QuantizeAuto()
+    auto.latency_probe = fixed_probe({"float": 10.0, "dynamic": 3.0, "static": 4.0,
+                                      "conv_float": 8.0})
+    result = apply_pass(auto, resnet, {"dataset": "digits", "max_accuracy_drop": 1.0,
+                                       "min_cosine": 0.0, "samples": 16})
+    d = result.report.details
+    assert d["dataset"] == "digits"
+    assert d["max_accuracy_drop"] == 1.0
+    rows = {r["name"]: r for r in d["candidates"]}
+    assert rows["float"]["accuracy"] == d["float_accuracy"]
+    for name in ("dynamic", "static", "conv_float"):
+        assert 0.0 <= rows[name]["accuracy"] <= 1.0
+        assert rows[name]["accuracy_drop"] == pytest.approx(
+            100 * (d["float_accuracy"] - rows[name]["accuracy"]), abs=0.01)
+    kept = rows[d["kept"]]
+    assert kept["accuracy_drop"] <= 1.0
+    faster_within = [r for r in rows.values() if r["name"] != "float"
+                     and r["accuracy_drop"] <= 1.0]
+    assert kept["ms"] == min(r["ms"] for r in faster_within) if faster_within else (
+        d["kept"] == "float")
+    assert "top-1" in d["table"]
+
+
 @pytest.mark.parametrize("cls", [OrtDynamicQuantize, OrtStaticQuantize])
 def test_int8_slower_than_float_is_said_in_words(resnet: Analysis, cls: type) -> None:
     q = cls()

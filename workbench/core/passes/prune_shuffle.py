@@ -1,4 +1,7 @@
-"""Channel shuffles under structured pruning: keep whole every channel group they touch.
+"""Channel shuffles that cannot be traced: keep whole every channel group they touch.
+
+(The fallback of `prune_gather`, which prunes through shuffles in models `torch.fx` can
+trace.)
 
 A channel shuffle (ShuffleNet's `view(b, g, c/g, h, w) -> transpose -> view(b, c, h, w)`)
 interleaves channels. Torch-Pruning's dependency graph reads its two reshapes as a flatten

@@ -8,8 +8,9 @@ and removes the weakest share. Every group that reaches a model output (the clas
 outputs, say) is kept whole, so the output shape does not change; `ensures` checks it.
 
 Around Torch-Pruning: attention heads stay equal and the attributes forward passes
-reshape with follow (`prune_attention`); groups crossing a channel shuffle are kept whole
-instead of crashing the graph (`prune_shuffle`); a `.pt2` program is rebuilt into real
+reshape with follow (`prune_attention`); channel shuffles become explicit gathers pruned
+through (`prune_gather`), or, in code torch.fx cannot trace, keep their groups whole
+(`prune_shuffle`); channels tied across a concatenation go in lockstep (`prune_ties`); a `.pt2` program is rebuilt into real
 layers first (`pt2_editable`); and a failure names the layer to add to `ignore`
 (`prune_blame`).
 """
@@ -29,11 +30,20 @@ from workbench.core.model.variant import Variant
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param
 from workbench.core.passes.prune_attention import fused_qkv_blocks, mha_heads, sync_attention
 from workbench.core.passes.prune_blame import blamed_graph_nodes, failing_module, ignore_hint
+from workbench.core.passes.prune_gather import (
+    ChannelGather,
+    finish_gathers,
+    gather_pruner,
+    install_gather_mappings,
+    uncovered_gathers,
+    with_gathers,
+)
 from workbench.core.passes.prune_shuffle import (
     checked_splits,
     opaque_channel_shuffles,
     shuffle_ops,
 )
+from workbench.core.passes.prune_ties import tie_channel_groups
 from workbench.core.passes.prune_unstructured import (
     bake_existing_masks,
     check_ignore,
@@ -112,6 +122,7 @@ class StructuredPrune(Pass):
         for m in model.modules():
             bake_existing_masks(m)
         example = variant.example_inputs()
+        model = with_gathers(model, example) or model
         modules = dict(model.named_modules())
         before = _channels(model)
         direct, out_shapes = _output_layers(model, example)
@@ -135,9 +146,13 @@ class StructuredPrune(Pass):
                     in_channel_groups={}, out_channel_groups=mha_heads(model),
                     num_heads=num_heads, prune_head_dims=True, prune_num_heads=False,
                     pruning_ratio_dict={}, head_pruning_ratio_dict={},
-                    customized_pruners={}, unwrapped_parameters=None)
+                    customized_pruners={ChannelGather: gather_pruner()},
+                    unwrapped_parameters=None)
+                gathers = install_gather_mappings(pruner.DG)
                 kept = list(dict.fromkeys((*direct, *_protect_outputs(pruner))))
-                shuffled = _keep_whole(pruner, [*shuffle_ops(pruner.DG), *bad_splits])
+                shuffled = _keep_whole(pruner, [*shuffle_ops(pruner.DG), *bad_splits,
+                                                *uncovered_gathers(gathers)])
+                tied = tie_channel_groups(pruner)
                 groups = list(pruner.DG.get_all_groups(
                     ignored_layers=pruner.ignored_layers,
                     root_module_types=pruner.root_module_types))
@@ -150,6 +165,7 @@ class StructuredPrune(Pass):
                 ctx.cancel.check()
                 ctx.progress(0.5, f"Pruning {len(groups)} channel groups…")
                 pruner.step()
+                finish_gathers(gathers)
         except AssertionError as exc:  # Torch-Pruning checks channel arithmetic by assert
             raise PassError(f"{self.name}: Torch-Pruning cannot prune {variant.name} at "
                             f"ratio {params.ratio}: {exc}") from exc
@@ -191,8 +207,8 @@ class StructuredPrune(Pass):
         ctx.progress(1.0, "Done")
         return PassOutput(model=model, warnings=out_warnings, details={
             "layers": rows, "channels_removed": removed, "groups": len(groups),
-            "kept_whole": kept, "kept_for_shuffle": shuffled, "attention": attention,
-            "importance": params.importance,
+            "kept_whole": kept, "kept_for_shuffle": shuffled, "tied_channels": tied,
+            "attention": attention, "importance": params.importance,
             "output_shapes": [list(shape) for shape in out_shapes]})
 
     def ensures(self, before: Variant, after: Variant, params: Any, output: PassOutput

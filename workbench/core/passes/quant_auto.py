@@ -91,6 +91,13 @@ class QuantizeAuto(Pass):
                                       "static (QDQ), conv_float (dynamic, convolutions in "
                                       "float)")
         samples: int = param(64, help="Calibration samples for static", min=1, max=1000)
+        dataset: str | None = param(None, help="Labelled data (digits, a folder, .npz, "
+                                    ".csv) for an accuracy budget: candidates are then "
+                                    "scored on its validation split and calibrated on its "
+                                    "training split")
+        max_accuracy_drop: float = param(1.0, help="With a dataset: the most top-1 accuracy "
+                                         "(points) a candidate may lose against float",
+                                         min=0.0, max=100.0)
 
     def requires(self, variant: Variant, params: Any) -> None:
         from workbench.core.passes.base import check_subset
@@ -103,6 +110,11 @@ class QuantizeAuto(Pass):
         start = self.clock()
         notes: list[str] = []
         fp32, inputs, exporter = self._fp32(variant)
+        data = _labelled_data(variant, params.dataset)
+        if data is not None:
+            ctx = PassContext(device=ctx.device, data=data.part("train")[0][:params.samples],
+                              progress=ctx.progress, cancel=ctx.cancel, log=ctx.log)
+            float_accuracy = _accuracy(fp32, inputs, data)
         has_conv = any(n.op_type in _CONV_OPS for n in fp32.graph.node)
         rows: list[dict[str, Any]] = []
         cosines: dict[str, float] = {}  # unrounded, for the budget
@@ -129,6 +141,9 @@ class QuantizeAuto(Pass):
             cosines[name] = fid["cosine_min"]
             row["cosine"] = round(fid["cosine_min"], 5)
             row["cosine_mean"] = round(fid["cosine"], 5)
+            if data is not None:
+                row["accuracy"] = _accuracy(out.model, out.inputs or inputs, data)
+                row["accuracy_drop"] = round(100 * (float_accuracy - row["accuracy"]), 2)
         ctx.cancel.check()
         ctx.progress(0.9, "Timing the candidates against float…")
         samples = sample_inputs(variant, 1, seed=1)
@@ -140,25 +155,32 @@ class QuantizeAuto(Pass):
             if row["name"] in outputs:
                 row["ms"] = round(ms[row["name"]], 3)
                 row["speedup"] = round(ms["float"] / ms[row["name"]], 3)
-        kept = _choose(rows, cosines, params.min_cosine)
+        drop = params.max_accuracy_drop if data is not None else None
+        kept = _choose(rows, cosines, params.min_cosine, drop)
         for row in rows:
             row["kept"] = row["name"] == kept
         float_row = {"name": "float", "cosine": 1.0, "cosine_mean": 1.0,
                      "ms": round(ms["float"], 3), "speedup": 1.0, "kept": kept is None}
+        if data is not None:
+            float_row.update(accuracy=float_accuracy, accuracy_drop=0.0)
         table = [float_row, *rows]
         details: dict[str, Any] = {"min_cosine": params.min_cosine, "threads": threads,
                                    "kept": kept or "float", "candidates": table,
                                    "table": candidates_text(table)}
+        if data is not None:
+            details.update(dataset=data.name, max_accuracy_drop=params.max_accuracy_drop,
+                           float_accuracy=float_accuracy)
         if exporter:
             details["exporter"] = exporter
         ctx.progress(1.0, "Done")
         if kept is None:
-            notes.append(_float_kept_sentence(rows, params.min_cosine)
+            notes.append(_float_kept_sentence(rows, params.min_cosine, drop)
                          + " Kept the float model" + (" unchanged." if variant.backend == "onnx"
                                                       else ", exported to ONNX."))
             details["latency"] = {"parent_ms": round(ms["float"], 3),
                                   "child_ms": round(ms["float"], 3), "speedup": 1.0,
                                   "threads": threads}
+            details["fidelity"] = {"cosine": 1.0, "cosine_min": 1.0, "note": "float kept"}
             return PassOutput(fp32, backend="onnx", format="onnx", details=details,
                               warnings=notes, inputs=inputs)
         chosen = outputs[kept]
@@ -220,33 +242,73 @@ class QuantizeAuto(Pass):
         return out
 
 
-def _choose(rows: list[dict[str, Any]], cosines: dict[str, float], min_cosine: float
-            ) -> str | None:
-    """The fastest candidate within `min_cosine` and faster than float beyond the noise."""
-    ok = [r for r in rows if "ms" in r and cosines[r["name"]] >= min_cosine
+def _labelled_data(variant: Variant, spec: str | None) -> Any:
+    """The dataset for the accuracy budget, shaped for the model's first input, or None."""
+    if not spec:
+        return None
+    from workbench.core.train.data import load_dataset
+
+    if not variant.inputs:
+        raise PassError("quantize.auto needs the model's input shape to score a dataset.")
+    first = variant.inputs[0]
+    data = load_dataset(spec, tuple(first.shape), input_dtype=first.dtype)
+    if data.task != "classification":
+        raise PassError(f"quantize.auto scores top-1 accuracy; {data.name} is not labelled "
+                        "with classes.")
+    return data
+
+
+def _accuracy(model: Any, inputs: Any, data: Any) -> float:
+    """Top-1 accuracy of an ONNX model on the dataset's validation split (ONNX Runtime)."""
+    from workbench.core.train.training import evaluate
+
+    scored = Variant(name="candidate", backend="onnx", model=model, format="onnx",
+                     inputs=tuple(inputs))
+    return round(float(evaluate(scored, data, "val").accuracy or 0.0), 5)
+
+
+def _holds(row: dict[str, Any], cosine: float, min_cosine: float,
+           max_drop: float | None) -> bool:
+    if cosine < min_cosine:
+        return False
+    return max_drop is None or row.get("accuracy_drop", 0.0) <= max_drop + 1e-9
+
+
+def _choose(rows: list[dict[str, Any]], cosines: dict[str, float], min_cosine: float,
+            max_drop: float | None = None) -> str | None:
+    """The fastest candidate within the budgets and faster than float beyond the noise."""
+    ok = [r for r in rows if "ms" in r and _holds(r, cosines[r["name"]], min_cosine, max_drop)
           and r["speedup"] >= 1.0 + NOISE]
     return min(ok, key=lambda r: r["ms"])["name"] if ok else None
 
 
-def _float_kept_sentence(rows: list[dict[str, Any]], min_cosine: float) -> str:
+def _float_kept_sentence(rows: list[dict[str, Any]], min_cosine: float,
+                         max_drop: float | None = None) -> str:
     measured = [r for r in rows if "ms" in r]
     if not measured:
         return "No int8 candidate could be built."
-    accurate = [r for r in measured if r["cosine"] >= min_cosine]
+    accurate = [r for r in measured if _holds(r, r["cosine"], min_cosine, max_drop)]
     if not accurate:
-        return f"No int8 candidate keeps a cosine of {min_cosine} against the parent."
+        budget = f"a cosine of {min_cosine} against the parent" + (
+            f" and loses at most {max_drop} points of accuracy" if max_drop is not None
+            else "")
+        return f"No int8 candidate keeps {budget}."
     return (f"No int8 candidate within cosine {min_cosine} is faster than float on this CPU "
             f"(best {max(r['speedup'] for r in accurate):.2f}x).")
 
 
 def candidates_text(table: list[dict[str, Any]]) -> str:
     """The candidates as a small fixed-width text table."""
-    lines = [f"{'candidate':<11}{'cosine':>9}{'ms':>10}{'speedup':>9}  kept"]
+    scored = any("accuracy" in r for r in table)
+    lines = [f"{'candidate':<11}{'cosine':>9}" + (f"{'top-1':>9}" if scored else "")
+             + f"{'ms':>10}{'speedup':>9}  kept"]
     for r in table:
         if "ms" not in r:
             why = r.get("skipped") or r.get("error", "")
             lines.append(f"{r['name']:<11}  {why[:60]}")
             continue
-        lines.append(f"{r['name']:<11}{r['cosine']:>9.4f}{r['ms']:>10.2f}"
+        acc = f"{100 * r['accuracy']:>8.2f}%" if scored and "accuracy" in r else (
+            f"{'':>9}" if scored else "")
+        lines.append(f"{r['name']:<11}{r['cosine']:>9.4f}{acc}{r['ms']:>10.2f}"
                      f"{r['speedup']:>8.2f}x  {'yes' if r['kept'] else ''}")
     return "\n".join(lines)
