@@ -10,9 +10,9 @@ outputs, say) is kept whole, so the output shape does not change; `ensures` chec
 Around Torch-Pruning: attention heads stay equal and the attributes forward passes
 reshape with follow (`prune_attention`); channel shuffles become explicit gathers pruned
 through (`prune_gather`), or, in code torch.fx cannot trace, keep their groups whole
-(`prune_shuffle`); channels tied across a concatenation go in lockstep (`prune_ties`); a `.pt2` program is rebuilt into real
-layers first (`pt2_editable`); and a failure names the layer to add to `ignore`
-(`prune_blame`).
+(`prune_shuffle`); channels tied across a concatenation go in lockstep (`prune_ties`); a
+`.pt2` program is rebuilt into real layers first (`pt2_editable`); and a failure names the
+layer to add to `ignore` (`prune_blame`).
 """
 
 from __future__ import annotations
