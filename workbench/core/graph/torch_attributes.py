@@ -23,12 +23,13 @@ def argument_names(target: Any) -> list[str]:
     schema = getattr(target, "_schema", None)
     if schema is not None:
         return [a.name for a in schema.arguments if not getattr(a, "kwarg_only", False)]
+    signature: inspect.Signature | None
     try:
         signature = inspect.signature(target)
     except (TypeError, ValueError):  # a C builtin such as torch.flatten: ask torch.fx
         signature = _torch_signature(target)
-        if signature is None:
-            return []
+    if signature is None:
+        return []
     return [p.name for p in signature.parameters.values()
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
