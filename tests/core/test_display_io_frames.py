@@ -5,7 +5,7 @@ from __future__ import annotations
 from workbench.core.graph.display_graph import build_display_graph, collapsible_modules
 from workbench.core.graph.graph_layout import layered_layout
 from workbench.core.graph.layergraph import LayerGraph, Node, TensorInfo, edges_from_nodes
-from workbench.core.graph.module_frames import module_frames
+from workbench.core.graph.module_frames import FRAME_TITLE, frame_layout
 
 
 def _graph() -> LayerGraph:
@@ -60,8 +60,8 @@ def test_frames_nest_around_expanded_modules() -> None:
     groups = collapsible_modules(g)
     assert set(groups) == {("block",), ("block", "0"), ("block", "1")}
     dg = build_display_graph(g, groups)
-    lay = layered_layout(dg)
-    frames = {f.path: f for f in module_frames(dg, lay, groups)}
+    lay, found = frame_layout(dg, layered_layout(dg), groups)
+    frames = {f.path: f for f in found}
     assert set(frames) == set(groups)
     outer, inner = frames[("block",)], frames[("block", "1")]
     assert outer.level == 1
@@ -76,11 +76,18 @@ def test_frames_nest_around_expanded_modules() -> None:
     assert inner.left < x - w / 2
     assert inner.right > x + w / 2
     assert inner.top < y - h / 2
+    # Titles have room: the first box of a frame sits a title row below its top edge, and
+    # the lower layers moved down to make that room (edges moved with them).
+    top0 = lay.positions["b0.conv"][1] - lay.sizes["b0.conv"][1] / 2
+    assert top0 - outer.top >= 2 * FRAME_TITLE
+    assert frames[("block", "1")].top > frames[("block", "0")].bottom
+    route = next(r for r in lay.edges if (r.src, r.dst) == ("b0.relu", "b1.conv"))
+    assert route.points[-1][1] == lay.positions["b1.conv"][1] - lay.sizes["b1.conv"][1] / 2
     # The head is outside every frame.
     hy = lay.positions["head"][1]
     assert not (outer.top <= hy <= outer.bottom)
     # With `block.1` collapsed, its box is inside `block` but has no frame of its own.
     dg = build_display_graph(g, {("block",), ("block", "0")})
-    frames = {f.path: f for f in module_frames(dg, layered_layout(dg), groups)}
+    frames = {f.path: f for f in frame_layout(dg, layered_layout(dg), groups)[1]}
     assert set(frames) == {("block",), ("block", "0")}
     assert frames[("block",)].boxes == 3
