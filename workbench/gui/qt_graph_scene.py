@@ -338,8 +338,9 @@ class GraphSceneMixin(_Base):
         mtype = self._graph.module_types.get(f.path)
         title = ".".join(f.path) + (f" · {mtype}" if mtype else "")
         x = centre.x() + BADGE_RADIUS + 5
+        # A narrow frame's title may run past its right edge rather than lose its words.
         title = self._name_fm.elidedText(title, Qt.TextElideMode.ElideMiddle,
-                                         max(f.right - x - 6, 40.0))
+                                         max(f.right - x - 6, 260.0))
         t = self._text(title, self._name_font, self._sub_brush, x,
                        centre.y() - self._name_fm.height() / 2)
         self._add_labels([b, t], z=0.5)
