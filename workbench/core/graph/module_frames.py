@@ -9,8 +9,9 @@ Work is O(boxes × depth + route points).
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
+
+import numpy as np
 
 from workbench.core.graph.display_graph import DisplayGraph, ModulePath
 from workbench.core.graph.graph_layout import EdgeRoute, Layout
@@ -113,11 +114,17 @@ def _spaced(layout: Layout, members: dict[ModulePath, list[str]], level: dict[Mo
         shift[li] = shift[li - 1] + max(0.0, need - gap)
     if not any(shift):
         return layout
-    def moved(y: float) -> float:  # a route point moves with the layer it touches
-        return y + shift[max(0, bisect.bisect_right(tops, y + 1e-6) - 1)]
-
     positions = {d: (x, y + shift[layout.layers[d]]) for d, (x, y) in layout.positions.items()}
-    edges = [EdgeRoute(r.src, r.dst, r.label, [(x, moved(y)) for x, y in r.points])
-             for r in layout.edges]
+    # A route point moves with the layer it touches (one vectorised lookup for all points).
+    counts = [len(r.points) for r in layout.edges]
+    ys = np.fromiter((y for r in layout.edges for _, y in r.points), float, sum(counts))
+    at = np.clip(np.searchsorted(np.asarray(tops), ys + 1e-6, side="right") - 1, 0, None)
+    new_ys = (ys + np.asarray(shift)[at]).tolist()
+    edges = []
+    k = 0
+    for r, c in zip(layout.edges, counts, strict=True):
+        edges.append(EdgeRoute(r.src, r.dst, r.label,
+                               [(x, new_ys[k + i]) for i, (x, _) in enumerate(r.points)]))
+        k += c
     return Layout(positions, dict(layout.sizes), dict(layout.layers), edges, layout.width,
                   layout.height + shift[-1])
