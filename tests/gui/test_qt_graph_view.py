@@ -8,7 +8,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGraphicsSimpleTextItem
 
 from workbench.core.graph.layergraph import LayerGraph, Node, TensorInfo, edges_from_nodes
-from workbench.gui.qt_graph_view import CATEGORY_COLORS, QtGraphView
+from workbench.gui.qt_graph_view import QtGraphView
 
 # The offscreen platform plugin warns about this on every show().
 pytestmark = pytest.mark.qt_log_ignore("propagateSizeHints")
@@ -76,7 +76,7 @@ def test_set_graph_draws_every_node_and_none_clears(view: QtGraphView) -> None:
     assert len(dg.nodes) == len(g.nodes)
     assert view.graph() is g
     assert view.node_scene_rect("layer1.1.bn2") is not None
-    assert view.box_color("layer1.0.conv1") == QColor(CATEGORY_COLORS["conv"][0])
+    assert view.box_color("layer1.0.conv1") == view.fill_color("conv")
     view.set_graph(None)
     assert view.display_graph() is None
     assert view.node_scene_rect("conv1") is None
@@ -195,7 +195,7 @@ def test_expand_all_and_collapse_all(view: QtGraphView) -> None:
 
 def test_highlight_and_heat_tint_boxes(view: QtGraphView) -> None:
     view.set_graph(resnet_like())
-    conv = QColor(CATEGORY_COLORS["conv"][0])
+    conv = view.fill_color("conv")
     assert view.box_color("conv1") == conv
     view.set_highlight({"conv1"}, QColor("#ff0000"))
     tinted = view.box_color("conv1")

@@ -1,212 +1,79 @@
 """QtGraphView: a zoomable, searchable drawing of a LayerGraph with collapsible modules.
 
-Drawing stays fast on 10,000-node graphs because it only uses built-in C++ items (no Python
-`paint()`): one rounded path item per box, simple text items for labels, all edges and arrow
-heads merged into a few path items per horizontal band (so the BSP index can cull them), labels
-hidden below a zoom threshold, and, when zoomed far out, every box drawn by one path per colour.
+A collapsed module is a box with a ⊕ (click it to expand); an expanded module is a frame with
+a ⊖ (click it to collapse). The model's inputs and outputs are drawn as pills. A minimap in
+the corner shows the whole graph. Keys: Ctrl+F search, F fit, Ctrl+0 actual size, Ctrl+= and
+Ctrl+- zoom. Drawing lives in `qt_graph_scene`, colours in `qt_graph_style`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
-from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
-    QBrush,
     QColor,
-    QContextMenuEvent,
-    QFont,
-    QFontMetricsF,
-    QHelpEvent,
-    QMouseEvent,
-    QPainter,
+    QKeySequence,
     QPainterPath,
-    QPen,
-    QResizeEvent,
+    QShortcut,
+    QTextDocument,
     QTransform,
-    QWheelEvent,
 )
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
-    QGraphicsItem,
-    QGraphicsPathItem,
     QGraphicsScene,
-    QGraphicsSimpleTextItem,
     QGraphicsView,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QMenu,
     QToolButton,
-    QToolTip,
     QVBoxLayout,
     QWidget,
 )
 
 from workbench.core.graph.graph_layout import (
     DisplayGraph,
-    DisplayNode,
     Layout,
     ModulePath,
     ancestor_groups,
-    build_display_graph,
     collapsible_modules,
     constant_nodes,
     default_expanded,
-    gc_paused,
     group_id,
-    layered_layout,
 )
 from workbench.core.graph.layergraph import CATEGORIES, LayerGraph
+from workbench.core.graph.module_frames import FRAME_TITLE
+from workbench.gui.qt_graph_canvas import GraphCanvas
+from workbench.gui.qt_graph_minimap import GraphMinimap
+from workbench.gui.qt_graph_paths import BADGE_RADIUS, add_route, rounded
+from workbench.gui.qt_graph_scene import LABEL_SCALE, GraphSceneMixin
+from workbench.gui.qt_graph_style import CATEGORY_COLORS, CHANGED_HUE, heat_color
 
 log = logging.getLogger(__name__)
 
 __all__ = ["CATEGORY_COLORS", "QtGraphView", "heat_color"]
 
-#: (fill, border) per op category; fills are light so dark text stays readable.
-CATEGORY_COLORS: dict[str, tuple[str, str]] = {
-    "quantize": ("#eadcfb", "#7b4bc4"),
-    "attention": ("#ffe2c6", "#d26a12"),
-    "conv": ("#d6e6ff", "#3a6fc4"),
-    "linear": ("#d3f0df", "#2c8a55"),
-    "recurrent": ("#f3e3d3", "#8c5a2c"),
-    "norm": ("#fff1bf", "#b08a00"),
-    "activation": ("#fde0df", "#c8413b"),
-    "pool": ("#d4f1f4", "#1e8791"),
-    "elementwise": ("#e5ebd6", "#687a35"),
-    "shape": ("#eceff3", "#8592a3"),
-    "group": ("#e6e8f7", "#5361b8"),
-    "other": ("#efefef", "#8a8a8a"),
-}
-assert set(CATEGORY_COLORS) == set(CATEGORIES)
-
-_HEAT_STOPS = (QColor("#fff7d1"), QColor("#fdae61"), QColor("#e34a33"))
-_NO_HEAT = QColor("#f3f3f3")
-_ACCENT = QColor("#1f6feb")
-_EDGE = QColor("#8c96a5")
-_TEXT = QColor("#1f2328")
-_SUBTEXT = QColor("#57606a")
-_EDGE_TEXT = QColor("#6e7781")
-_BACKGROUND = QColor("#fbfcfd")
-
-_EDGE_SCALE = 0.05  # below: no edges (sub-pixel anyway, and costly when all are in view)
-_OVERVIEW_SCALE = 0.2  # below: boxes drawn as one path per colour, no labels or arrows
-_LABEL_SCALE = 0.42  # from here: node labels
-_EDGE_LABEL_SCALE = 0.7  # from here: tensor shapes on edges
 _MAX_SCALE = 4.0
-_CHUNK = 400  # edges or boxes merged into one path item
-_ARROW = 7.0
+_FIT_WHOLE = 0.2  # Fit shows the whole graph down to this zoom; below, the top at width fit
+_FIT_MIN = 0.5  # ... at no less than this zoom (labels readable)
+_HIT = BADGE_RADIUS + 3.0
 
 
-def heat_color(value: float) -> QColor:
-    """Colour of a 0..1 heat value: pale yellow, orange, red."""
-    v = min(max(float(value), 0.0), 1.0) * (len(_HEAT_STOPS) - 1)
-    i = min(int(v), len(_HEAT_STOPS) - 2)
-    t = v - i
-    a, b = _HEAT_STOPS[i], _HEAT_STOPS[i + 1]
-    return QColor.fromRgbF(
-        a.redF() + (b.redF() - a.redF()) * t,
-        a.greenF() + (b.greenF() - a.greenF()) * t,
-        a.blueF() + (b.blueF() - a.blueF()) * t,
-    )
-
-
-def _blend(a: QColor, b: QColor, t: float) -> QColor:
-    return QColor.fromRgbF(
-        a.redF() + (b.redF() - a.redF()) * t,
-        a.greenF() + (b.greenF() - a.greenF()) * t,
-        a.blueF() + (b.blueF() - a.blueF()) * t,
-    )
-
-
-def _short_op(op: str) -> str:
-    """`aten.conv2d.default` -> `conv2d`; ONNX op types are kept."""
-    parts = [p for p in op.split(".") if p not in {"aten", "default", "Tensor", "torch", "ops",
-                                                    "prims", "nn", "functional", "int", "Scalar"}]
-    return ".".join(parts) or op
-
-
-def _rounded(w: float, h: float, r: float = 6.0) -> QPainterPath:
-    path = QPainterPath()
-    path.addRoundedRect(QRectF(-w / 2, -h / 2, w, h), r, r)
-    return path
-
-
-class _GraphicsView(QGraphicsView):
-    """The canvas: wheel zoom under the mouse, drag to pan, clicks reported to the owner."""
-
-    def __init__(self, owner: QtGraphView) -> None:
-        super().__init__(owner)
-        self._owner = owner
-        self._press: QPoint | None = None
-        self.horizontalScrollBar().valueChanged.connect(owner._populate_view)
-        self.verticalScrollBar().valueChanged.connect(owner._populate_view)
-        self.setRenderHints(QPainter.RenderHint.Antialiasing
-                            | QPainter.RenderHint.TextAntialiasing)
-        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
-        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
-        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.MinimalViewportUpdate)
-        self.setOptimizationFlags(QGraphicsView.OptimizationFlag.DontSavePainterState
-                                  | QGraphicsView.OptimizationFlag.DontAdjustForAntialiasing)
-        self.setBackgroundBrush(_BACKGROUND)
-        self.setFrameShape(QGraphicsView.Shape.NoFrame)
-
-    def wheelEvent(self, event: QWheelEvent) -> None:
-        delta = event.angleDelta().y() or event.angleDelta().x()
-        if delta:
-            self._owner.zoom_by(1.0015 ** delta)
-        event.accept()
-
-    def mousePressEvent(self, event: QMouseEvent) -> None:
-        if event.button() == Qt.MouseButton.LeftButton:
-            self._press = event.position().toPoint()
-        super().mousePressEvent(event)
-
-    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
-        super().mouseReleaseEvent(event)
-        if event.button() == Qt.MouseButton.LeftButton and self._press is not None:
-            moved = (event.position().toPoint() - self._press).manhattanLength()
-            self._press = None
-            if moved < 5:
-                self._owner._on_click(self.mapToScene(event.position().toPoint()))
-
-    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
-        if event.button() == Qt.MouseButton.LeftButton:
-            self._owner._on_double_click(self.mapToScene(event.position().toPoint()))
-        event.accept()
-
-    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
-        self._owner._on_context_menu(self.mapToScene(event.pos()), event.globalPos())
-
-    def viewportEvent(self, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
-            text = self._owner._tooltip_at(self.mapToScene(event.pos()))
-            if text:
-                QToolTip.showText(event.globalPos(), text, self.viewport())
-            else:
-                QToolTip.hideText()
-                event.ignore()
-            return True
-        return super().viewportEvent(event)
-
-    def resizeEvent(self, event: QResizeEvent) -> None:
-        super().resizeEvent(event)
-        self._owner._on_resized()
-        self._owner._populate_view()
-
-
-class QtGraphView(QWidget):
+class QtGraphView(GraphSceneMixin, QWidget):
     """Interactive layer-graph viewer: pan, zoom, search, expand/collapse modules, select.
 
-    Double-click a module box to expand it; double-click a node (or use the context menu) to
-    collapse the module around it. `max_visible` bounds how many boxes a new graph starts with.
+    Click ⊕ on a module box (or double-click it) to expand it; click ⊖ on a module's frame
+    to collapse it; double-click a node to collapse the module around it. `max_visible`
+    bounds how many boxes a new graph starts with.
     """
 
     node_selected = Signal(str)
-    """A node (its real name) or a module box (its `module:` id) was selected by the user."""
+    """A node (its real name), a module (its `module:` id) or a model input or output
+    (`input:` / `output:` + tensor name) was selected by the user."""
 
     def __init__(self, parent: QWidget | None = None, *, max_visible: int = 300) -> None:
         super().__init__(parent)
@@ -216,44 +83,30 @@ class QtGraphView(QWidget):
         self._layout: Layout | None = None
         self._groups: dict[ModulePath, int] = {}
         self._expanded: set[ModulePath] = set()
+        self._hidden: set[str] = set()
         self._selected: str | None = None
         self._highlight: tuple[set[str], QColor] | None = None
+        self._highlight_label = ""
         self._heat: dict[str, float] | None = None
         self._matches: list[str] = []
         self._match_index = -1
         self._match_text = ""
         self._pending_view_reset = False
-        self._lod: tuple[bool, ...] | None = None
-
-        self._op_font = QFont()
-        self._op_font.setPointSizeF(9.0)
-        self._op_font.setBold(True)
-        self._name_font = QFont()
-        self._name_font.setPointSizeF(8.0)
-        self._edge_font = QFont()
-        self._edge_font.setPointSizeF(7.0)
-        self._op_fm = QFontMetricsF(self._op_font)
-        self._name_fm = QFontMetricsF(self._name_font)
-        self._edge_fm = QFontMetricsF(self._edge_font)
-        self._text_brush = QBrush(_TEXT)
-        self._sub_brush = QBrush(_SUBTEXT)
-        self._tag_brush = QBrush(_EDGE_TEXT)
-        self._pill_brush = QBrush(QColor(_BACKGROUND.red(), _BACKGROUND.green(),
-                                         _BACKGROUND.blue(), 235))
-        self._no_pen = QPen(Qt.PenStyle.NoPen)
-        self._brushes = {c: QBrush(QColor(f)) for c, (f, _) in CATEGORY_COLORS.items()}
-        self._pens = {c: QPen(QColor(b), 1.2) for c, (_, b) in CATEGORY_COLORS.items()}
-        group_pen = QPen(QColor(CATEGORY_COLORS["group"][1]), 1.4, Qt.PenStyle.DashLine)
-        self._pens["group"] = group_pen
 
         self._scene = QGraphicsScene(self)
         self._scene.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
-        self._view = _GraphicsView(self)
+        self._view = GraphCanvas(self, self)
         self._view.setScene(self._scene)
+        self._minimap = GraphMinimap(self._view, self._visible_scene_rect, self._view.centerOn)
+        self._minimap.hide()
+        self._init_style()
         self._reset_items()
+        self._build_widgets()
+        self._add_shortcuts()
 
+    def _build_widgets(self) -> None:
         self._search = QLineEdit()
-        self._search.setPlaceholderText("Search name or op…  (Enter: next match)")
+        self._search.setPlaceholderText("Search name or op…  (Ctrl+F; Enter: next match)")
         self._search.setClearButtonEnabled(True)
         self._search.textChanged.connect(self._on_search_text)
         self._search.returnPressed.connect(self.find_next)
@@ -265,31 +118,29 @@ class QtGraphView(QWidget):
         bar.addWidget(self._search, 1)
         bar.addWidget(self._match_label)
         for text, tip, slot in (
-            ("−", "Zoom out", self.zoom_out),
-            ("+", "Zoom in", self.zoom_in),
-            ("Fit", "Fit the whole graph", self.fit),
+            ("−", "Zoom out (Ctrl+-)", self.zoom_out),
+            ("+", "Zoom in (Ctrl+=)", self.zoom_in),
+            ("Fit", "Fit the graph (F): all of it, or its top at a readable zoom", self.fit),
+            ("1:1", "Actual size (Ctrl+0)", self.actual_size),
             ("Expand all", "Expand every module", self.expand_all),
             ("Collapse all", "Collapse every module", self.collapse_all),
         ):
-            button = QToolButton()
-            button.setText(text)
-            button.setToolTip(tip)
-            button.setAutoRaise(True)
-            button.clicked.connect(slot)
-            bar.addWidget(button)
+            bar.addWidget(self._tool_button(text, tip, slot))
+        self._map_button = self._tool_button("Map", "Show the overview map", self._on_map_toggled)
+        self._map_button.setCheckable(True)
+        self._map_button.setChecked(True)
+        bar.addWidget(self._map_button)
         self._hide_constants = QCheckBox("Hide constants")
         self._hide_constants.setToolTip("Fold away nodes that only compute from weights "
                                         "(e.g. Unsqueeze of a scale), as Netron does")
         self._hide_constants.setChecked(True)
         self._hide_constants.toggled.connect(self._on_hide_constants)
         bar.addWidget(self._hide_constants)
-        self._hidden: set[str] = set()
         self._legend = QLabel()
         self._legend.setTextFormat(Qt.TextFormat.RichText)
         self._legend.setContentsMargins(6, 2, 6, 4)
-        self._legend.setStyleSheet("color: #57606a;")
+        self._legend.setWordWrap(True)
         self._status = QLabel()
-        self._status.setStyleSheet("color: #57606a;")
         bottom = QHBoxLayout()
         bottom.setContentsMargins(0, 0, 6, 0)
         bottom.addWidget(self._legend, 1)
@@ -300,6 +151,28 @@ class QtGraphView(QWidget):
         layout.addLayout(bar)
         layout.addWidget(self._view, 1)
         layout.addLayout(bottom)
+
+    @staticmethod
+    def _tool_button(text: str, tip: str, slot: Callable[[], object]) -> QToolButton:
+        button = QToolButton()
+        button.setText(text)
+        button.setToolTip(tip)
+        button.setAutoRaise(True)
+        button.clicked.connect(slot)
+        return button
+
+    def _add_shortcuts(self) -> None:
+        for keys, slot in (
+            (("Ctrl+F",), self.focus_search),
+            (("F",), self.fit),
+            (("Ctrl+0",), self.actual_size),
+            (("Ctrl+=", "Ctrl++"), self.zoom_in),
+            (("Ctrl+-",), self.zoom_out),
+        ):
+            for key in keys:
+                shortcut = QShortcut(QKeySequence(key), self)
+                shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+                shortcut.activated.connect(slot)
 
     # ---- public API -----------------------------------------------------------------------
 
@@ -313,6 +186,11 @@ class QtGraphView(QWidget):
         """The search box (Enter selects the next match)."""
         return self._search
 
+    @property
+    def minimap(self) -> GraphMinimap:
+        """The overview in the corner of the view."""
+        return self._minimap
+
     def graph(self) -> LayerGraph | None:
         return self._graph
 
@@ -323,13 +201,17 @@ class QtGraphView(QWidget):
     def current_layout(self) -> Layout | None:
         return self._layout
 
-    def _on_hide_constants(self, on: bool) -> None:
-        if self._graph is not None:
-            self._hidden = constant_nodes(self._graph) if on else set()
-            self._rebuild()
+    def legend_text(self) -> str:
+        """The legend under the graph, as plain text (what each colour means)."""
+        return _plain(self._legend.text())
 
     def set_graph(self, graph: LayerGraph | None) -> None:
-        """Show `graph` (modules collapsed so at most `max_visible` boxes), or clear on None."""
+        """Show `graph` (modules collapsed so at most `max_visible` boxes), or clear on None.
+
+        A different graph clears the search box.
+        """
+        if graph is not self._graph:
+            self._search.clear()
         self._graph = graph
         self._selected = None
         self._matches, self._match_index = [], -1
@@ -340,12 +222,15 @@ class QtGraphView(QWidget):
             self._update_legend()
             self._status.setText("")
             self._match_label.setText("")
+            self._minimap.hide()
             return
         self._groups = collapsible_modules(graph)
         self._expanded = default_expanded(graph, self.max_visible)
         self._hidden = constant_nodes(graph) if self._hide_constants.isChecked() else set()
         self._rebuild()
         self._on_search_text(self._search.text())
+        self._minimap.setVisible(self._map_button.isChecked())
+        self._place_minimap()
         self._reset_view()
 
     def expanded_modules(self) -> set[ModulePath]:
@@ -409,14 +294,21 @@ class QtGraphView(QWidget):
         self._center_on(did)
         return True
 
-    def set_highlight(self, names: Iterable[str], color: QColor | str = "#f59e0b") -> None:
-        """Tint the boxes showing any of the real nodes `names` (a group shows its members)."""
+    def set_highlight(self, names: Iterable[str], color: QColor | str = CHANGED_HUE,
+                      label: str = "changed from the parent variant") -> None:
+        """Tint the boxes showing any of the real nodes `names` (a group shows its members).
+
+        `label` says in the legend what the tint means.
+        """
         self._highlight = (set(names), QColor(color))
+        self._highlight_label = label
         self._apply_styles()
+        self._update_legend()
 
     def clear_highlight(self) -> None:
         self._highlight = None
         self._apply_styles()
+        self._update_legend()
 
     def set_heat(self, values: dict[str, float] | None) -> None:
         """Colour boxes by 0..1 values per real node (groups take their hottest member)."""
@@ -440,16 +332,34 @@ class QtGraphView(QWidget):
     def zoom_out(self) -> None:
         self.zoom_by(0.8)
 
-    def fit(self) -> None:
-        """Fit the whole graph in the view (up to 100 %)."""
-        rect = self._scene.sceneRect()
-        if rect.isEmpty():
-            return
-        self._view.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
-        if self._view.transform().m11() > 1.0:
-            self._view.setTransform(QTransform())
-            self._view.centerOn(rect.center())
+    def actual_size(self) -> None:
+        """Zoom to 100 % about the centre of the view."""
+        centre = self._visible_scene_rect().center()
+        self._view.setTransform(QTransform())
+        self._view.centerOn(centre)
         self._update_lod()
+
+    def fit(self) -> None:
+        """Fit the whole graph (up to 100 %); a graph too big for that shows its top instead,
+        fitted to the width at a readable zoom, and the minimap gives the overview."""
+        rect = self._scene.sceneRect()
+        vp = self._view.viewport().size()
+        if rect.isEmpty() or vp.isEmpty():
+            return
+        whole = min(vp.width() / rect.width(), vp.height() / rect.height())
+        if whole >= _FIT_WHOLE:
+            self._view.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+            if self._view.transform().m11() > 1.0:
+                self._view.setTransform(QTransform())
+                self._view.centerOn(rect.center())
+            self._update_lod()
+            return
+        self._show_top(min(max(vp.width() / rect.width(), _FIT_MIN), 1.0))
+
+    def focus_search(self) -> None:
+        """Put the cursor in the search box with its text selected (Ctrl+F)."""
+        self._search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self._search.selectAll()
 
     def search(self, text: str) -> list[str]:
         """Set the search text; returns the matching real node names in graph order."""
@@ -464,7 +374,7 @@ class QtGraphView(QWidget):
         name = self._matches[self._match_index]
         self._match_label.setText(f"{self._match_index + 1}/{len(self._matches)}")
         if self.select_node(name):
-            if self._view.transform().m11() < _LABEL_SCALE:
+            if self._view.transform().m11() < LABEL_SCALE:
                 self._view.setTransform(QTransform())
                 self._update_lod()
                 self._center_on(self._dg.display_of[name] if self._dg else name)
@@ -481,326 +391,45 @@ class QtGraphView(QWidget):
         (x, y), (w, h) = self._layout.positions[did], self._layout.sizes[did]
         return QRectF(x - w / 2, y - h / 2, w, h)
 
+    def expand_control(self, path: ModulePath) -> QPointF | None:
+        """Scene centre of the ⊕ on the collapsed module box at `path`, if drawn."""
+        rect = self.node_scene_rect(group_id(path))
+        return None if rect is None else QPointF(rect.right() - 16, rect.center().y())
+
+    def collapse_control(self, path: ModulePath) -> QPointF | None:
+        """Scene centre of the ⊖ on the frame of the expanded module at `path`, if drawn."""
+        k = next((i for i, f in enumerate(self._frames) if f.path == path), None)
+        return None if k is None else self.frame_badge_center(k)
+
+    def frame_paths(self) -> list[ModulePath]:
+        """The expanded modules drawn as frames (outer ones first)."""
+        return [f.path for f in self._frames]
+
     def box_color(self, name: str) -> QColor | None:
         """Fill colour of the box showing `name` (a real node or group id), if drawn."""
         did = self._display_id(name)
         item = self._node_items.get(did) if did is not None else None
         return item.brush().color() if item is not None else None
 
-    # ---- building the scene ---------------------------------------------------------------
+    def fill_color(self, category: str) -> QColor:
+        """The fill of a box of op `category` under the current palette (no overlay)."""
+        return QColor(self._c.fills[category])
 
-    def _reset_items(self) -> None:
-        self._scene.clear()
-        self._scene.setSceneRect(QRectF(0, 0, 1, 1))
-        self._node_items: dict[str, QGraphicsPathItem] = {}
-        self._label_items: list[QGraphicsItem] = []
-        self._edge_label_items: list[QGraphicsItem] = []
-        self._arrow_items: list[QGraphicsItem] = []
-        self._edge_items: list[QGraphicsItem] = []
-        self._box_items: list[QGraphicsItem] = []
-        self._tag_specs: dict[int, list[tuple[float, float, bool, str]]] = {}
-        self._labelled = self._tagged = np.zeros(0, bool)
-        self._overview_items: list[QGraphicsItem] = []
-        self._overview_dirty = True
-        self._ids: list[str] = []
-        self._xs = self._ys = self._hw = self._hh = np.zeros(0)
-        self._routes_of: dict[str, list[int]] = {}
-        self._lod: tuple[bool, ...] | None = None
-        self._marker = QGraphicsPathItem()
-        pen = QPen(_ACCENT, 2.5)
-        pen.setCosmetic(True)
-        self._marker.setPen(pen)
-        self._marker.setZValue(10)
-        self._marker.setVisible(False)
-        self._scene.addItem(self._marker)
-        self._marker_edges = QGraphicsPathItem()
-        pen = QPen(_ACCENT, 2.0)
-        pen.setCosmetic(True)
-        self._marker_edges.setPen(pen)
-        self._marker_edges.setZValue(1.5)
-        self._marker_edges.setVisible(False)
-        self._scene.addItem(self._marker_edges)
+    # ---- view -----------------------------------------------------------------------------
 
-    def _node_size(self, node: DisplayNode) -> tuple[float, float]:
-        if node.is_group:
-            title = self._op_fm.horizontalAdvance(".".join(node.module_path))
-            sub = self._name_fm.horizontalAdvance(f"{node.op} · {len(node.members)} nodes")
-            return min(max(max(title, sub) + 44, 130.0), 280.0), 48.0
-        op = self._op_fm.horizontalAdvance(_short_op(node.op))
-        name = self._name_fm.horizontalAdvance(node.label)
-        return min(max(max(op, name) + 22, 96.0), 220.0), 40.0
+    def _visible_scene_rect(self) -> QRectF:
+        return self._view.mapToScene(self._view.viewport().rect()).boundingRect()
 
-    def _rebuild(self) -> None:
-        """Collapse, lay out and draw the current graph, keeping the selection."""
-        if self._graph is not None:
-            with gc_paused():
-                self._rebuild_now(self._graph)
-
-    def _rebuild_now(self, graph: LayerGraph) -> None:
-        dg = build_display_graph(graph, self._expanded, self._hidden)
-        lay = layered_layout(dg, self._node_size)
-        self._dg, self._layout = dg, lay
-        self._reset_items()
-        scene = self._scene
-        margin = 40.0
-        self._scene.setSceneRect(QRectF(-margin, -margin, lay.width + 2 * margin,
-                                        lay.height + 2 * margin))
-        n = len(dg.nodes)
-        self._ids = [d.id for d in dg.nodes]
-        pos = lay.positions
-        size = lay.sizes
-        self._xs = np.fromiter((pos[i][0] for i in self._ids), float, n)
-        self._ys = np.fromiter((pos[i][1] for i in self._ids), float, n)
-        self._hw = np.fromiter((size[i][0] / 2 for i in self._ids), float, n)
-        self._hh = np.fromiter((size[i][1] / 2 for i in self._ids), float, n)
-
-        group_pen = self._pens["group"]
-        group_brush = self._brushes["group"]
-        box = self._box_items
-        for d in dg.nodes:
-            x, y = pos[d.id]
-            w, h = size[d.id]
-            path = _rounded(w, h)
-            if d.is_group:  # a second card behind: "there is more inside"
-                shadow = QGraphicsPathItem(path)
-                shadow.setPos(x + 4, y + 4)
-                shadow.setBrush(group_brush)
-                shadow.setPen(group_pen)
-                shadow.setZValue(1.9)
-                scene.addItem(shadow)
-                box.append(shadow)
-            item = QGraphicsPathItem(path)
-            item.setPos(x, y)
-            item.setZValue(2)
-            scene.addItem(item)
-            self._node_items[d.id] = item
-            box.append(item)
-        self._labelled = np.zeros(n, bool)
-        self._tagged = np.zeros(n, bool)
-        self._draw_edges(lay)
-        self._apply_styles()
-        self._update_legend()
-        self._status.setText(f"{len(graph.nodes):,} nodes · {n:,} boxes")
-        if self._selected is not None:
-            self._set_selection(self._selected)
+    def _show_top(self, scale: float) -> None:
+        """Zoom to `scale` and show the top of the graph (centred if it fits the width)."""
+        rect = self._scene.sceneRect()
+        vp = self._view.viewport().size()
+        self._view.setTransform(QTransform.fromScale(scale, scale))
+        x = rect.center().x()
+        if rect.width() * scale > vp.width() and len(self._xs):
+            x = float(self._xs[0])
+        self._view.centerOn(QPointF(x, rect.top() + vp.height() / (2 * scale)))
         self._update_lod()
-
-    def _draw_edges(self, lay: Layout) -> None:
-        pen = QPen(_EDGE, 1.1)
-        pen.setCosmetic(True)
-        arrow_brush = QBrush(_EDGE)
-        no_pen = QPen(Qt.PenStyle.NoPen)
-        routes = lay.edges
-        for i, r in enumerate(routes):
-            self._routes_of.setdefault(r.src, []).append(i)
-            self._routes_of.setdefault(r.dst, []).append(i)
-        order = sorted(range(len(routes)), key=lambda i: routes[i].points[0][1])
-        for start in range(0, len(order), _CHUNK):
-            path = QPainterPath()
-            arrows = QPainterPath()
-            for i in order[start:start + _CHUNK]:
-                _add_route(path, arrows, routes[i].points)
-            item = QGraphicsPathItem(path)
-            item.setPen(pen)
-            item.setZValue(0)
-            self._scene.addItem(item)
-            self._edge_items.append(item)
-            head = QGraphicsPathItem(arrows)
-            head.setPen(no_pen)
-            head.setBrush(arrow_brush)
-            head.setZValue(1)
-            self._scene.addItem(head)
-            self._arrow_items.append(head)
-        # Shape tags: one per source and shape, made lazily when their source comes into view.
-        index = {d: k for k, d in enumerate(self._ids)}
-        by_src: dict[str, dict[str, list[int]]] = {}
-        for i, r in enumerate(routes):
-            if r.label:
-                by_src.setdefault(r.src, {}).setdefault(r.label, []).append(i)
-        for src, labels in by_src.items():
-            for label, idx in labels.items():
-                (x0, y0), (_, y1) = routes[idx[0]].points[:2]
-                # One edge: tag it; a fan-out with one shape: one tag under the box centre.
-                cx = x0 if len(idx) == 1 or len(labels) > 1 else lay.positions[src][0]
-                self._tag_specs.setdefault(index[src], []).append((cx, y0, y1 >= y0, label))
-
-    # ---- lazily made labels ---------------------------------------------------------------
-
-    def _populate_view(self) -> None:
-        """Make the labels and shape tags of boxes in (or near) the view that have none yet."""
-        lod = self._lod
-        if lod is None or not (lod[3] or lod[4]) or not len(self._ids):
-            return
-        r = self._view.mapToScene(self._view.viewport().rect()).boundingRect()
-        mx, my = r.width() / 3, r.height() / 3
-        near = ((self._xs + self._hw >= r.left() - mx) & (self._xs - self._hw <= r.right() + mx)
-                & (self._ys + self._hh + 30 >= r.top() - my)
-                & (self._ys - self._hh - 30 <= r.bottom() + my))
-        if lod[3]:
-            todo = np.flatnonzero(near & ~self._labelled)
-            if len(todo):
-                self._labelled[todo] = True
-                for k in todo.tolist():
-                    self._make_labels(k)
-        if lod[4]:
-            todo = np.flatnonzero(near & ~self._tagged)
-            if len(todo):
-                self._tagged[todo] = True
-                for k in todo.tolist():
-                    self._make_tags(k)
-
-    def _make_labels(self, k: int) -> None:
-        assert self._dg is not None
-        d = self._dg.nodes[k]
-        x, y, hw = float(self._xs[k]), float(self._ys[k]), float(self._hw[k])
-        op_h = self._op_fm.height()
-        top = y - (op_h + self._name_fm.height()) / 2
-        if d.is_group:
-            title = ".".join(d.module_path)
-            sub = f"{d.op} · {len(d.members)} nodes"
-            t = QGraphicsSimpleTextItem(title)
-            t.setPos(x - hw + 10, top)
-            s = QGraphicsSimpleTextItem(sub)
-            s.setPos(x - hw + 10, top + op_h)
-            badge = QPainterPath()
-            bx, r = x + hw - 14, 6.0
-            badge.addEllipse(QPointF(bx, y), r, r)
-            badge.moveTo(bx - 3.5, y)
-            badge.lineTo(bx + 3.5, y)
-            badge.moveTo(bx, y - 3.5)
-            badge.lineTo(bx, y + 3.5)
-            b = QGraphicsPathItem(badge)
-            b.setPen(QPen(self._pens["group"].color(), 1.3))
-            b.setBrush(QBrush(Qt.GlobalColor.white))
-            items: tuple[QGraphicsItem, ...] = (t, s, b)
-        else:
-            op = _short_op(d.op)
-            name = self._name_fm.elidedText(d.label, Qt.TextElideMode.ElideLeft, 2 * hw - 12)
-            t = QGraphicsSimpleTextItem(op)
-            t.setPos(x - self._op_fm.horizontalAdvance(op) / 2, top)
-            s = QGraphicsSimpleTextItem(name)
-            s.setPos(x - self._name_fm.horizontalAdvance(name) / 2, top + op_h)
-            items = (t, s)
-        t.setFont(self._op_font)
-        t.setBrush(self._text_brush)
-        s.setFont(self._name_font)
-        s.setBrush(self._sub_brush)
-        for it in items:
-            it.setZValue(3)
-            self._scene.addItem(it)
-            self._label_items.append(it)
-
-    def _make_tags(self, k: int) -> None:
-        th = self._edge_fm.height()
-        for cx, y0, down, label in self._tag_specs.get(k, ()):
-            tw = self._edge_fm.horizontalAdvance(label)
-            top = y0 + 6 if down else y0 - 6 - th
-            path = QPainterPath()
-            path.addRoundedRect(QRectF(cx - tw / 2 - 3, top, tw + 6, th), 3, 3)
-            pill = QGraphicsPathItem(path)
-            pill.setBrush(self._pill_brush)
-            pill.setPen(self._no_pen)
-            pill.setZValue(1.6)
-            t = QGraphicsSimpleTextItem(label)
-            t.setFont(self._edge_font)
-            t.setBrush(self._tag_brush)
-            t.setPos(cx - tw / 2, top)
-            t.setZValue(1.7)
-            self._scene.addItem(pill)
-            self._scene.addItem(t)
-            self._edge_label_items.append(pill)
-            self._edge_label_items.append(t)
-
-    # ---- styles and level of detail -------------------------------------------------------
-
-    def _colors(self, d: DisplayNode) -> tuple[QBrush, QPen, QColor]:
-        """Fill, outline, and the solid colour used when zoomed far out."""
-        brush, pen = self._brushes[d.category], self._pens[d.category]
-        far = pen.color()
-        if self._heat is not None:
-            vals = [self._heat[m] for m in d.members if m in self._heat]
-            brush = QBrush(heat_color(max(vals)) if vals else _NO_HEAT)
-            far = brush.color()
-        if self._highlight is not None:
-            names, color = self._highlight
-            if names and any(m in names for m in d.members):
-                brush = QBrush(_blend(QColor(Qt.GlobalColor.white), color, 0.4))
-                pen = QPen(color.darker(115), 2.6)
-                far = color
-        return brush, pen, far
-
-    def _apply_styles(self) -> None:
-        if self._dg is None:
-            return
-        self._far_colors: list[QColor] = []
-        for d in self._dg.nodes:
-            brush, pen, far = self._colors(d)
-            item = self._node_items[d.id]
-            item.setBrush(brush)
-            item.setPen(pen)
-            self._far_colors.append(far)
-        self._overview_dirty = True
-        if self._lod is not None and self._lod[0]:
-            self._build_overview()
-
-    def _build_overview(self) -> None:
-        """One path per colour and band of boxes, for the far-zoomed-out view."""
-        for it in self._overview_items:
-            self._scene.removeItem(it)
-        self._overview_items = []
-        self._overview_dirty = False
-        if self._dg is None:
-            return
-        by_color: dict[int, list[int]] = {}
-        brushes: dict[int, QBrush] = {}
-        for k, color in enumerate(self._far_colors):
-            key = color.rgba()
-            by_color.setdefault(key, []).append(k)
-            brushes.setdefault(key, QBrush(color))
-        no_pen = QPen(Qt.PenStyle.NoPen)
-        for key, ks in by_color.items():
-            ks.sort(key=lambda k: self._ys[k])
-            for start in range(0, len(ks), _CHUNK):
-                path = QPainterPath()
-                for k in ks[start:start + _CHUNK]:
-                    path.addRect(self._xs[k] - self._hw[k], self._ys[k] - self._hh[k],
-                                 2 * self._hw[k], 2 * self._hh[k])
-                item = QGraphicsPathItem(path)
-                item.setPen(no_pen)
-                item.setBrush(brushes[key])
-                item.setZValue(2)
-                self._scene.addItem(item)
-                self._overview_items.append(item)
-
-    def _update_lod(self) -> None:
-        """Show or hide item sets as the zoom crosses level-of-detail thresholds."""
-        scale = self._view.transform().m11()
-        overview = scale < _OVERVIEW_SCALE
-        state = (
-            overview,  # boxes as one path per colour
-            not overview,  # box items and arrow heads
-            scale >= _EDGE_SCALE,  # edges (invisible specks below)
-            scale >= _LABEL_SCALE,  # box labels
-            scale >= _EDGE_LABEL_SCALE,  # edge shape tags
-        )
-        if state == self._lod:
-            self._populate_view()
-            return
-        old, self._lod = self._lod, state
-        if overview and self._overview_dirty:
-            self._build_overview()
-        groups: tuple[Iterable[QGraphicsItem], ...] = (
-            self._overview_items,
-            [*self._box_items, *self._arrow_items],
-            self._edge_items,
-            self._label_items,
-            self._edge_label_items,
-        )
-        for k, items in enumerate(groups):
-            if old is None or old[k] != state[k]:
-                for it in items:
-                    it.setVisible(state[k])
-        self._populate_view()
 
     def _min_scale(self) -> float:
         rect = self._scene.sceneRect()
@@ -811,7 +440,7 @@ class QtGraphView(QWidget):
         return min(fit * 0.5, 0.1)
 
     def _reset_view(self) -> None:
-        """Initial view: the whole graph if readable, else the top of it at a readable zoom."""
+        """Initial view: the whole graph if readable, else its top at a readable zoom."""
         if not self._view.isVisible() or self._view.viewport().width() < 50:
             self._pending_view_reset = True
             return
@@ -819,24 +448,49 @@ class QtGraphView(QWidget):
         rect = self._scene.sceneRect()
         vp = self._view.viewport().size()
         fit = min(vp.width() / rect.width(), vp.height() / rect.height())
-        if fit >= _LABEL_SCALE + 0.08:
+        if fit >= LABEL_SCALE + 0.08:
             self.fit()
-            return
-        scale = 0.8
-        self._view.setTransform(QTransform.fromScale(scale, scale))
-        top = rect.top() + vp.height() / (2 * scale)
-        x = float(self._xs[0]) if len(self._xs) else rect.center().x()
-        self._view.centerOn(QPointF(x, top))
-        self._update_lod()
+        else:
+            self._show_top(min(max(vp.width() / rect.width(), _FIT_MIN), 1.0))
+
+    def _place_minimap(self) -> None:
+        vp = self._view.viewport().geometry()
+        self._minimap.set_limit(QSize(int(min(220, vp.width() * 0.3)), vp.height() - 16))
+        self._minimap.move(vp.right() - self._minimap.width() - 8, vp.top() + 8)
+
+    def _on_map_toggled(self) -> None:
+        self._minimap.setVisible(self._map_button.isChecked() and self._graph is not None)
 
     def _on_resized(self) -> None:
+        self._place_minimap()
         if self._pending_view_reset and self._graph is not None:
             self._reset_view()
+        self._populate_view()
+
+    def _on_scrolled(self) -> None:
+        self._populate_view()
+        self._minimap.update()
 
     def showEvent(self, event: QEvent) -> None:
         super().showEvent(event)
         if self._pending_view_reset and self._graph is not None:
             self._reset_view()
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._init_style()
+            if self._graph is not None:
+                transform, centre = self._view.transform(), self._visible_scene_rect().center()
+                self._rebuild()
+                self._view.setTransform(transform)
+                self._view.centerOn(centre)
+            self._update_legend()
+
+    def _on_hide_constants(self, on: bool) -> None:
+        if self._graph is not None:
+            self._hidden = constant_nodes(self._graph) if on else set()
+            self._rebuild()
 
     # ---- selection, hit testing, interaction ----------------------------------------------
 
@@ -846,6 +500,33 @@ class QtGraphView(QWidget):
         hit = np.flatnonzero((np.abs(self._xs - p.x()) <= self._hw)
                              & (np.abs(self._ys - p.y()) <= self._hh))
         return self._ids[int(hit[-1])] if len(hit) else None
+
+    def _frame_at(self, p: QPointF) -> int | None:
+        """The innermost frame around scene point `p`."""
+        best = None
+        for k, f in enumerate(self._frames):
+            if f.left <= p.x() <= f.right and f.top <= p.y() <= f.bottom and (
+                    best is None or len(f.path) > len(self._frames[best].path)):
+                best = k
+        return best
+
+    def _frame_control_at(self, p: QPointF) -> int | None:
+        """The frame whose ⊖ is under `p`."""
+        k = self._frame_at(p)
+        if k is None:
+            return None
+        c = self.frame_badge_center(k)
+        return k if abs(c.x() - p.x()) <= _HIT and abs(c.y() - p.y()) <= _HIT else None
+
+    def _expand_control_at(self, p: QPointF) -> ModulePath | None:
+        """The collapsed module whose ⊕ is under `p`."""
+        did = self._node_at(p)
+        if did is None or self._dg is None or not self._dg.node(did).is_group:
+            return None
+        path = self._dg.node(did).module_path
+        c = self.expand_control(path)
+        hit = c is not None and abs(c.x() - p.x()) <= _HIT and abs(c.y() - p.y()) <= _HIT
+        return path if hit else None
 
     def _display_id(self, name: str) -> str | None:
         if self._dg is None:
@@ -860,13 +541,13 @@ class QtGraphView(QWidget):
             self._marker_edges.setVisible(False)
             return
         (x, y), (w, h) = self._layout.positions[did], self._layout.sizes[did]
-        self._marker.setPath(_rounded(w + 8, h + 8, 9))
+        self._marker.setPath(rounded(w + 8, h + 8, 9))
         self._marker.setPos(x, y)
         self._marker.setVisible(True)
         path = QPainterPath()
         arrows = QPainterPath()
         for i in self._routes_of.get(did, []):
-            _add_route(path, arrows, self._layout.edges[i].points)
+            add_route(path, arrows, self._layout.edges[i].points)
         path.addPath(arrows)
         self._marker_edges.setPath(path)
         self._marker_edges.setVisible(True)
@@ -911,9 +592,21 @@ class QtGraphView(QWidget):
                                     y - (viewport_point.y() - centre.y()) / scale))
 
     def _on_click(self, p: QPointF) -> None:
+        frame = self._frame_control_at(p)
+        if frame is not None:
+            self.collapse(self._frames[frame].path)
+            return
+        path = self._expand_control_at(p)
+        if path is not None:
+            self.expand(path)
+            return
         did = self._node_at(p)
         if did is None:
-            return
+            k = self._frame_at(p)
+            f = self._frames[k] if k is not None else None
+            if f is None or p.y() > f.top + FRAME_TITLE + 6:
+                return
+            did = group_id(f.path)  # the frame's title row selects the module
         self._set_selection(did)
         self.node_selected.emit(did)
 
@@ -934,38 +627,60 @@ class QtGraphView(QWidget):
         d = self._dg.node(did)
         if d.is_group:
             self.expand(d.module_path)
-        else:
+        elif not d.io:
             path = self._innermost_module(did)
             if path is not None:
                 self.collapse(path)
 
-    def _on_context_menu(self, p: QPointF, global_pos: QPoint) -> None:
+    def context_menu_at(self, p: QPointF) -> QMenu:
+        """The context menu for scene point `p`: items that fit what is there."""
         menu = QMenu(self)
         did = self._node_at(p)
-        if did is not None and self._dg is not None:
-            d = self._dg.node(did)
-            if d.is_group:
-                menu.addAction(f"Expand {'.'.join(d.module_path)}").triggered.connect(
-                    lambda: self.expand(d.module_path))
-            path = self._innermost_module(did)
-            if path is not None:
-                menu.addAction(f"Collapse module {'.'.join(path)}").triggered.connect(
-                    lambda: self.collapse(path))
+        d = self._dg.node(did) if did is not None and self._dg is not None else None
+        if d is not None and d.is_group:
+            path = d.module_path
+            menu.addAction(f"Expand {'.'.join(path)}").triggered.connect(
+                lambda: self.expand(path))
+        elif d is not None:
+            name = d.label if d.io else d.id
+            menu.addAction(f"Copy name “{name}”").triggered.connect(
+                lambda: QApplication.clipboard().setText(name))
+            if not d.io:
+                op = d.op
+                menu.addAction(f"Find every {op}").triggered.connect(
+                    lambda: (self.search(op), self.find_next()))
+        else:
+            k = self._frame_at(p)
+            if k is not None:
+                fpath = self._frames[k].path
+                menu.addAction(f"Collapse {'.'.join(fpath)}").triggered.connect(
+                    lambda: self.collapse(fpath))
+        if menu.actions():
             menu.addSeparator()
-        menu.addAction("Fit").triggered.connect(self.fit)
+        menu.addAction("Fit\tF").triggered.connect(self.fit)
+        menu.addAction("Actual size\tCtrl+0").triggered.connect(self.actual_size)
         menu.addAction("Expand all").triggered.connect(self.expand_all)
         menu.addAction("Collapse all").triggered.connect(self.collapse_all)
-        menu.exec(global_pos)
+        return menu
+
+    def _on_context_menu(self, p: QPointF, global_pos: QPoint) -> None:
+        self.context_menu_at(p).exec(global_pos)
 
     def _tooltip_at(self, p: QPointF) -> str:
+        if self._frame_control_at(p) is not None:
+            return "Collapse this module"
+        if self._expand_control_at(p) is not None:
+            return "Expand this module"
         did = self._node_at(p)
         if did is None or self._dg is None or self._graph is None:
             return ""
         d = self._dg.node(did)
         rows = []
-        if d.is_group:
+        if d.io:
+            rows.append(f"<b>{d.label}</b> (model {d.io})")
+        elif d.is_group:
             rows += [f"<b>{'.'.join(d.module_path)}</b> ({d.op})", f"{len(d.members)} nodes",
-                     "<i>double-click to expand</i>"]
+                     "<i>click ⊕ or double-click to expand</i>"]
         else:
             node = self._graph.node(did)
             rows += [f"<b>{node.name}</b>", f"op: {node.op}"]
@@ -973,7 +688,7 @@ class QtGraphView(QWidget):
                 rows.append(f"module: {'.'.join(node.module_path)}"
                             + (f" ({node.module_type})" if node.module_type else ""))
         if d.output_shape:
-            rows.append(f"output: {d.output_shape}")
+            rows.append(f"{'shape' if d.io else 'output'}: {d.output_shape}")
         if d.params:
             rows.append(f"params: {d.params:,}")
         if d.macs:
@@ -981,7 +696,7 @@ class QtGraphView(QWidget):
         if self._heat is not None:
             vals = [self._heat[m] for m in d.members if m in self._heat]
             if vals:
-                rows.append(f"heat: {max(vals):.2f}")
+                rows.append(f"heat: {max(vals):.2f} of the slowest")
         return "<br>".join(rows)
 
     def _on_search_text(self, text: str) -> None:
@@ -997,39 +712,38 @@ class QtGraphView(QWidget):
         self._match_label.setText(f"{len(self._matches)} match"
                                   + ("" if len(self._matches) == 1 else "es"))
 
+    # ---- legend ---------------------------------------------------------------------------
+
     def _update_legend(self) -> None:
+        """Say what every colour on screen means: overlays first, then op categories."""
+        c = self._c
+        self._status.setStyleSheet(f"color: {c.subtext.name()};")
         if self._dg is None:
             self._legend.setText("")
             return
+
+        def chip(color: QColor) -> str:
+            return f"<span style='color:{color.name()}; font-size:13px'>&#9632;</span>"
+
+        parts = []
+        if self._highlight is not None and self._highlight[0]:
+            names, color = self._highlight
+            boxes = sum(1 for d in self._dg.nodes if any(m in names for m in d.members))
+            parts.append(f"{chip(c.overlay(color))}&nbsp;{self._highlight_label} "
+                         f"({boxes} box{'' if boxes == 1 else 'es'})")
         if self._heat is not None:
-            stops = "".join(
-                f"<span style='color:{heat_color(v).name()}'>&#9632;</span>"
-                for v in (0.0, 0.25, 0.5, 0.75, 1.0))
-            self._legend.setText(f"low {stops} high")
-            return
-        present = {d.category for d in self._dg.nodes}
-        chips = [
-            f"<span style='color:{CATEGORY_COLORS[c][1]}; font-size:13px'>&#9632;</span>&nbsp;{c}"
-            for c in CATEGORIES if c in present
-        ]
-        self._legend.setText("&nbsp;&nbsp; ".join(chips))
+            stops = "".join(chip(c.heat(v)) for v in (0.0, 0.25, 0.5, 0.75, 1.0))
+            parts.append(f"Heat, time per layer: short {stops} longest &nbsp;"
+                         f"{chip(c.neutral)}&nbsp;not measured")
+        else:
+            present = {d.category for d in self._dg.nodes if not d.io}
+            parts += [f"{chip(c.borders[k])}&nbsp;{k}" for k in CATEGORIES if k in present]
+        self._legend.setText(f"<span style='color:{c.subtext.name()}'>"
+                             + "&nbsp;&nbsp; ".join(parts) + "</span>")
 
 
-def _add_route(path: QPainterPath, arrows: QPainterPath,
-               points: list[tuple[float, float]]) -> None:
-    """Append a smooth vertical-tangent curve through `points` and its arrow head."""
-    (x0, y0) = points[0]
-    path.moveTo(x0, y0)
-    last = len(points) - 1
-    for k in range(1, last + 1):
-        x1, y1 = points[k]
-        sign = 1.0 if y1 >= y0 else -1.0
-        if k == last:
-            arrows.moveTo(x1, y1)
-            arrows.lineTo(x1 - _ARROW / 2, y1 - sign * _ARROW)
-            arrows.lineTo(x1 + _ARROW / 2, y1 - sign * _ARROW)
-            arrows.closeSubpath()
-            y1 -= sign * _ARROW
-        half = (y1 - y0) / 2
-        path.cubicTo(x0, y0 + half, x1, y1 - half, x1, y1)
-        x0, y0 = x1, y1
+def _plain(html: str) -> str:
+    """Rich text as plain text."""
+    doc = QTextDocument()
+    doc.setHtml(html)
+    return doc.toPlainText()

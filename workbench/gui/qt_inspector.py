@@ -7,7 +7,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QWidget
 
-from workbench.core.graph.layergraph import LayerGraph, Node
+from workbench.core.graph.layergraph import LayerGraph, Node, TensorInfo
 from workbench.core.model.cpu import cpu_features, int8_reduce_range
 from workbench.gui.format import human_bytes, human_count
 
@@ -101,10 +101,20 @@ class QtInspector(QTreeWidget):
         if node.param_names:
             ws = self._add(self, "Weights", len(node.param_names))
             for p in node.param_names:
-                self._add(ws, p)
+                shape = node.param_shapes.get(p)
+                self._add(ws, p, "×".join(str(d) for d in shape) if shape is not None else "")
             self.expandItem(ws)
         self.expandItem(ins)
         self.expandItem(outs)
+
+    def show_tensor(self, kind: str, tensor: TensorInfo) -> None:
+        """Details of a model input or output (`kind` is "input" or "output")."""
+        self.clear()
+        self.title = tensor.name
+        self._add(self, "Name", tensor.name)
+        self._add(self, "Kind", f"model {kind}")
+        self._add(self, "Shape", tensor.shape_text())
+        self._add(self, "Type", tensor.dtype or "?")
 
     def show_module(self, path: tuple[str, ...], members: list[Node], mtype: str | None) -> None:
         """Summary of a collapsed module."""

@@ -316,6 +316,12 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         if entry is None:
             return
         graph = entry.analysis.graph
+        for kind, tensors in (("input", graph.inputs), ("output", graph.outputs)):
+            if name.startswith(f"{kind}:"):
+                tensor = next((t for t in tensors if t.name == name[len(kind) + 1:]), None)
+                if tensor is not None:
+                    self.inspector.show_tensor(kind, tensor)
+                return
         if name.startswith("module:"):
             path = tuple(name.removeprefix("module:").split("."))
             members = [n for n in graph.nodes if n.module_path[:len(path)] == path]

@@ -1,28 +1,43 @@
-"""Collapse a LayerGraph into modules and lay it out in layers, top to bottom.
+"""Lay a DisplayGraph out in layers, top to bottom.
 
 The layout is a compact Sugiyama pipeline (cycle breaking, longest-path layering, dummy nodes
 for long edges, barycenter ordering, priority-weighted x placement). It is written by hand
 because there is no maintained pure-Python Sugiyama library (grandalf is slow and unmaintained;
 graphviz needs a system binary), and a 10,000-node graph must lay out in well under a second.
-Everything here is headless: no Qt.
+Collapsing modules into boxes lives in `display_graph` (re-exported here). No Qt.
 """
 
 from __future__ import annotations
 
-import gc
 import heapq
 import logging
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import pairwise
 
-from workbench.core.graph.layergraph import LayerGraph, Node, op_category
+from workbench.core.graph.display_graph import (
+    GROUP_PREFIX,
+    INPUT_PREFIX,
+    OUTPUT_PREFIX,
+    DisplayEdge,
+    DisplayGraph,
+    DisplayNode,
+    ModulePath,
+    ancestor_groups,
+    build_display_graph,
+    collapsible_modules,
+    constant_nodes,
+    default_expanded,
+    gc_paused,
+    group_id,
+)
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "GROUP_PREFIX",
+    "INPUT_PREFIX",
+    "OUTPUT_PREFIX",
     "DisplayEdge",
     "DisplayGraph",
     "DisplayNode",
@@ -32,240 +47,13 @@ __all__ = [
     "ancestor_groups",
     "build_display_graph",
     "collapsible_modules",
+    "constant_nodes",
     "default_expanded",
     "default_node_size",
+    "gc_paused",
     "group_id",
     "layered_layout",
 ]
-
-ModulePath = tuple[str, ...]
-
-GROUP_PREFIX = "module:"
-
-
-def group_id(path: ModulePath) -> str:
-    """The stable display id of the collapsed module at `path`."""
-    return GROUP_PREFIX + ".".join(path)
-
-
-def _shape_text(shape: tuple[int | str, ...] | None) -> str:
-    if shape is None:
-        return ""
-    return "×".join(str(d) for d in shape) if shape else "scalar"
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC: these loops allocate many small acyclic objects (about 1/3 faster)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
-# --------------------------------------------------------------------------------------------
-# Module collapsing
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class DisplayNode:
-    """A box on screen: one real node, or a collapsed module (`is_group`) of several."""
-
-    id: str
-    label: str
-    op: str
-    category: str
-    is_group: bool
-    module_path: ModulePath
-    members: list[str]
-    params: int = 0
-    macs: int = 0
-    output_shape: str = ""
-
-
-@dataclass(frozen=True)
-class DisplayEdge:
-    """A deduplicated connection between two display nodes, labelled with a shape."""
-
-    src: str
-    dst: str
-    label: str = ""
-
-
-@dataclass
-class DisplayGraph:
-    """Display nodes (in the graph's topological order of their first member) and edges."""
-
-    nodes: list[DisplayNode]
-    edges: list[DisplayEdge]
-    display_of: dict[str, str] = field(default_factory=dict)
-    """Real node name -> id of the display node that shows it."""
-
-    def __post_init__(self) -> None:
-        self._by_id = {n.id: n for n in self.nodes}
-
-    def node(self, display_id: str) -> DisplayNode:
-        return self._by_id[display_id]
-
-    def __contains__(self, display_id: object) -> bool:
-        return display_id in self._by_id
-
-    def __len__(self) -> int:
-        return len(self.nodes)
-
-
-def collapsible_modules(graph: LayerGraph) -> dict[ModulePath, int]:
-    """Module paths worth a group box, with their member counts.
-
-    A module qualifies when it holds more than one node and is not a mere wrapper whose single
-    child module holds all of its nodes (the child is shown instead).
-    """
-    counts: dict[ModulePath, int] = {}
-    for n in graph.nodes:
-        mp = n.module_path
-        for i in range(1, len(mp) + 1):
-            p = mp[:i]
-            counts[p] = counts.get(p, 0) + 1
-    wrappers = {p[:-1] for p, c in counts.items() if len(p) > 1 and counts[p[:-1]] == c}
-    return {p: c for p, c in counts.items() if c > 1 and p not in wrappers}
-
-
-def _group_of(mp: ModulePath, groups: dict[ModulePath, int] | set[ModulePath],
-              expanded: set[ModulePath]) -> ModulePath | None:
-    for i in range(1, len(mp) + 1):
-        p = mp[:i]
-        if p in groups and p not in expanded:
-            return p
-    return None
-
-
-def ancestor_groups(graph: LayerGraph, name: str) -> set[ModulePath]:
-    """The collapsible modules that contain node `name` (expand them all to reveal it)."""
-    groups = collapsible_modules(graph)
-    mp = graph.node(name).module_path
-    return {mp[:i] for i in range(1, len(mp) + 1) if mp[:i] in groups}
-
-
-def build_display_graph(graph: LayerGraph, expanded: Iterable[ModulePath],
-                        hidden: Iterable[str] = ()) -> DisplayGraph:
-    """Merge every node under a collapsed module into one group node.
-
-    A node is shown inside the outermost collapsible module on its path that is not in
-    `expanded`; group ids are `group_id(path)` so they stay stable across rebuilds. Nodes in
-    `hidden` (e.g. `constant_nodes`) are left out with their edges.
-    """
-    with gc_paused():
-        return _build_display_graph(graph, set(expanded), set(hidden))
-
-
-def constant_nodes(graph: LayerGraph) -> set[str]:
-    """Nodes that compute only from weights and constants, never from a graph input.
-
-    ONNX files often build weights this way (Unsqueeze of a scale, ConstantOfShape); like
-    Netron, the view can fold them away so the data path stays readable.
-    """
-    producer = {t.name: n.name for n in graph.nodes for t in n.outputs}
-    constant: set[str] = set()
-    for n in graph.nodes:  # topological order
-        params = set(n.param_names)
-        if all(t.name in params or producer.get(t.name) in constant for t in n.inputs):
-            constant.add(n.name)
-    return constant
-
-
-def _build_display_graph(graph: LayerGraph, expanded: set[ModulePath],
-                         hidden: set[str]) -> DisplayGraph:
-    groups = collapsible_modules(graph)
-    nodes: list[DisplayNode] = []
-    by_id: dict[str, DisplayNode] = {}
-    display_of: dict[str, str] = {}
-    last_member: dict[str, Node] = {}
-    categories: dict[str, str] = {}
-    for n in graph.nodes:
-        if n.name in hidden:
-            continue
-        p = _group_of(n.module_path, groups, expanded)
-        if p is None:
-            category = categories.get(n.op)
-            if category is None:
-                category = categories[n.op] = op_category(n.op)
-            dn = DisplayNode(
-                id=n.name, label=n.name, op=n.op, category=category, is_group=False,
-                module_path=n.module_path, members=[n.name], params=n.params, macs=n.macs,
-                output_shape=_shape_text(n.output_shape) if n.outputs else "",
-            )
-            nodes.append(dn)
-            by_id[dn.id] = dn
-        else:
-            gid = group_id(p)
-            group = by_id.get(gid)
-            if group is None:
-                group = DisplayNode(
-                    id=gid, label="", op=graph.module_types.get(p) or "Module",
-                    category="group", is_group=True, module_path=p, members=[],
-                )
-                nodes.append(group)
-                by_id[gid] = group
-            dn = group
-            dn.members.append(n.name)
-            dn.params += n.params
-            dn.macs += n.macs
-            last_member[gid] = n
-        display_of[n.name] = dn.id
-    for gid, last in last_member.items():
-        dn = by_id[gid]
-        dn.label = f"{'.'.join(dn.module_path)} ({dn.op}) · {len(dn.members)} nodes"
-        dn.output_shape = _shape_text(last.output_shape) if last.outputs else ""
-
-    edges: dict[tuple[str, str], DisplayEdge] = {}
-    for e in graph.edges:
-        s = display_of.get(e.src)
-        d = display_of.get(e.dst)
-        if s is None or d is None or s == d or (s, d) in edges:
-            continue
-        edges[(s, d)] = DisplayEdge(s, d, _shape_text(e.shape))
-    return DisplayGraph(nodes, list(edges.values()), display_of)
-
-
-def _count_visible(graph: LayerGraph, groups: dict[ModulePath, int],
-                   expanded: set[ModulePath]) -> int:
-    seen_groups: set[ModulePath] = set()
-    singles = 0
-    for n in graph.nodes:
-        p = _group_of(n.module_path, groups, expanded)
-        if p is None:
-            singles += 1
-        else:
-            seen_groups.add(p)
-    return singles + len(seen_groups)
-
-
-def default_expanded(graph: LayerGraph, max_visible: int = 300) -> set[ModulePath]:
-    """Modules to expand at first: all of them on small graphs, else level by level.
-
-    Levels (the number of collapsible ancestors) are opened breadth-first while the number of
-    visible boxes stays at or under `max_visible`, so large graphs start collapsed.
-    """
-    groups = collapsible_modules(graph)
-    if len(graph.nodes) <= max_visible:
-        return set(groups)
-    level = {p: sum(1 for i in range(1, len(p)) if p[:i] in groups) for p in groups}
-    expanded: set[ModulePath] = set()
-    for lv in range(max(level.values(), default=-1) + 1):
-        trial = expanded | {p for p, v in level.items() if v == lv}
-        if _count_visible(graph, groups, trial) > max_visible:
-            break
-        expanded = trial
-    return expanded
-
-
-# --------------------------------------------------------------------------------------------
-# Layered layout
-# --------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -292,6 +80,8 @@ class Layout:
 
 def default_node_size(node: DisplayNode) -> tuple[float, float]:
     """A text-free size estimate: about 7 px per character, clamped."""
+    if node.io:
+        return float(min(max(7 * len(node.label) + 28, 64), 200)), 30.0
     if node.is_group:
         chars = max(len(node.op) + 10, min(len(".".join(node.module_path)), 30))
         return float(min(max(7 * chars + 24, 110), 240)), 46.0

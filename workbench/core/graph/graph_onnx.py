@@ -63,6 +63,7 @@ def onnx_layer_graph(model: Any, input_shapes: dict[str, tuple[int, ...]] | None
             attributes={a.name: _attr_value(a, helper) for a in n.attribute},
             params=sum(init_sizes[t] for t in param_names),
             param_names=param_names,
+            param_shapes={t: s for t in param_names if (s := infos[t].shape) is not None},
             module_path=_scope(n.name, n.output[0] if n.output else ""),
         )
         node.macs = onnx_node_macs(node)

@@ -12,6 +12,7 @@ from typing import Any
 from workbench.core.errors import first_line
 from workbench.core.graph.layergraph import LayerGraph, Node, TensorInfo, edges_from_nodes
 from workbench.core.graph.macs import torch_module_macs, torch_op_macs
+from workbench.core.graph.torch_attributes import literal_attributes, module_attributes
 from workbench.core.model.variant import Variant
 
 log = logging.getLogger(__name__)
@@ -181,11 +182,15 @@ def _export_graph(model: Any, args: tuple[Any, ...], variant: Variant, params: i
             continue
         node_inputs: list[TensorInfo] = []
         param_names: list[str] = []
+        param_shapes: dict[str, tuple[int | str, ...]] = {}
         for arg in fx_node.all_input_nodes:
             real = _through_getitem(arg)
-            node_inputs.append(_meta_info(real.name, real.meta.get("val")))
+            info = _meta_info(real.name, real.meta.get("val"))
+            node_inputs.append(info)
             if real.op == "placeholder" and real.name in param_of:
                 param_names.append(param_of[real.name])
+                if info.shape is not None:
+                    param_shapes[param_of[real.name]] = info.shape
         outputs = [_meta_info(fx_node.name, fx_node.meta.get("val"))]
         stack = fx_node.meta.get("nn_module_stack") or {}
         path: tuple[str, ...] = ()
@@ -197,8 +202,9 @@ def _export_graph(model: Any, args: tuple[Any, ...], variant: Variant, params: i
         op = f"aten.{short}" if "aten" in str(target) or hasattr(target, "_schema") else short
         node = Node(
             name=fx_node.name, op=op, inputs=node_inputs, outputs=outputs,
-            attributes=_literal_args(fx_node), params=sum(sizes.get(p, 0) for p in param_names),
-            param_names=param_names, module_path=path, module_type=mtype,
+            attributes=literal_attributes(target, fx_node.args, fx_node.kwargs),
+            params=sum(sizes.get(p, 0) for p in param_names), param_names=param_names,
+            param_shapes=param_shapes, module_path=path, module_type=mtype,
         )
         node.macs = torch_op_macs(short, node) or _export_macs(fx_node, flop_registry)
         nodes.append(node)
@@ -234,18 +240,6 @@ def _clean_path(fqn: str) -> tuple[str, ...]:
         if p and p != "L['self']":
             parts.append(p.removeprefix("_modules.").strip("'\""))
     return tuple(parts)
-
-
-def _literal_args(fx_node: Any) -> dict[str, Any]:
-    attrs: dict[str, Any] = {}
-    for i, a in enumerate(fx_node.args):
-        if isinstance(a, (int, float, bool, str)) or (
-                isinstance(a, (list, tuple)) and all(isinstance(x, (int, float)) for x in a)):
-            attrs[f"arg{i}"] = list(a) if isinstance(a, tuple) else a
-    for k, a in fx_node.kwargs.items():
-        if isinstance(a, (int, float, bool, str)):
-            attrs[k] = a
-    return attrs
 
 
 def _export_macs(fx_node: Any, registry: dict[Any, Any]) -> int:
@@ -292,19 +286,24 @@ def _fx_graph(model: Any, args: tuple[Any, ...], variant: Variant, params: int, 
             ins.append(TensorInfo(a.name, tuple(m.shape)) if m is not None and hasattr(
                 m, "shape") else TensorInfo(a.name))
         n_params, names, mtype = 0, [], None
+        shapes: dict[str, tuple[int | str, ...]] = {}
         path: tuple[str, ...] = ()
         if fx_node.op == "call_module":
             mod = modules[fx_node.target]
             mtype = type(mod).__name__
             op = mtype
             path = tuple(str(fx_node.target).split("."))
+            attrs = module_attributes(mod)
             for pname, p in mod.named_parameters():
                 names.append(f"{fx_node.target}.{pname}")
+                shapes[names[-1]] = tuple(p.shape)
                 n_params += p.numel()
         else:
             op = getattr(fx_node.target, "__name__", str(fx_node.target))
-        node = Node(fx_node.name, op, ins, [out], params=n_params, param_names=names,
-                    module_path=path, module_type=mtype)
+            attrs = literal_attributes(fx_node.target, fx_node.args, fx_node.kwargs)
+        node = Node(fx_node.name, op, ins, [out], attributes=attrs, params=n_params,
+                    param_names=names, param_shapes=shapes, module_path=path,
+                    module_type=mtype)
         node.macs = (torch_module_macs(modules.get(fx_node.target), node)
                      if fx_node.op == "call_module" else torch_op_macs(op, node))
         nodes.append(node)
@@ -391,8 +390,10 @@ def _module_tree_graph(model: Any, params: int, size: int, warnings: list[str]) 
         out = TensorInfo(f"{name}:out")
         own = list(mod.named_parameters(recurse=False))
         nodes.append(Node(name, type(mod).__name__, [prev] if prev else [], [out],
+                          attributes=module_attributes(mod),
                           params=sum(p.numel() for _, p in own),
                           param_names=[f"{name}.{p}" for p, _ in own],
+                          param_shapes={f"{name}.{p}": tuple(t.shape) for p, t in own},
                           module_path=tuple(name.split(".")), module_type=type(mod).__name__))
         prev = out
     return LayerGraph("torch", nodes, edges_from_nodes(nodes), parameters=params,

@@ -69,6 +69,8 @@ class Node:
     macs: int = 0
     module_path: tuple[str, ...] = ()
     module_type: str | None = None
+    param_shapes: dict[str, tuple[int | str, ...]] = field(default_factory=dict)
+    """Shape of each weight in `param_names` (when the backend knows it)."""
 
     @property
     def category(self) -> str:
