@@ -16,9 +16,10 @@ from workbench.core.graph.analysis import Analysis, analyse
 from workbench.core.jobs import run_job
 from workbench.core.model.loaders import load_model
 from workbench.core.model.zoo import build_zoo
-from workbench.core.passes.base import apply_pass
+from workbench.core.passes.base import PassContext, PassError, apply_pass
 from workbench.core.passes.quant_auto import QuantizeAuto, _choose, suggest_int8
 from workbench.core.passes.quant_ort import OrtDynamicQuantize, OrtStaticQuantize
+from workbench.core.session.session import _pass_data
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +136,11 @@ def test_a_dataset_scores_every_candidate_on_its_validation_split(resnet: Analys
     auto = QuantizeAuto()
     auto.latency_probe = fixed_probe({"float": 10.0, "dynamic": 3.0, "static": 4.0,
                                       "conv_float": 8.0})
-    result = apply_pass(auto, resnet, {"dataset": "digits", "max_accuracy_drop": 1.0,
-                                       "min_cosine": 0.0, "samples": 16})
+    digits = _pass_data(resnet.variant, "digits")  # what Session.apply puts in the context
+    values = {"dataset": "digits", "max_accuracy_drop": 1.0, "min_cosine": 0.0, "samples": 16}
+    with pytest.raises(PassError, match="was not loaded"):
+        apply_pass(auto, resnet, values)
+    result = apply_pass(auto, resnet, values, PassContext(data=digits))
     d = result.report.details
     assert d["dataset"] == "digits"
     assert d["max_accuracy_drop"] == 1.0

@@ -110,7 +110,7 @@ class QuantizeAuto(Pass):
         start = self.clock()
         notes: list[str] = []
         fp32, inputs, exporter = self._fp32(variant)
-        data = _labelled_data(variant, params.dataset)
+        data = _labelled_data(params.dataset, ctx.data)
         if data is not None:
             ctx = PassContext(device=ctx.device, data=data.part("train")[0][:params.samples],
                               progress=ctx.progress, cancel=ctx.cancel, log=ctx.log)
@@ -242,29 +242,35 @@ class QuantizeAuto(Pass):
         return out
 
 
-def _labelled_data(variant: Variant, spec: str | None) -> Any:
-    """The dataset for the accuracy budget, shaped for the model's first input, or None."""
+def _labelled_data(spec: str | None, data: Any) -> Any:
+    """The dataset for the accuracy budget (the Session loads `spec` into the context's
+    data), or None without one."""
     if not spec:
         return None
-    from workbench.core.train.data import load_dataset
-
-    if not variant.inputs:
-        raise PassError("quantize.auto needs the model's input shape to score a dataset.")
-    first = variant.inputs[0]
-    data = load_dataset(spec, tuple(first.shape), input_dtype=first.dtype)
-    if data.task != "classification":
-        raise PassError(f"quantize.auto scores top-1 accuracy; {data.name} is not labelled "
-                        "with classes.")
+    if not callable(getattr(data, "part", None)):
+        raise PassError(f"quantize.auto: the dataset {spec!r} was not loaded; apply the pass "
+                        "through a Session (the CLI, the window or a recipe).")
+    if getattr(data, "task", "classification") != "classification":
+        raise PassError(f"quantize.auto scores top-1 accuracy; {spec} is not labelled with "
+                        "classes.")
     return data
 
 
 def _accuracy(model: Any, inputs: Any, data: Any) -> float:
     """Top-1 accuracy of an ONNX model on the dataset's validation split (ONNX Runtime)."""
-    from workbench.core.train.training import evaluate
+    import numpy as np
+
+    from workbench.core.model.runtime import run_variant
 
     scored = Variant(name="candidate", backend="onnx", model=model, format="onnx",
                      inputs=tuple(inputs))
-    return round(float(evaluate(scored, data, "val").accuracy or 0.0), 5)
+    x, y = data.part("val")
+    hits = 0
+    for i in range(0, len(x), 256):
+        logits = np.asarray(run_variant(scored, (x[i:i + 256],)))
+        hits += int((logits.reshape(len(logits), -1).argmax(1) == np.asarray(y[i:i + 256]))
+                    .sum())
+    return round(hits / max(len(x), 1), 5)
 
 
 def _holds(row: dict[str, Any], cosine: float, min_cosine: float,

@@ -148,7 +148,8 @@ class Session(TrainingUseCases, MeasureUseCases, RecoveryUseCases):
 
         def job(token: CancelToken) -> Job[Any]:
             yield Progress(0.05, f"Applying {pass_name}…")
-            ctx = PassContext(device=device, cancel=token, time_limit_s=limit,
+            data = _pass_data(source.variant, getattr(params, "dataset", None))
+            ctx = PassContext(device=device, cancel=token, time_limit_s=limit, data=data,
                               progress=lambda f, m: task.report(Progress(f, m)))
             result = apply_pass(pass_obj, source, params, ctx)
             yield Progress(1.0, f"{pass_name} done")
@@ -264,3 +265,15 @@ class Session(TrainingUseCases, MeasureUseCases, RecoveryUseCases):
 
 
 __all__ = ["Session", "Task", "UndoHistory", "WorkbenchError"]
+
+
+def _pass_data(variant: Any, spec: str | None) -> Any:
+    """The dataset a pass names in its `dataset` parameter, shaped for the variant."""
+    if not spec or not isinstance(spec, str):
+        return None
+    from workbench.core.train.data import load_dataset
+
+    if not variant.inputs:
+        raise InvalidParameterError(f"{variant.name} has no input shape to fit {spec} to.")
+    first = variant.inputs[0]
+    return load_dataset(spec, tuple(first.shape), input_dtype=first.dtype)
