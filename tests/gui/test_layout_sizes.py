@@ -185,3 +185,53 @@ def test_layer_diff_is_a_sortable_table_with_normal_rows(qtbot: Any, main_window
               for r in range(table.rowCount())]
     assert values == sorted(values, reverse=True)
     assert max(values) >= 1000  # text sorting would have put e.g. "9216" before "18432"
+
+
+def test_point_labels_never_overlap() -> None:
+    import random
+
+    from workbench.gui.plots import place_labels
+
+    rng = random.Random(0)
+    points = [(rng.uniform(100, 300), rng.uniform(100, 200)) for _ in range(25)]
+    sizes = [(rng.uniform(60, 160), 16.0) for _ in points]
+    spots = place_labels(points, [8.0] * len(points), sizes, (0, 0, 600, 400))
+    rects = [(x, y, w, h) for spot, (w, h) in zip(spots, sizes, strict=True)
+             if spot is not None for x, y in [spot]]
+    assert 5 <= len(rects) < len(points)  # crowded: some labels give way (hover shows them)
+    for i, a in enumerate(rects):
+        assert a[0] >= 0
+        assert a[1] >= 0
+        assert a[0] + a[2] <= 600
+        assert a[1] + a[3] <= 400
+        for b in rects[i + 1:]:
+            assert not (a[0] < b[0] + b[2] and b[0] < a[0] + a[2]
+                        and a[1] < b[1] + b[3] and b[1] < a[1] + a[3])
+
+
+def test_name_axis_shows_only_names_that_fit(qtbot: Any) -> None:
+
+    from workbench.gui.plots import NameAxis, elide_middle
+
+    axis = NameAxis("bottom", max_chars=14)
+    names = [f"features.{i}.conv" for i in range(100)]
+    axis.set_names(names)
+    (_, shown), = axis.tickValues(-0.5, 99.5, 300.0)
+    labels = axis.tickStrings(shown, 1.0, 1.0)
+    metrics: QFontMetrics = axis._metrics()
+    width = max(metrics.horizontalAdvance(s) for s in labels)
+    assert len(shown) * width <= 300  # side by side, they fit the axis
+    assert 2 <= len(shown) < 100
+    assert elide_middle("a" * 30, 10) == "aaaa…aaaaa"
+    assert labels[0] == elide_middle(names[int(shown[0])], 14)
+
+
+def test_pareto_names_do_not_overlap(qtbot: Any, main_window: Any, tmp_path: Path) -> None:
+    window_with_variants(qtbot, main_window, tmp_path)
+    main_window.resize(1400, 900)
+    main_window.show_tab("compare")
+    qtbot.wait(100)
+    rects = main_window.compare_panel.visible_label_rects()
+    assert rects
+    for i, a in enumerate(rects):
+        assert not any(a.intersects(b) for b in rects[i + 1:])

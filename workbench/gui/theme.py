@@ -24,7 +24,7 @@ MODES = ("system", "light", "dark")
 
 # Text-safe accents: each meets WCAG 4.5:1 on its theme's window and base colours.
 _ACCENTS = {
-    "light": {"warning": "#8a4b00", "changed": "#b45309", "error": "#b71c1c", "ok": "#1b6e3a",
+    "light": {"warning": "#8a4b00", "changed": "#a14d07", "error": "#b71c1c", "ok": "#1b6e3a",
               "info": "#1a56b8", "muted": "#5f6368"},
     "dark": {"warning": "#f2b450", "changed": "#f59e0b", "error": "#ff8a80", "ok": "#7ee2a0",
              "info": "#8ab4f8", "muted": "#a8adb3"},
