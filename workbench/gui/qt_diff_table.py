@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 COLUMNS = ("Layer", "Op", "Change", "Shape A", "Shape B", "Params A", "Params B", "Δ params")
 MAX_ROWS = 2000
+MAX_COLUMN = 180  # px: longer names elide in the middle (the tooltip has them)
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
 
@@ -86,8 +87,8 @@ class QtDiffTable(QWidget):
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
         for col in range(len(COLUMNS)):  # long names elide instead of pushing columns away
-            if self.table.columnWidth(col) > 260:
-                self.table.setColumnWidth(col, 260)
+            if self.table.columnWidth(col) > MAX_COLUMN:
+                self.table.setColumnWidth(col, MAX_COLUMN)
         self.summary.setText(_summary(data, len(rows)))
 
     def row_texts(self) -> list[list[str]]:
