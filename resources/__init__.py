@@ -1,1 +1,1 @@
-"""Package data: the style sheet, icons and desktop file."""
+"""Package data: icons and the desktop file."""

@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QSplitter,
     QTabWidget,
@@ -30,7 +29,15 @@ from workbench.core.events import LatencySample, RecordDone
 from workbench.core.measure.benchmark import BenchConfig
 from workbench.core.params import param_specs
 from workbench.core.train.data import DATASETS
+from workbench.gui import theme
+from workbench.gui.plots import NameAxis, Plot
 from workbench.gui.qt_param_form import QtParamForm
+from workbench.gui.qt_responsive import (
+    VScrollArea,
+    compact_combo,
+    responsive_form,
+    sturdy_splitter,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,35 +60,38 @@ class QtBenchmarkPanel(QWidget):
         self.start_button.clicked.connect(self._start)
         self.stop_button.clicked.connect(self.stop_requested)
         bench_box = QGroupBox("Latency")
-        f = QFormLayout(bench_box)
-        f.addRow(self.form)
+        bv = QVBoxLayout(bench_box)
+        bv.addWidget(self.form)
         row = QHBoxLayout()
-        row.addWidget(self.start_button)
+        row.addWidget(self.start_button, 1)
         row.addWidget(self.stop_button)
-        f.addRow(row)
+        bv.addLayout(row)
 
         self.profile_button = QPushButton("Profile layers")
         self.profile_button.clicked.connect(
             lambda: self.profile_requested.emit({"runtime": "auto", "batch": 1}))
         prof_box = QGroupBox("Per-layer profile")
         pv = QVBoxLayout(prof_box)
-        pv.addWidget(QLabel("Times each layer and paints a heat map on the Graph tab."))
+        about = QLabel("Times each layer and paints a heat map on the Graph tab.")
+        about.setWordWrap(True)
+        pv.addWidget(about)
         pv.addWidget(self.profile_button)
 
-        self.sens_method = QComboBox()
+        self.sens_method = compact_combo(QComboBox())
         self.sens_method.addItems(["prune", "int8"])
         self.sens_ratio = QDoubleSpinBox(minimum=0.05, maximum=0.99, value=0.5, singleStep=0.05)
-        self.sens_data = QComboBox()
+        self.sens_data = compact_combo(QComboBox())
         self.sens_data.setEditable(True)
         self.sens_data.addItems(["(fidelity on sample inputs)", *DATASETS])
         self.sens_button = QPushButton("Analyse sensitivity")
         self.sens_button.clicked.connect(self._sensitivity)
         self.sens_k = QSpinBox(minimum=1, maximum=100, value=3)
-        self.ignore_button = QPushButton("Add most sensitive to ignore list")
+        self.ignore_button = QPushButton("Ignore the top k")
+        self.ignore_button.setToolTip("Add the k most sensitive layers to the pass's ignore list")
         self.ignore_button.setEnabled(False)
         self.ignore_button.clicked.connect(self._ignore)
         sens_box = QGroupBox("Sensitivity")
-        f = QFormLayout(sens_box)
+        f = responsive_form(QFormLayout(sens_box), sens_box)
         f.addRow("Method", self.sens_method)
         f.addRow("Ratio", self.sens_ratio)
         f.addRow("Data", self.sens_data)
@@ -95,48 +105,50 @@ class QtBenchmarkPanel(QWidget):
         lv.addWidget(prof_box)
         lv.addWidget(sens_box)
         lv.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(left)
-        scroll.setMinimumWidth(300)
+        scroll = VScrollArea(left)
 
         self.summary = QLabel("Run a benchmark to see latency.")
         self.summary.setWordWrap(True)
-        self.hist_plot = pg.PlotWidget(title="Latency distribution (ms)")
-        self.hist_curve = self.hist_plot.plot([0, 1], [0], stepMode="center", fillLevel=0,
-                                              brush=(66, 133, 244, 110),
-                                              pen=pg.mkPen("#1a5fd0"))
-        self.timeline_plot = pg.PlotWidget(title="Latency per iteration (ms)")
-        self.timeline_curve = self.timeline_plot.plot(pen=pg.mkPen("#e0761b", width=1))
+        self.hist_plot = Plot(title="Latency distribution (ms)")
+        self.hist_plot.setLabel("bottom", "ms")
+        self.hist_curve = self.hist_plot.plot([0, 1], [0], stepMode="center", fillLevel=0)
+        self.timeline_plot = Plot(title="Latency per iteration")
+        self.timeline_plot.setLabel("bottom", "iteration")
+        self.timeline_plot.setLabel("left", "ms")
+        self.timeline_curve = self.timeline_plot.plot()
         self.timeline_plot.setClipToView(True)
         self.timeline_plot.setDownsampling(auto=True)
-        self.sweep_plot = pg.PlotWidget(title="p50 latency (ms) against batch size")
+        self.sweep_plot = Plot(title="p50 latency by batch size")
         self.sweep_plot.setLabel("bottom", "batch size")
-        self.sweep_curve = self.sweep_plot.plot(pen=pg.mkPen("#1a5fd0", width=2), symbol="o")
-        self.tput_plot = pg.PlotWidget(title="Throughput (samples/s) against batch size")
+        self.sweep_plot.setLabel("left", "ms")
+        self.sweep_curve = self.sweep_plot.plot(symbol="o")
+        self.tput_plot = Plot(title="Throughput by batch size")
         self.tput_plot.setLabel("bottom", "batch size")
-        self.tput_curve = self.tput_plot.plot(pen=pg.mkPen("#2f8f5b", width=2), symbol="s")
+        self.tput_plot.setLabel("left", "samples/s")
+        self.tput_curve = self.tput_plot.plot(symbol="s")
 
         self.layers_table = QTreeWidget()
         self.layers_table.setHeaderLabels(["Layer", "Op", "ms", "share"])
         self.layers_table.setRootIsDecorated(False)
-        self.sens_plot = pg.PlotWidget(title="Sensitivity: drop per layer (sorted)")
-        self.sens_bars = pg.BarGraphItem(x=[0], height=[0], width=0.8, brush="#d9534f")
+        self.sens_axis = NameAxis("bottom")
+        self.sens_plot = Plot(title="Sensitivity: drop per layer (sorted)",
+                              axisItems={"bottom": self.sens_axis})
+        self.sens_bars = pg.BarGraphItem(x=[0], height=[0], width=0.8)
         self.sens_plot.addItem(self.sens_bars)
         self.sens_table = QTreeWidget()
         self.sens_table.setHeaderLabels(["Layer", "Params", "Drop"])
         self.sens_table.setRootIsDecorated(False)
 
-        latency = QSplitter(Qt.Orientation.Vertical)
-        top = QSplitter(Qt.Orientation.Horizontal)
+        latency = sturdy_splitter(QSplitter(Qt.Orientation.Vertical))
+        top = sturdy_splitter(QSplitter(Qt.Orientation.Horizontal))
         top.addWidget(self.hist_plot)
         top.addWidget(self.timeline_plot)
-        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom = sturdy_splitter(QSplitter(Qt.Orientation.Horizontal))
         bottom.addWidget(self.sweep_plot)
         bottom.addWidget(self.tput_plot)
         latency.addWidget(top)
         latency.addWidget(bottom)
-        sens = QSplitter(Qt.Orientation.Vertical)
+        sens = sturdy_splitter(QSplitter(Qt.Orientation.Vertical))
         sens.addWidget(self.sens_plot)
         sens.addWidget(self.sens_table)
         self.views = QTabWidget()
@@ -147,10 +159,11 @@ class QtBenchmarkPanel(QWidget):
         rv = QVBoxLayout(right)
         rv.addWidget(self.summary)
         rv.addWidget(self.views, 1)
-        split = QSplitter(Qt.Orientation.Horizontal)
+        split = sturdy_splitter(QSplitter(Qt.Orientation.Horizontal))
         split.addWidget(scroll)
         split.addWidget(right)
-        split.setSizes([320, 900])
+        split.setStretchFactor(1, 1)
+        split.setSizes([280, 10_000])  # the form its width, the plots the rest
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(split)
@@ -158,6 +171,8 @@ class QtBenchmarkPanel(QWidget):
         self._sweep: list[Any] = []
         self.sensitivity_rows: list[Any] = []
         self.set_running(False)
+        self._apply_theme()
+        theme.manager().changed.connect(self._apply_theme)
 
     # public API ---------------------------------------------------------------------------
     def set_running(self, running: bool) -> None:
@@ -192,7 +207,8 @@ class QtBenchmarkPanel(QWidget):
                                 [r.throughput for r in self._sweep])
         lines = [f"<b>{r.runtime}/{r.device}</b> batch {r.batch}: p50 {r.p50_ms:.3f} ms · "
                  f"p90 {r.p90_ms:.3f} · p99 {r.p99_ms:.3f} · {r.throughput:,.0f} samples/s"
-                 + (f" <span style='color:#b45309'>⚠ {r.warning}</span>" if r.noisy else "")
+                 + (f" <span style='color:{theme.accent('warning')}'>⚠ {r.warning}</span>"
+                    if r.noisy else "")
                  for r in self._sweep]
         self.summary.setText("<br>".join(lines))
 
@@ -215,8 +231,7 @@ class QtBenchmarkPanel(QWidget):
         x = np.arange(len(rows), dtype=float)
         self.sens_bars.setOpts(x=x, height=np.array([r.drop for r in rows], dtype=float),
                                width=0.8)
-        self.sens_plot.getAxis("bottom").setTicks(
-            [[(i, r.layer) for i, r in enumerate(rows)][:: max(1, len(rows) // 10)]])
+        self.sens_axis.set_names([r.layer for r in rows])
         self.sens_plot.autoRange()
         self.ignore_button.setEnabled(bool(rows))
         self.views.setCurrentIndex(2)
@@ -225,6 +240,21 @@ class QtBenchmarkPanel(QWidget):
         return [int(b) for b in self.batches.text().replace(" ", "").split(",") if b]
 
     # internals ----------------------------------------------------------------------------
+    def _apply_theme(self) -> None:
+        """Series colours of the current theme (plot backgrounds follow by themselves)."""
+        fill = pg.mkColor(theme.series("fill"))
+        fill.setAlpha(110)
+        self.hist_curve.setPen(pg.mkPen(theme.series("blue")))
+        self.hist_curve.setBrush(fill)
+        self.timeline_curve.setPen(pg.mkPen(theme.series("orange"), width=1))
+        for curve, colour in ((self.sweep_curve, theme.series("blue")),
+                              (self.tput_curve, theme.series("green"))):
+            curve.setPen(pg.mkPen(colour, width=2))
+            curve.setSymbolBrush(colour)
+        self.sens_bars.setOpts(brush=theme.series("red"))
+        if self._sweep:
+            self.add_record(self._sweep.pop())  # redraws the summary's warning colour
+
     def _draw_live(self, batch: int) -> None:
         samples = np.asarray(self._samples.get(batch, []), dtype=float)
         if samples.size == 0:

@@ -1,4 +1,5 @@
-"""The Compare tab: a table of variants, a Pareto view, a two-variant diff, and exports."""
+"""The Compare tab: a table of variants, then a Pareto plot and a two-variant layer diff
+(as tabs), and exports."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, Qt, QTimer
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -18,17 +19,22 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
-    QTextBrowser,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from workbench.core.fileio import atomic_write_text
 from workbench.core.session.workspace import Workspace
+from workbench.gui import theme
 from workbench.gui.format import human_bytes, human_count
+from workbench.gui.plots import Plot, percent_axis, place_labels
+from workbench.gui.qt_diff_table import QtDiffTable
+from workbench.gui.qt_responsive import compact_combo, sturdy_splitter
 
 log = logging.getLogger(__name__)
 
+PARETO_MIN_WIDTH = 300
 HEADERS = ("Variant", "Params", "Size", "MACs", "Sparsity", "Accuracy", "p50 ms", "p99 ms",
            "Speed-up")
 
@@ -46,23 +52,29 @@ class QtComparePanel(QWidget):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSortingEnabled(False)
         self.table.verticalHeader().setVisible(False)
-        self.pareto = pg.PlotWidget(title="Accuracy against latency (marker size: model size)")
+        self.pareto = Plot(title="Accuracy against latency (marker size: model size)")
+        self.pareto.setMinimumWidth(PARETO_MIN_WIDTH)
         self.pareto.setLabel("bottom", "p50 latency (ms), batch 1")
-        self.pareto.setLabel("left", "accuracy")
-        self.scatter = pg.ScatterPlotItem(pen=pg.mkPen("#1a5fd0"), brush=(66, 133, 244, 140))
-        self.frontier = pg.PlotDataItem(pen=pg.mkPen("#d9534f", width=2,
-                                                     style=Qt.PenStyle.DashLine))
+        percent_axis(self.pareto, "left", "accuracy")
+        self.scatter = pg.ScatterPlotItem(hoverable=True, tip=_tip)
+        self.frontier = pg.PlotDataItem()
         self.pareto.addItem(self.frontier)
         self.pareto.addItem(self.scatter)
         self._labels: list[Any] = []
+        self._points: list[tuple[float, float, float, bool]] = []  # x, y, marker px, on front
+        self._place_timer = QTimer(self, singleShot=True, interval=0)
+        self._place_timer.timeout.connect(self._place_labels)
+        view = self.pareto.getPlotItem().getViewBox()
+        view.sigRangeChanged.connect(self._place_timer.start)
+        view.sigResized.connect(self._place_timer.start)
         self.hint = QLabel()
         self.hint.setWordWrap(True)
 
-        self.diff_a = QComboBox()
-        self.diff_b = QComboBox()
+        self.diff_a = compact_combo(QComboBox())
+        self.diff_b = compact_combo(QComboBox())
         self.diff_button = QPushButton("Diff")
         self.diff_button.clicked.connect(self.show_diff)
-        self.diff_view = QTextBrowser()
+        self.diff_view = QtDiffTable()
         diff_row = QHBoxLayout()
         diff_row.addWidget(QLabel("A"))
         diff_row.addWidget(self.diff_a, 1)
@@ -83,19 +95,21 @@ class QtComparePanel(QWidget):
         dv.setContentsMargins(0, 0, 0, 0)
         dv.addLayout(diff_row)
         dv.addWidget(self.diff_view)
-        lower = QSplitter(Qt.Orientation.Horizontal)
-        lower.addWidget(self.pareto)
-        lower.addWidget(diff_box)
-        lower.setSizes([650, 450])
-        split = QSplitter(Qt.Orientation.Vertical)
+        # the plot and the diff share the lower half as tabs: each gets the full width
+        self.views = QTabWidget()
+        self.views.setDocumentMode(True)
+        self.views.addTab(self.pareto, "Pareto plot")
+        self.views.addTab(diff_box, "Layer diff")
+        split = sturdy_splitter(QSplitter(Qt.Orientation.Vertical))
         top = QWidget()
         tv = QVBoxLayout(top)
         tv.setContentsMargins(0, 0, 0, 0)
         tv.addWidget(self.table)
         tv.addLayout(exports)
         split.addWidget(top)
-        split.addWidget(lower)
-        split.setSizes([300, 500])
+        split.addWidget(self.views)
+        split.setStretchFactor(1, 1)
+        split.setSizes([240, 560])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(split)
@@ -103,6 +117,7 @@ class QtComparePanel(QWidget):
             sig.connect(self._on_change)
         workspace.renamed.connect(self._on_change)
         self.destroyed.connect(self._disconnect)
+        theme.manager().changed.connect(self._draw_pareto)
         self.refresh()
 
     def _disconnect(self) -> None:
@@ -153,7 +168,8 @@ class QtComparePanel(QWidget):
         if a is None or b is None or a not in self.workspace or b not in self.workspace:
             return
         diff = diff_variants(self.workspace.get(a), self.workspace.get(b))
-        self.diff_view.setHtml(_diff_html(diff))
+        self.diff_view.show_diff(diff)
+        self.views.setCurrentWidget(self.diff_view.parentWidget())
 
     def export_table(self, path: str | Path) -> None:
         from workbench.core.measure.compare import to_csv, to_markdown
@@ -194,6 +210,8 @@ class QtComparePanel(QWidget):
         for label in self._labels:
             self.pareto.removeItem(label)
         self._labels = []
+        self._points = []
+        self.frontier.setPen(pg.mkPen(theme.series("red"), width=2, style=Qt.PenStyle.DashLine))
         pts = [(i, r) for i, r in enumerate(self.rows)
                if r.p50_ms is not None and r.accuracy is not None]
         if not pts:
@@ -211,16 +229,48 @@ class QtComparePanel(QWidget):
         marker = 10 + 30 * np.sqrt(sizes / max(sizes.max(), 1.0))
         front = pareto_front(list(zip(xs.tolist(), ys.tolist(), strict=True)))
         self.front = [pts[i][0] for i in front]
-        brushes = [pg.mkBrush("#d9534f" if k in front else "#4285f4") for k in range(len(pts))]
-        self.scatter.setData(xs, ys, size=marker, brush=brushes)
+        on_front, other = pg.mkColor(theme.series("red")), pg.mkColor(theme.series("fill"))
+        on_front.setAlpha(200)
+        other.setAlpha(150)
+        brushes = [pg.mkBrush(on_front if k in front else other) for k in range(len(pts))]
+        self.scatter.setData(xs, ys, size=marker, brush=brushes,
+                             pen=pg.mkPen(theme.palette_color("Text"), width=0.8),
+                             data=[_point_text(r) for _, r in pts])
         order = sorted(front, key=lambda k: xs[k])
         self.frontier.setData(xs[order], ys[order])
-        for (_, r), x, y in zip(pts, xs, ys, strict=True):
-            label = pg.TextItem(r.name, color="#333", anchor=(0, 1))
+        text = theme.palette_color("Text")
+        for (_, r), x, y, size, k in zip(pts, xs, ys, marker, range(len(pts)), strict=True):
+            label = pg.TextItem(r.name, color=text, anchor=(0, 0))
             label.setPos(x, y)
             self.pareto.addItem(label)
             self._labels.append(label)
-        self.pareto.autoRange(padding=0.15)
+            self._points.append((float(x), float(y), float(size), k in front))
+        self.pareto.autoRange(padding=0.2)
+        self._place_timer.start()
+
+    def _place_labels(self) -> None:
+        """Put each point's name where it overlaps no other name or marker; a name that
+        finds no room is hidden (the point's tooltip still shows it)."""
+        if not self._labels:
+            return
+        view = self.pareto.getPlotItem().getViewBox()
+        box = view.sceneBoundingRect()
+        centres = [view.mapViewToScene(QPointF(x, y)) for x, y, _, _ in self._points]
+        sizes = [(lb.textItem.boundingRect().width(), lb.textItem.boundingRect().height())
+                 for lb in self._labels]
+        order = sorted(range(len(self._points)),
+                       key=lambda k: (not self._points[k][3], self._points[k][0]))
+        spots = place_labels([(c.x(), c.y()) for c in centres],
+                             [p[2] / 2 for p in self._points], sizes,
+                             (box.x(), box.y(), box.width(), box.height()), order)
+        for label, spot in zip(self._labels, spots, strict=True):
+            label.setVisible(spot is not None)
+            if spot is not None:
+                label.setPos(view.mapSceneToView(QPointF(*spot)))
+
+    def visible_label_rects(self) -> list[Any]:
+        """The scene rectangles of the point names shown (for tests)."""
+        return [lb.mapRectToScene(lb.boundingRect()) for lb in self._labels if lb.isVisible()]
 
     def _export_table_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export table", "comparison.csv",
@@ -239,26 +289,11 @@ def _fmt(value: float | None, pattern: str) -> str:
     return "—" if value is None else pattern.format(value)
 
 
-def _diff_html(diff: Any) -> str:
-    data = diff.to_json() if hasattr(diff, "to_json") else dict(diff)
-    parts = []
-    for key, title in (("ops_added", "Ops added"), ("ops_removed", "Ops removed")):
-        ops = data.get(key) or {}
-        if ops:
-            parts.append(f"<b>{title}</b>: " + ", ".join(f"{k}×{v}" for k, v in ops.items()))
-    changed = data.get("changed") or data.get("layers") or []
-    if changed:
-        parts.append("<b>Changed layers</b><table cellspacing=4><tr><th>layer</th><th>op</th>"
-                     "<th>shape</th><th>params</th></tr>")
-        for c in changed[:300]:
-            parts.append(
-                f"<tr><td>{c.get('name')}</td><td>{c.get('op', '')}</td>"
-                f"<td>{c.get('shape_before')} → {c.get('shape_after')}</td>"
-                f"<td>{c.get('params_before')} → {c.get('params_after')}</td></tr>")
-        parts.append("</table>")
-    for key, title in (("added", "Nodes added"), ("removed", "Nodes removed")):
-        names = data.get(key) or []
-        if names:
-            parts.append(f"<b>{title}</b> ({len(names)}): " + ", ".join(names[:60])
-                         + (" …" if len(names) > 60 else ""))
-    return "<br>".join(parts) or "No differences."
+def _point_text(row: Any) -> str:
+    return f"{row.name}\n{row.accuracy:.2%} accuracy · {row.p50_ms:.3f} ms · " \
+           f"{human_bytes(row.size_bytes)}"
+
+
+def _tip(x: float, y: float, data: Any) -> str:
+    """The hover text of a Pareto point: its name and figures."""
+    return str(data)

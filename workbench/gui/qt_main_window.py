@@ -42,11 +42,13 @@ from workbench.gui.qt_task_actions import QtTaskActions
 from workbench.gui.qt_train_panel import QtTrainPanel
 from workbench.gui.qt_variant_list import QtVariantList
 from workbench.gui.qt_weights_panel import QtWeightsPanel
+from workbench.gui.theme import accent, apply_theme
 from workbench.gui.workers import QtJobRunner
 
 log = logging.getLogger(__name__)
 
 TABS = ("graph", "weights", "train", "benchmark", "compare")
+DOCK_MIN_WIDTH = 220
 
 
 class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
@@ -69,6 +71,7 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         self.resize(1400, 900)
         self.setAcceptDrops(True)
         self.settings = settings or Settings()
+        apply_theme(self.settings.theme)
         self.session = Session(self.settings, push=self.push)
         self.workspace = self.session.workspace
         self.jobs = QtJobRunner(self)
@@ -100,7 +103,9 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
                                       Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.inspector_dock, self.passes_dock)
         self.inspector_dock.raise_()
-        self.resizeDocks([self.variants_dock, self.inspector_dock], [360, 340],
+        for dock in (self.variants_dock, self.inspector_dock, self.passes_dock):
+            dock.setMinimumWidth(DOCK_MIN_WIDTH)  # no tab can squeeze a side panel away
+        self.resizeDocks([self.variants_dock, self.inspector_dock], [330, 330],
                          Qt.Orientation.Horizontal)
         self.undo_stack = QUndoStack(self)
         self._build_status_bar()
@@ -300,7 +305,7 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
             diff = diff_graphs(parent.analysis.graph, a.graph)
             if diff.comparable:
                 self.graph_view.set_highlight(
-                    [c["name"] for c in diff.changed] + diff.added, "#f59e0b")
+                    [c["name"] for c in diff.changed] + diff.added, accent("changed"))
         self.setWindowTitle(f"Workbench — {entry.name}")
 
     def _show_heat(self, profile: Any) -> None:

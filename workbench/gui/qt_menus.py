@@ -112,3 +112,26 @@ def _settings_menu(window: Any) -> None:
             window.settings.set_pass_time_limit(seconds)
 
     _action(window, settings, "Pass &time limit…", time_limit)
+    _theme_menu(window, settings)
+
+
+def _theme_menu(window: Any, settings: QMenu) -> None:
+    """Settings > Theme: follow the system, light or dark (saved, applied at once)."""
+    from workbench.gui.theme import apply_theme
+
+    menu = settings.addMenu("T&heme")
+    group = QActionGroup(window)
+    window.theme_actions = {}
+
+    def choose(key: str) -> None:
+        window.settings.set_theme(key)
+        apply_theme(key)
+
+    for key, label in (("system", "Follow the &System"), ("light", "&Light"),
+                       ("dark", "&Dark")):
+        a = QAction(label, window, checkable=True)
+        a.setChecked(window.settings.theme == key)
+        a.triggered.connect(lambda _=False, k=key: choose(k))
+        group.addAction(a)
+        menu.addAction(a)
+        window.theme_actions[key] = a

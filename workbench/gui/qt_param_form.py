@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.core.passes.base import ParamSpec
+from workbench.gui.qt_responsive import compact_combo, responsive_form
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class QtParamForm(QWidget):
         self._getters: dict[str, Any] = {}
         self._setters: dict[str, Any] = {}
         layout = QFormLayout(self)
-        layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        responsive_form(layout, self)  # labels above the fields when the form is narrow
         for spec in specs:
             editor = self._editor(spec)
             editor.setToolTip(spec.help)
@@ -48,7 +49,7 @@ class QtParamForm(QWidget):
 
     def _editor(self, spec: ParamSpec) -> QWidget:
         if spec.choices:
-            box = QComboBox()
+            box = compact_combo(QComboBox())
             for c in spec.choices:
                 box.addItem(str(c), c)
             box.setCurrentIndex(max(0, list(spec.choices).index(spec.default)

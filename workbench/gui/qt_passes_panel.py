@@ -12,7 +12,6 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
-    QScrollArea,
     QSplitter,
     QTextBrowser,
     QTreeWidget,
@@ -26,8 +25,10 @@ from workbench.core.errors import WorkbenchError
 from workbench.core.passes.base import Pass, PassReport, parse_params
 from workbench.core.passes.quant_auto import SUGGEST_FOR, suggest_int8
 from workbench.core.passes.registry import Registry
+from workbench.gui import theme
 from workbench.gui.format import human_bytes, human_count
 from workbench.gui.qt_param_form import QtParamForm
+from workbench.gui.qt_responsive import VScrollArea
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +65,12 @@ class QtPassesPanel(QWidget):
             top.setExpanded(True)
         if registry.failed:
             top = QTreeWidgetItem(["Failed plugins"])
-            top.setForeground(0, QColor("#c62828"))
+            top.setForeground(0, QColor(theme.accent("error")))
             self.tree.addTopLevelItem(top)
             for info in registry.failed:
                 item = QTreeWidgetItem([f"{info.entry_point} ({info.origin})"])
                 item.setToolTip(0, info.error or "")
-                item.setForeground(0, QColor("#c62828"))
+                item.setForeground(0, QColor(theme.accent("error")))
                 top.addChild(item)
         self.tree.currentItemChanged.connect(self._on_pass_changed)
 
@@ -77,10 +78,8 @@ class QtPassesPanel(QWidget):
         self.description.setWordWrap(True)
         self.advice = QLabel()  # e.g. "prefer static int8" for convolution-heavy models
         self.advice.setWordWrap(True)
-        self.advice.setStyleSheet("color: #b45309")
         self.advice.setVisible(False)
-        self.form_area = QScrollArea()
-        self.form_area.setWidgetResizable(True)
+        self.form_area = VScrollArea()
         self.preview = QTreeWidget()
         self.preview.setHeaderLabels(["Layer", "Preview"])
         self.preview.setRootIsDecorated(False)
@@ -111,6 +110,8 @@ class QtPassesPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(split)
+        self._apply_theme()
+        theme.manager().changed.connect(self._apply_theme)
 
     # public API ---------------------------------------------------------------------------
     def current_pass(self) -> type[Pass] | None:
@@ -143,6 +144,14 @@ class QtPassesPanel(QWidget):
         self.report.setHtml(report_html(report))
 
     # internals ----------------------------------------------------------------------------
+    def _apply_theme(self) -> None:
+        self.advice.setStyleSheet(f"color: {theme.accent('warning')}")
+        for i in range(self.tree.topLevelItemCount()):
+            top = self.tree.topLevelItem(i)
+            if top.text(0) == "Failed plugins":
+                for item in (top, *(top.child(j) for j in range(top.childCount()))):
+                    item.setForeground(0, QColor(theme.accent("error")))
+
     def _on_pass_changed(self, item: QTreeWidgetItem | None, _prev: Any = None) -> None:
         cls = self.current_pass()
         if cls is None:
@@ -238,7 +247,7 @@ def report_html(report: PassReport) -> str:
     if isinstance(table, str):
         parts.append(f"<pre>{html.escape(table)}</pre>")
     for w in report.warnings:
-        parts.append(f"<p style='color:#b45309'>⚠ {w}</p>")
+        parts.append(f"<p style='color:{theme.accent('warning')}'>⚠ {w}</p>")
     other = {k: v for k, v in report.details.items()
              if k not in ("fidelity", "latency", "table", "candidates")}
     if other:

@@ -8,6 +8,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QDialog, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from workbench.core.passes.registry import Registry
+from workbench.gui.theme import accent
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ class QtPluginsDialog(QDialog):
                 cls.name if cls else info.entry_point, cls.title if cls else "",
                 cls.category if cls else "", info.origin, "ok" if info.ok else "failed"])
             if not info.ok:
-                item.setForeground(4, QColor("#c62828"))
+                item.setForeground(4, QColor(accent("error")))
                 item.setToolTip(4, info.error or "")
                 item.setText(1, info.error or "")
             self.table.addTopLevelItem(item)

@@ -15,12 +15,12 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QSplitter,
     QVBoxLayout,
@@ -30,7 +30,15 @@ from PySide6.QtWidgets import (
 from workbench.core.events import BatchDone, EpochDone, RoundDone, SamplesShown
 from workbench.core.train.data import DATASETS
 from workbench.core.train.training import train_param_specs
+from workbench.gui import theme
+from workbench.gui.plots import Plot, percent_axis
 from workbench.gui.qt_param_form import QtParamForm
+from workbench.gui.qt_responsive import (
+    VScrollArea,
+    compact_combo,
+    responsive_form,
+    sturdy_splitter,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +57,7 @@ class QtTrainPanel(QWidget):
         super().__init__(parent)
         self.variant_label = QLabel("No variant selected.")
         self.variant_label.setWordWrap(True)
-        self.dataset = QComboBox()
+        self.dataset = compact_combo(QComboBox())
         self.dataset.setEditable(True)
         self.dataset.addItems(list(DATASETS))
         browse = QPushButton("Browse…")
@@ -59,13 +67,14 @@ class QtTrainPanel(QWidget):
         h.setContentsMargins(0, 0, 0, 0)
         h.addWidget(self.dataset, 1)
         h.addWidget(browse)
-        self.mode = QComboBox()
+        self.mode = compact_combo(QComboBox())
         self.mode.addItems(list(MODES))
         self.mode.currentIndexChanged.connect(self._mode_changed)
-        self.teacher = QComboBox()
+        self.teacher = compact_combo(QComboBox())
         self.temperature = QDoubleSpinBox(minimum=0.1, maximum=50.0, value=4.0, singleStep=0.5)
         self.alpha = QDoubleSpinBox(minimum=0.0, maximum=1.0, value=0.7, singleStep=0.05)
-        self.transfer = QCheckBox("Start from the teacher's matching layers")
+        self.transfer = QCheckBox("Start from the teacher's layers")
+        self.transfer.setToolTip("Start from the teacher's matching layers")
         self.rounds = QSpinBox(minimum=1, maximum=20, value=4)
         self.step = QDoubleSpinBox(minimum=0.01, maximum=0.9, value=0.2, singleStep=0.05)
         self.budget = QDoubleSpinBox(minimum=0.0, maximum=1.0, value=0.01, singleStep=0.01,
@@ -75,13 +84,13 @@ class QtTrainPanel(QWidget):
         top.addRow("Dataset", ds_row)
         top.addRow("Mode", self.mode)
         self.distill_box = QGroupBox("Distillation")
-        f = QFormLayout(self.distill_box)
+        f = responsive_form(QFormLayout(self.distill_box), self.distill_box)
         f.addRow("Teacher", self.teacher)
         f.addRow("Temperature T", self.temperature)
         f.addRow("α (KL weight)", self.alpha)
         f.addRow(self.transfer)
         self.prune_box = QGroupBox("Prune schedule")
-        f = QFormLayout(self.prune_box)
+        f = responsive_form(QFormLayout(self.prune_box), self.prune_box)
         f.addRow("Rounds", self.rounds)
         f.addRow("Prune per round", self.step)
         f.addRow("Accuracy budget", self.budget)
@@ -97,10 +106,12 @@ class QtTrainPanel(QWidget):
         self.stop_button.clicked.connect(self.stop_requested)
         self.eval_button.clicked.connect(
             lambda: self.evaluate_requested.emit(self.dataset.currentText().strip()))
-        buttons = QHBoxLayout()
-        for b in (self.start_button, self.pause_button, self.stop_button, self.eval_button):
-            buttons.addWidget(b)
+        buttons = QGridLayout()  # two by two: the form stays narrow and every label shows
+        for i, b in enumerate((self.start_button, self.pause_button, self.stop_button,
+                               self.eval_button)):
+            buttons.addWidget(b, i // 2, i % 2)
         left = QWidget()
+        responsive_form(top, left)
         lv = QVBoxLayout(left)
         lv.addLayout(top)
         lv.addWidget(self.distill_box)
@@ -110,42 +121,34 @@ class QtTrainPanel(QWidget):
         lv.addWidget(self.resume)
         lv.addLayout(buttons)
         lv.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(left)
-        scroll.setMinimumWidth(330)
+        scroll = VScrollArea(left)
 
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.eta = QLabel("Idle")
-        self.loss_plot = pg.PlotWidget(title="Loss")
+        self.loss_plot = Plot(title="Loss")
         self.loss_plot.addLegend(offset=(-10, 10))
         self.loss_plot.setLabel("bottom", "epoch")
-        self.batch_curve = self.loss_plot.plot(pen=pg.mkPen("#9db8e8", width=1),
-                                               name="train (batches)")
-        self.train_curve = self.loss_plot.plot(pen=pg.mkPen("#1a5fd0", width=2), symbol="o",
-                                               symbolSize=5, name="train")
-        self.val_curve = self.loss_plot.plot(pen=pg.mkPen("#e0761b", width=2), symbol="o",
-                                             symbolSize=5, name="val")
-        self.acc_plot = pg.PlotWidget(title="Accuracy")
+        self.batch_curve = self.loss_plot.plot(name="train (batches)")
+        self.train_curve = self.loss_plot.plot(symbol="o", symbolSize=5, name="train")
+        self.val_curve = self.loss_plot.plot(symbol="o", symbolSize=5, name="val")
+        self.acc_plot = Plot(title="Accuracy")
         self.acc_plot.addLegend(offset=(-10, -10))
         self.acc_plot.setLabel("bottom", "epoch")
-        self.train_acc_curve = self.acc_plot.plot(pen=pg.mkPen("#1a5fd0", width=2), symbol="o",
-                                                  symbolSize=5, name="train")
-        self.val_acc_curve = self.acc_plot.plot(pen=pg.mkPen("#e0761b", width=2), symbol="o",
-                                                symbolSize=5, name="val")
-        self.lr_plot = pg.PlotWidget(title="Learning rate")
+        percent_axis(self.acc_plot, "left", "accuracy")
+        self.train_acc_curve = self.acc_plot.plot(symbol="o", symbolSize=5, name="train")
+        self.val_acc_curve = self.acc_plot.plot(symbol="o", symbolSize=5, name="val")
+        self.lr_plot = Plot(title="Learning rate")
         self.lr_plot.setLabel("bottom", "epoch")
-        self.lr_curve = self.lr_plot.plot(pen=pg.mkPen("#2f8f5b", width=2))
-        self.sparsity_plot = pg.PlotWidget(title="Accuracy against sparsity")
-        self.sparsity_plot.setLabel("bottom", "sparsity")
-        self.sparsity_plot.setLabel("left", "val accuracy")
-        self.sparsity_curve = self.sparsity_plot.plot(pen=pg.mkPen("#8e6bd6", width=2),
-                                                      symbol="o", symbolSize=7)
+        self.lr_curve = self.lr_plot.plot()
+        self.sparsity_plot = Plot(title="Accuracy against sparsity")
+        percent_axis(self.sparsity_plot, "bottom", "sparsity")
+        percent_axis(self.sparsity_plot, "left", "val accuracy")
+        self.sparsity_curve = self.sparsity_plot.plot(symbol="o", symbolSize=7)
         for plot in (self.loss_plot, self.acc_plot, self.lr_plot):
             plot.setClipToView(True)
             plot.setDownsampling(auto=True)
-        self.samples_plot = pg.PlotWidget(title="Samples")
+        self.samples_plot = Plot(title="Samples")
         self.samples_plot.hideAxis("left")
         self.samples_plot.hideAxis("bottom")
         self.samples_plot.setAspectLocked(True)
@@ -153,11 +156,11 @@ class QtTrainPanel(QWidget):
         self.samples_plot.addItem(self.samples_image)
         self._sample_labels: list[Any] = []
 
-        grid = QSplitter(Qt.Orientation.Vertical)
-        row1 = QSplitter(Qt.Orientation.Horizontal)
+        grid = sturdy_splitter(QSplitter(Qt.Orientation.Vertical))
+        row1 = sturdy_splitter(QSplitter(Qt.Orientation.Horizontal))
         row1.addWidget(self.loss_plot)
         row1.addWidget(self.acc_plot)
-        row2 = QSplitter(Qt.Orientation.Horizontal)
+        row2 = sturdy_splitter(QSplitter(Qt.Orientation.Horizontal))
         row2.addWidget(self.lr_plot)
         row2.addWidget(self.sparsity_plot)
         row2.addWidget(self.samples_plot)
@@ -171,16 +174,19 @@ class QtTrainPanel(QWidget):
         status.addWidget(self.eta)
         rv.addLayout(status)
         rv.addWidget(grid, 1)
-        split = QSplitter(Qt.Orientation.Horizontal)
+        split = sturdy_splitter(QSplitter(Qt.Orientation.Horizontal))
         split.addWidget(scroll)
         split.addWidget(right)
-        split.setSizes([340, 900])
+        split.setStretchFactor(1, 1)
+        split.setSizes([280, 10_000])  # the form its width, the plots the rest
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(split)
         self._reset_curves()
         self._mode_changed()
         self.set_running(False)
+        self._apply_theme()
+        theme.manager().changed.connect(self._apply_theme)
 
     # public API ---------------------------------------------------------------------------
     def set_variant(self, name: str | None, teachers: list[tuple[str, str]]) -> None:
@@ -258,8 +264,8 @@ class QtTrainPanel(QWidget):
             img = images[i]
             img = (img - img.min()) / (np.ptp(img) + 1e-9)
             canvas[r * (h + 2):r * (h + 2) + h, c * (w + 2):c * (w + 2) + w] = img
-            text = pg.TextItem(labels[i], color="#ffeb3b", anchor=(0, 0),
-                               fill=pg.mkBrush(0, 0, 0, 170))
+            text = pg.TextItem(labels[i], color=theme.palette_color("ToolTipText"),
+                               anchor=(0, 0), fill=pg.mkBrush(theme.palette_color("ToolTipBase")))
             text.setPos(c * (w + 2), (rows - r) * (h + 2))
             self.samples_plot.addItem(text)
             self._sample_labels.append(text)
@@ -270,6 +276,18 @@ class QtTrainPanel(QWidget):
         return self.form.values()
 
     # internals ----------------------------------------------------------------------------
+    def _apply_theme(self) -> None:
+        """Series colours of the current theme (plot backgrounds follow by themselves)."""
+        blue, orange = theme.series("blue"), theme.series("orange")
+        for curve, colour, width in (
+                (self.batch_curve, theme.series("faint"), 1), (self.train_curve, blue, 2),
+                (self.val_curve, orange, 2), (self.train_acc_curve, blue, 2),
+                (self.val_acc_curve, orange, 2), (self.lr_curve, theme.series("green"), 2),
+                (self.sparsity_curve, theme.series("purple"), 2)):
+            curve.setPen(pg.mkPen(colour, width=width))
+            curve.setSymbolBrush(colour)
+            curve.setSymbolPen(colour)
+
     def _reset_curves(self) -> None:
         self.history: list[dict[str, Any]] = []
         self._batch_x: list[float] = []

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QAbstractItemView, QTreeWidget, QTreeWidgetItem, QWidget
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QMenu,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QWidget,
+)
 
 from workbench.core.session.workspace import Entry, Workspace
 from workbench.gui.format import human_bytes, human_count
@@ -13,6 +20,8 @@ from workbench.gui.format import human_bytes, human_count
 log = logging.getLogger(__name__)
 
 COLUMNS = ("Variant", "Params", "Size", "MACs", "Sparsity", "Accuracy", "Latency")
+# shown from the header's menu (the Compare tab has them all)
+HIDDEN = ("Params", "MACs", "Sparsity")
 _ROLE = Qt.ItemDataRole.UserRole
 
 
@@ -26,9 +35,17 @@ class QtVariantList(QTreeWidget):
         self.setHeaderLabels(list(COLUMNS))
         self.setRootIsDecorated(True)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.setColumnWidth(0, 150)
+        # long names elide in the middle (both ends tell variants apart); the tooltip has it all
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        header = self.header()
+        header.setStretchLastSection(False)
+        header.setMinimumSectionSize(40)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for col in range(1, len(COLUMNS)):
-            self.setColumnWidth(col, 62)
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+            self.setColumnHidden(col, COLUMNS[col] in HIDDEN)
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        header.customContextMenuRequested.connect(self._column_menu)
         self._items: dict[str, QTreeWidgetItem] = {}
         workspace.added.connect(self._on_added)
         workspace.removed.connect(self._on_removed)
@@ -46,6 +63,16 @@ class QtVariantList(QTreeWidget):
                           (self.workspace.results_changed, self._on_results)):
             sig.disconnect(slot)
 
+    def _column_menu(self, pos: QPoint) -> None:
+        """Show or hide the figure columns."""
+        menu = QMenu(self)
+        for col in range(1, len(COLUMNS)):
+            act = menu.addAction(COLUMNS[col])
+            act.setCheckable(True)
+            act.setChecked(not self.isColumnHidden(col))
+            act.toggled.connect(lambda on, c=col: self.setColumnHidden(c, not on))
+        menu.popup(self.header().mapToGlobal(pos))
+
     def _row(self, entry: Entry) -> list[str]:
         g = entry.analysis.graph
         sparsity = entry.analysis.stats.summary.sparsity
@@ -62,7 +89,7 @@ class QtVariantList(QTreeWidget):
         entry = self.workspace.get(variant_id)
         item = QTreeWidgetItem(self._row(entry))
         item.setData(0, _ROLE, variant_id)
-        item.setToolTip(0, entry.analysis.variant.source)
+        item.setToolTip(0, _tooltip(entry))
         parent = self._items.get(entry.analysis.variant.parent or "")
         if parent is not None:
             parent.addChild(item)
@@ -91,6 +118,7 @@ class QtVariantList(QTreeWidget):
         item = self._items.get(variant_id)
         if item is not None:
             item.setText(0, name)
+            item.setToolTip(0, _tooltip(self.workspace.get(variant_id)))
 
     def _on_selection(self, variant_id: object) -> None:
         item = self._items.get(variant_id) if isinstance(variant_id, str) else None
@@ -102,3 +130,8 @@ class QtVariantList(QTreeWidget):
     def _on_current(self, item: QTreeWidgetItem | None, _prev: object = None) -> None:
         if item is not None:
             self.workspace.select(item.data(0, _ROLE))
+
+
+def _tooltip(entry: Entry) -> str:
+    """The full name, and where the variant came from."""
+    return f"{entry.name}\n{entry.analysis.variant.source}"

@@ -20,13 +20,15 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.core.graph.stats import TensorStats, WeightStats, nonfinite_text
+from workbench.gui import theme
 from workbench.gui.format import human_count
+from workbench.gui.plots import NameAxis, Plot, percent_axis
+from workbench.gui.qt_responsive import sturdy_splitter
 
 log = logging.getLogger(__name__)
 
 WHOLE_MODEL = "Whole model"
 _ROLE = Qt.ItemDataRole.UserRole
-_WARN = "#c62828"
 
 
 def nonfinite_note(t: TensorStats) -> str:
@@ -64,48 +66,42 @@ class QtWeightsPanel(QWidget):
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.summary.setWordWrap(True)
 
-        self.hist_plot = pg.PlotWidget(title="Weight distribution")
+        self.hist_plot = Plot(title="Weight distribution")
         self.hist_plot.setLabel("bottom", "value")
         self.hist_plot.setLabel("left", "count")
         self.hist_plot.addLegend(offset=(-10, 10))
         self.hist_curve = self.hist_plot.plot(
-            [0, 1], [0], stepMode="center", fillLevel=0, brush=(66, 133, 244, 110),
-            pen=pg.mkPen("#1a5fd0", width=1.5), name="current")
-        self.ref_curve = self.hist_plot.plot(
-            [0, 1], [0], stepMode="center", pen=pg.mkPen("#e0761b", width=1.5,
-                                                          style=Qt.PenStyle.DashLine),
-            name="parent")
+            [0, 1], [0], stepMode="center", fillLevel=0, name="current")
+        self.ref_curve = self.hist_plot.plot([0, 1], [0], stepMode="center", name="parent")
         self.ref_curve.setVisible(False)
         self.hist_plot.plotItem.legend.removeItem(self.ref_curve)
         # a clustered (k-means) or quantized layer: one stem per shared value
-        self.clusters = pg.ScatterPlotItem(symbol="t", size=11, pen=pg.mkPen("#c62828"),
-                                           brush=pg.mkBrush("#e53935"))
+        self.clusters = pg.ScatterPlotItem(symbol="t", size=11)
         self.hist_plot.addItem(self.clusters)
 
-        self.channel_plot = pg.PlotWidget(title="Per-output-channel range")
+        self.channel_plot = Plot(title="Per-output-channel range")
         self.channel_plot.setLabel("bottom", "output channel")
         self.channel_plot.setLabel("left", "value")
         self.channel_bars = pg.ErrorBarItem(x=np.zeros(1), y=np.zeros(1), top=np.zeros(1),
-                                            bottom=np.zeros(1), beam=0.3,
-                                            pen=pg.mkPen("#2f8f5b", width=1.5))
+                                            bottom=np.zeros(1), beam=0.3)
         self.channel_plot.addItem(self.channel_bars)
 
-        self.sparsity_plot = pg.PlotWidget(title="Sparsity per layer (share of zeros)")
-        self.sparsity_plot.setLabel("left", "sparsity")
+        self.sparsity_axis = NameAxis("bottom", max_chars=14)
+        self.sparsity_plot = Plot(title="Sparsity per layer (share of zeros)",
+                                  axisItems={"bottom": self.sparsity_axis})
+        percent_axis(self.sparsity_plot, "left", "sparsity")
         self.sparsity_plot.setYRange(0, 1)
-        self.sparsity_bars = pg.BarGraphItem(x=[0], height=[0], width=0.8,
-                                             brush="#8e6bd6")
+        self.sparsity_bars = pg.BarGraphItem(x=[0], height=[0], width=0.8)
         self.sparsity_plot.addItem(self.sparsity_bars)
-        self.sparsity_highlight = pg.BarGraphItem(x=[0], height=[0], width=0.8,
-                                                  brush="#f0a030")
+        self.sparsity_highlight = pg.BarGraphItem(x=[0], height=[0], width=0.8)
         self.sparsity_plot.addItem(self.sparsity_highlight)
 
         header = QHBoxLayout()
         header.addWidget(self.summary, 1)
         header.addWidget(self.log_scale)
-        plots = QSplitter(Qt.Orientation.Vertical)
+        plots = sturdy_splitter(QSplitter(Qt.Orientation.Vertical))
         plots.addWidget(self.hist_plot)
-        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom = sturdy_splitter(QSplitter(Qt.Orientation.Horizontal))
         bottom.addWidget(self.channel_plot)
         bottom.addWidget(self.sparsity_plot)
         plots.addWidget(bottom)
@@ -116,13 +112,16 @@ class QtWeightsPanel(QWidget):
         rv.addLayout(header)
         rv.addWidget(plots, 1)
 
-        split = QSplitter(Qt.Orientation.Horizontal)
+        split = sturdy_splitter(QSplitter(Qt.Orientation.Horizontal))
         split.addWidget(left)
         split.addWidget(right)
+        split.setStretchFactor(1, 1)
         split.setSizes([260, 900])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(split)
+        self._apply_theme()
+        theme.manager().changed.connect(self._apply_theme)
         self.set_stats(None)
 
     # public API ---------------------------------------------------------------------------
@@ -171,6 +170,22 @@ class QtWeightsPanel(QWidget):
         return np.asarray(x), np.asarray(y)
 
     # internals ----------------------------------------------------------------------------
+    def _apply_theme(self) -> None:
+        """Series colours of the current theme (plot backgrounds follow by themselves)."""
+        fill = pg.mkColor(theme.series("fill"))
+        fill.setAlpha(110)
+        self.hist_curve.setPen(pg.mkPen(theme.series("blue"), width=1.5))
+        self.hist_curve.setBrush(fill)
+        self.ref_curve.setPen(pg.mkPen(theme.series("orange"), width=1.5,
+                                       style=Qt.PenStyle.DashLine))
+        self.clusters.setPen(pg.mkPen(theme.series("red")))
+        self.clusters.setBrush(pg.mkBrush(theme.series("red")))
+        self.channel_bars.setData(pen=pg.mkPen(theme.series("green"), width=1.5))
+        self.sparsity_bars.setOpts(brush=theme.series("purple"))
+        self.sparsity_highlight.setOpts(brush=theme.series("amber"))
+        if self._stats is not None:
+            self._show(self.current_tensor())  # the summary's warning colour
+
     def _on_current(self, item: QListWidgetItem | None, _prev: object = None) -> None:
         name = item.data(_ROLE) if item else None
         self._show(name)
@@ -219,7 +234,8 @@ class QtWeightsPanel(QWidget):
                     if t.distinct is not None and t.distinct <= 64 else "")
         note = nonfinite_note(t)
         if note:  # NaN/Inf weights: the figures above are of the finite values only
-            note = f"<br><span style='color:{_WARN}'>⚠ <b>{note}</b> and the figures.</span>"
+            note = (f"<br><span style='color:{theme.accent('error')}'>⚠ <b>{note}</b> and the "
+                    "figures.</span>")
         self.summary.setText(
             f"<b>{t.name}</b>  shape {'×'.join(map(str, t.shape))}  ·  {human_count(t.numel)} "
             f"values  ·  min {t.min:.4g}  max {t.max:.4g}  mean {t.mean:.4g}  std {t.std:.4g}"
@@ -238,10 +254,8 @@ class QtWeightsPanel(QWidget):
         x = np.arange(len(names), dtype=float)
         self.sparsity_bars.setOpts(x=x, height=np.asarray(heights, dtype=float), width=0.8)
         self.sparsity_plot.setXRange(-1, max(len(names), 1))
-        ticks = [(i, ".".join(n.removesuffix(".weight").split(".")[-2:]))
-                 for i, n in enumerate(names)]
-        step = max(1, (len(ticks) + 2) // 3)
-        self.sparsity_plot.getAxis("bottom").setTicks([ticks[::step]])
+        self.sparsity_axis.set_names([".".join(n.removesuffix(".weight").split(".")[-2:])
+                                      for n in names])
 
     def _highlight_sparsity(self, name: str | None) -> None:
         names = self._sparsity_names()

@@ -1,20 +1,18 @@
-"""The application style sheet and pyqtgraph defaults."""
+"""The application style: the theme (palette and palette-based style sheet) and plots."""
 
 from __future__ import annotations
 
 import logging
-from importlib import resources
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 
-def apply_style(app: Any) -> None:
+def apply_style(app: Any, theme: str = "system") -> None:
+    """Antialiased plots, and the `theme` ("system", "light" or "dark")."""
     import pyqtgraph as pg
 
-    pg.setConfigOptions(antialias=True, background="w", foreground="#333")
-    try:
-        qss = resources.files("workbench.resources").joinpath("workbench.qss").read_text()
-    except (FileNotFoundError, ModuleNotFoundError):
-        return
-    app.setStyleSheet(qss)
+    from workbench.gui.theme import apply_theme
+
+    pg.setConfigOptions(antialias=True)
+    apply_theme(theme, app)

@@ -20,6 +20,7 @@ SCHEMA_VERSION = 1
 MAX_RECENT = 10
 MAX_SETTINGS_BYTES = 1_000_000
 MAX_LAYOUT_CHARS = 100_000
+THEMES = ("system", "light", "dark")
 
 
 def config_dir() -> Path:
@@ -44,7 +45,7 @@ def runs_dir() -> Path:
 
 
 class Settings:
-    """Device choice and recent files. `changed` fires after every edit, which is saved."""
+    """Device choice, theme and recent files. `changed` fires after every edit, which is saved."""
 
     changed = Signal()
 
@@ -56,6 +57,7 @@ class Settings:
         # The window's geometry, docks and splitters, as the GUI saved them (opaque text)
         self.window_layout: dict[str, str] = {}
         self.pass_time_limit_s = 0.0  # a pass running longer is abandoned; 0: no limit
+        self.theme = "system"  # the GUI's colours: follow the system, or light or dark
         self.warning: str | None = None  # set when the file could not be used
         self._load()
 
@@ -76,6 +78,8 @@ class Settings:
             return
         if data.get("device") in ("cpu", "cuda"):
             self.device = data["device"]
+        if data.get("theme") in THEMES:
+            self.theme = data["theme"]
         limit = data.get("pass_time_limit_s", 0.0)
         if isinstance(limit, (int, float)) and not isinstance(limit, bool) and \
                 0 <= limit < float("inf"):
@@ -94,7 +98,8 @@ class Settings:
     def save(self) -> None:
         data = {"schema": SCHEMA_VERSION, "device": self.device,
                 "recent_files": self.recent_files, "recent_projects": self.recent_projects,
-                "pass_time_limit_s": self.pass_time_limit_s, "window_layout": self.window_layout}
+                "pass_time_limit_s": self.pass_time_limit_s, "theme": self.theme,
+                "window_layout": self.window_layout}
         # settings are a convenience: never fail over them
         with contextlib.suppress(OSError, WorkbenchError):
             atomic_write_text(self.path, json.dumps(data, indent=2))
@@ -103,6 +108,14 @@ class Settings:
         if device not in ("cpu", "cuda"):
             raise ValueError(f"Unknown device '{device}': use cpu or cuda.")
         self.device = device
+        self.save()
+        self.changed.emit()
+
+    def set_theme(self, theme: str) -> None:
+        """"system", "light" or "dark"."""
+        if theme not in THEMES:
+            raise ValueError(f"Unknown theme '{theme}': use one of {', '.join(THEMES)}.")
+        self.theme = theme
         self.save()
         self.changed.emit()
 
