@@ -12,6 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 from workbench.core.graph.dequant import (
     dequantize,
     dequantized_initializers,
+    is_internal_name,
     match_to_parent,
     original_name,
     quantized_weights,
@@ -103,7 +104,12 @@ def test_onnx_runtime_dynamic_int8_reads_back_close_to_the_float_weights(
 
 
 def test_match_to_parent_by_name_then_by_shape() -> None:
-    child = {"stem.0.weight": (8, 3, 3, 3), "onnx::MatMul_12": (16, 10), "extra": (5,)}
+    child = {"stem.0.weight": (8, 3, 3, 3), "onnx::MatMul_12": (16, 10), "extra": (5,),
+             "stem.0.bias": (8,)}
     parent = {"stem.0.weight": (8, 3, 3, 3), "stem.1.weight": (8,), "fc.weight": (10, 16)}
+    # a real name (a folded conv's new bias) is never passed off as another layer's weight
     assert match_to_parent(child, parent) == {"stem.0.weight": "stem.0.weight",
                                               "onnx::MatMul_12": "fc.weight"}
+    assert is_internal_name("val_171")
+    assert is_internal_name("onnx::Conv_3")
+    assert not is_internal_name("layer1.0.conv1.weight")

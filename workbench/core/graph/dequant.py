@@ -149,15 +149,23 @@ def dequantized_initializers(model: Any) -> tuple[dict[str, np.ndarray], dict[st
     return values, aliases, used
 
 
+def is_internal_name(name: str) -> bool:
+    """A name an exporter made up ('val_171', 'onnx::MatMul_12', '/fc/Constant'), not one
+    of the model's own."""
+    return name.startswith(("onnx::", "val_", "_v_", "/")) or "::" in name or \
+        name.replace("_", "").isdigit()
+
+
 def match_to_parent(child: Mapping[str, tuple[int, ...]],
                     parent: Mapping[str, tuple[int, ...]]) -> dict[str, str]:
     """The parent's weight name for each child weight (name -> shape maps): the same name
-    first, then, for names the export changed, the next unmatched parent weight of the same
-    shape (or its transpose), in order."""
+    first; then each name an exporter made up gets the next unmatched parent weight of the
+    same shape (or its transpose), in order. A real name is never renamed (a folded conv's
+    new bias is no batch norm's weight, whatever its shape)."""
     out = {name: name for name in child if name in parent}
     free = [n for n in parent if n not in out.values()]
     for name, shape in child.items():
-        if name in out:
+        if name in out or not is_internal_name(name):
             continue
         for candidate in free:
             if _same_shape(shape, parent[candidate]):

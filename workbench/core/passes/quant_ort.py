@@ -90,12 +90,12 @@ class _OrtQuantize(Pass):
             pre_path, pre_info = _preprocess(src, tmp, params.exclude)
             details["preprocess"] = pre_info
             ctx.cancel.check()
-            ctx.progress(0.45, "Quantizing…")
+            ctx.progress(0.45, "Quantizing the weights to int8…")
             model = self._quantize_file(pre_path, list(params.exclude), params, variant,
                                         inputs, ctx, details, notes)
             pre = onnx.load(pre_path)
         ctx.cancel.check()
-        ctx.progress(0.6, "Measuring fidelity…")
+        ctx.progress(0.6, "Checking the int8 model against the float one (fidelity)…")
         fid = self._fidelity(variant, model, inputs, samples)
         exclude = list(params.exclude)
         if params.target_cosine > 0 and fid["cosine_min"] < params.target_cosine:
@@ -241,7 +241,8 @@ class _OrtQuantize(Pass):
 
         ctx.progress(0.05, "Exporting to ONNX…")
         try:
-            exported = export_onnx(variant, 18, True)
+            exported = export_onnx(variant, 18, True, lambda f, m: ctx.progress(
+                0.05 + 0.23 * f, f"Exporting to ONNX: {m[0].lower()}{m[1:]}"))
         except OnnxExportError as exc:
             raise PassError(f"{self.name}: {exc}") from exc
         details["exporter"] = exported.exporter
