@@ -14,6 +14,7 @@ from workbench.core.graph.dequant import (
     dequantized_initializers,
     is_internal_name,
     match_to_parent,
+    node_layers,
     original_name,
     quantized_weights,
 )
@@ -113,3 +114,12 @@ def test_match_to_parent_by_name_then_by_shape() -> None:
     assert is_internal_name("val_171")
     assert is_internal_name("onnx::Conv_3")
     assert not is_internal_name("layer1.0.conv1.weight")
+
+
+def test_node_layers_name_nodes_after_their_weights() -> None:
+    model, *_ = _qdq_model()
+    model.graph.node[1].name = "node_MatMul_7"
+    # the MatMul reads the dequantized output, not an initializer: no layer for it
+    assert node_layers(model) == {}
+    model.graph.node[1].input[1] = "fc.weight_quantized"
+    assert node_layers(model) == {"node_MatMul_7": "fc"}

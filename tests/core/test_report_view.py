@@ -46,6 +46,11 @@ def test_layer_rows_from_a_list_a_dict_or_per_layer_sqnr() -> None:
     sqnr = layer_table(_report(fidelity={"per_layer": {"node_Conv_1": 41.5}}))
     assert sqnr is not None
     assert sqnr.rows == [["node_Conv_1", 41.5]]
+    named = layer_table(_report(fidelity={"per_layer": {"node_Conv_1": 41.5}},
+                                layer_names={"node_Conv_1": "layer1.0.conv1"}))
+    assert named is not None
+    assert named.columns == ["layer", "node", "SQNR (dB)"]
+    assert named.rows == [["layer1.0.conv1", "node_Conv_1", 41.5]]
     assert layer_table(_report()) is None
 
 

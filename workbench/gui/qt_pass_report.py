@@ -14,11 +14,13 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
@@ -108,8 +110,12 @@ def _table(columns: list[str]) -> QTableWidget:
 def _fit_height(table: QTableWidget, max_rows: int | None = None) -> None:
     """Tall enough for its rows (up to `max_rows`), so short tables need no scrollbar."""
     rows = table.rowCount() if max_rows is None else min(table.rowCount(), max_rows)
-    height = table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
-    height += table.verticalHeader().defaultSectionSize() * max(rows, 1)
+    table.resizeRowsToContents()
+    header = table.horizontalHeader()
+    height = max(header.sizeHint().height(), header.height() if header.isVisible() else 0)
+    height += 2 * table.frameWidth()
+    height += sum(table.rowHeight(r) for r in range(rows)) if rows else \
+        table.verticalHeader().defaultSectionSize()
     table.setFixedHeight(height + 2)
 
 
@@ -131,6 +137,11 @@ class QtPassReport(QWidget):
         head.addWidget(self.json_button, 0, Qt.AlignmentFlag.AlignTop)
 
         self.figures = _table(["", "Before", "After", "Change"])
+        # a narrow dock elides the labels (full text in the tooltip) rather than hiding rows
+        # behind a horizontal scrollbar
+        self.figures.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.figures.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.figures.horizontalHeader().setStretchLastSection(False)
         self.warnings = QLabel()
         self.warnings.setWordWrap(True)
         self.warnings.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -154,8 +165,13 @@ class QtPassReport(QWidget):
         self.json = QPlainTextEdit()
         self.json.setReadOnly(True)
         self.json.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        scroll = QScrollArea()  # a short dock scrolls the report rather than squeezing it
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(tables)
         self.stack = QStackedWidget()
-        self.stack.addWidget(tables)
+        self.stack.addWidget(scroll)
         self.stack.addWidget(self.json)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -226,6 +242,7 @@ class QtPassReport(QWidget):
                      format_change(f)]
             for col, text in enumerate(cells):
                 item = _cell(text)
+                item.setToolTip(f.label if col == 0 else text)
                 if col:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight
                                           | Qt.AlignmentFlag.AlignVCenter)

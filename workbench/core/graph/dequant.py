@@ -178,3 +178,23 @@ def match_to_parent(child: Mapping[str, tuple[int, ...]],
 def _same_shape(a: Iterable[int], b: Iterable[int]) -> bool:
     a, b = tuple(a), tuple(b)
     return a == b or (len(a) == 2 and a[::-1] == b)
+
+
+def node_layers(model: Any) -> dict[str, str]:
+    """The layer each weighted node of an ONNX `model` computes, named after its weight
+    ('node_Conv_223' -> 'layer1.0.conv1'): the first initializer input that is not an
+    exporter's made-up name, quantized ones read through their float name."""
+    inits = {i.name for i in model.graph.initializer}
+    out: dict[str, str] = {}
+    for node in model.graph.node:
+        if not node.name:
+            continue
+        for name in node.input:
+            if name not in inits:
+                continue
+            weight, _ = original_name(name)
+            if is_internal_name(weight) or weight.endswith(("_scale", "_zero_point")):
+                continue
+            out[node.name] = weight.removesuffix(".weight")
+            break
+    return out

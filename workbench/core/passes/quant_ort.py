@@ -24,6 +24,7 @@ from typing import Any
 
 from workbench.core.errors import InvalidParameterError
 from workbench.core.fileio import temp_dir
+from workbench.core.graph.dequant import node_layers
 from workbench.core.job_scope import quiet_stdout
 from workbench.core.model.cpu import resolve_reduce_range
 from workbench.core.model.latency import LatencyProbe, compare_latency, slower_warning
@@ -110,12 +111,15 @@ class _OrtQuantize(Pass):
         child = Variant(variant.name, "onnx", model, "onnx", inputs)
         fid["per_layer"] = layer_sqnr(Variant("fp32", "onnx", pre, "onnx", inputs), child,
                                       samples)
+        layers = node_layers(pre)  # node -> the layer it computes, named after its weight
+        details["layer_names"] = {n: layers[n] for n in fid["per_layer"] if n in layers}
         if fid["cosine"] < LOW_COSINE:
             worst = sorted(fid["per_layer"].items(), key=lambda kv: kv[1])[:3]
             warns.append(
                 f"Int8 changed the outputs noticeably (cosine {fid['cosine']:.3f} against the "
                 "parent); lowest per-layer SQNR (error accumulated up to the layer): "
-                + (", ".join(f"{n} {db:.1f} dB" for n, db in worst) or "n/a") + "."
+                + (", ".join(f"{layers.get(n, n)} {db:.1f} dB" for n, db in worst) or "n/a")
+                + "."
                 + (" quantize.ort_dynamic usually keeps transformers closer."
                    if self.name == "quantize.ort_static" else ""))
         details.update(_graph_figures(pre, model, exclude))

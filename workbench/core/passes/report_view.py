@@ -18,7 +18,8 @@ _FIGURES = (("parameters", "Parameters", "count"), ("size_bytes", "Size", "bytes
             ("macs", "MACs", "count"), ("sparsity", "Sparsity", "share"))
 # details shown elsewhere (figures, layer table) or too bulky for the facts list
 _SHOWN = {"fidelity", "latency", "layers", "table", "candidates", "size_bytes_before",
-          "size_bytes_after", "output_shapes", "per_layer", "quantized_layers"}
+          "size_bytes_after", "output_shapes", "per_layer", "quantized_layers",
+          "layer_names"}
 _MAX_ROWS = 2000
 
 
@@ -88,7 +89,13 @@ def layer_table(report: PassReport) -> LayerTable | None:
     fid = d.get("fidelity")
     per_layer = fid.get("per_layer") if isinstance(fid, dict) else None
     if isinstance(per_layer, dict) and per_layer:
-        return LayerTable("Error per layer (SQNR, higher is better)", ["layer", "SQNR (dB)"],
+        title = "Error per layer (SQNR, higher is better)"
+        names = d.get("layer_names")
+        if isinstance(names, dict) and names:  # ONNX node names, with the layers they compute
+            return LayerTable(title, ["layer", "node", "SQNR (dB)"],
+                              [[names.get(n, ""), n, v]
+                               for n, v in list(per_layer.items())[:_MAX_ROWS]])
+        return LayerTable(title, ["layer", "SQNR (dB)"],
                           [[n, v] for n, v in list(per_layer.items())[:_MAX_ROWS]])
     quantized = d.get("quantized_layers")
     if isinstance(quantized, dict) and quantized:
