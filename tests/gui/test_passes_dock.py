@@ -163,7 +163,6 @@ def test_export_and_recipe_from_the_window(qtbot: Any, main_window: Any, tmp_pat
 
 def test_int8_advice_for_a_convolution_heavy_model(qtbot: Any, main_window: Any) -> None:
     from workbench.core.passes.base import PassReport
-    from workbench.gui.qt_passes_panel import report_html
 
     open_and_wait(qtbot, main_window, "zoo:resnet-mini")
     panel = main_window.passes_panel
@@ -176,6 +175,8 @@ def test_int8_advice_for_a_convolution_heavy_model(qtbot: Any, main_window: Any)
                         {"latency": {"parent_ms": 10.0, "child_ms": 4.0, "speedup": 2.5,
                                      "threads": 2},
                          "table": "candidate  cosine\nstatic <b>", "candidates": []})
-    text = report_html(report)
-    assert "10 ms → 4 ms, 2.50× faster" in text
-    assert "static &lt;b&gt;" in text
+    panel.show_report(report)
+    assert ["Latency (ONNX Runtime, 2 threads)", "10 ms", "4 ms", "2.50× faster"] in \
+        panel.report.figure_rows()
+    assert "static <b>" in panel.report.text_table.text()  # shown as text, not markup
+    assert panel.report.text_table.textFormat() == Qt.TextFormat.PlainText

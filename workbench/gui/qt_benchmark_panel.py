@@ -170,6 +170,7 @@ class QtBenchmarkPanel(QWidget):
         self._samples: dict[int, list[float]] = {}
         self._sweep: list[Any] = []
         self.sensitivity_rows: list[Any] = []
+        self.subject: str | None = None  # the variant whose results are on screen
         self.set_running(False)
         self._apply_theme()
         theme.manager().changed.connect(self._apply_theme)
@@ -184,9 +185,37 @@ class QtBenchmarkPanel(QWidget):
         self._samples = {}
         self._sweep = []
         self.hist_curve.setData([0, 1], [0])
+        self.hist_plot.setTitle("Latency distribution (ms)")
         self.timeline_curve.setData([], [])
         self.sweep_curve.setData([], [])
         self.tput_curve.setData([], [])
+
+    def show_variant(self, name: str | None, results: dict[str, Any] | None = None) -> None:
+        """Show `name`'s stored benchmark, profile and sensitivity, or say there are none;
+        nothing of the previous variant stays on screen."""
+        results = results or {}
+        self.subject = name
+        self.reset()
+        bench = results.get("benchmark")
+        records = list(getattr(bench, "records", []) or [])
+        for record in records:
+            self.add_record(record)
+        if not records:
+            self.summary.setText("Open a model to benchmark it." if name is None else
+                                 f"No benchmark of <b>{name}</b> yet: run one to see its "
+                                 "latency.")
+        profile = results.get("profile")
+        if profile is not None and getattr(profile, "rows", None):
+            self.show_profile(profile, focus=False)
+        else:
+            self.layers_table.clear()
+        rows = results.get("sensitivity")
+        self.show_sensitivity(list(rows) if rows else [], focus=False)
+
+    def set_stopping(self) -> None:
+        """Stop was asked: the run ends after the current measurement."""
+        self.stop_button.setEnabled(False)
+        self.summary.setText(f"Stopping the benchmark of <b>{self.subject}</b>…")
 
     def on_progress(self, step: Any) -> None:
         event = step.payload
@@ -205,23 +234,25 @@ class QtBenchmarkPanel(QWidget):
         self.sweep_curve.setData([r.batch for r in self._sweep], [r.p50_ms for r in self._sweep])
         self.tput_curve.setData([r.batch for r in self._sweep],
                                 [r.throughput for r in self._sweep])
-        lines = [f"<b>{r.runtime}/{r.device}</b> batch {r.batch}: p50 {r.p50_ms:.3f} ms · "
+        head = [f"Benchmark of <b>{self.subject}</b>"] if self.subject else []
+        lines = head + [f"<b>{r.runtime}/{r.device}</b> batch {r.batch}: p50 {r.p50_ms:.3f} ms · "
                  f"p90 {r.p90_ms:.3f} · p99 {r.p99_ms:.3f} · {r.throughput:,.0f} samples/s"
                  + (f" <span style='color:{theme.accent('warning')}'>⚠ {r.warning}</span>"
                     if r.noisy else "")
                  for r in self._sweep]
         self.summary.setText("<br>".join(lines))
 
-    def show_profile(self, profile: Any) -> None:
+    def show_profile(self, profile: Any, focus: bool = True) -> None:
         self.layers_table.clear()
         for row in profile.rows[:200]:
             self.layers_table.addTopLevelItem(QTreeWidgetItem(
                 [row.name, row.op, f"{row.ms:.4f}", f"{row.share:.1%}"]))
         for col in range(4):
             self.layers_table.resizeColumnToContents(col)
-        self.views.setCurrentIndex(1)
+        if focus:
+            self.views.setCurrentIndex(1)
 
-    def show_sensitivity(self, rows: list[Any]) -> None:
+    def show_sensitivity(self, rows: list[Any], focus: bool = True) -> None:
         self.sensitivity_rows = rows
         self.sens_table.clear()
         for r in rows:
@@ -234,7 +265,8 @@ class QtBenchmarkPanel(QWidget):
         self.sens_axis.set_names([r.layer for r in rows])
         self.sens_plot.autoRange()
         self.ignore_button.setEnabled(bool(rows))
-        self.views.setCurrentIndex(2)
+        if focus:
+            self.views.setCurrentIndex(2)
 
     def batch_sizes(self) -> list[int]:
         return [int(b) for b in self.batches.text().replace(" ", "").split(",") if b]

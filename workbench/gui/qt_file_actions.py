@@ -14,7 +14,6 @@ from PySide6.QtCore import QByteArray
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
 from workbench.core.errors import ArchitectureRequiredError, TrustRequiredError, WorkbenchError
-from workbench.core.model.export import EXPORT_FILTER
 from workbench.core.model.loaders import FILE_FILTER
 from workbench.core.model.zoo import ZOO
 from workbench.gui.qt_recovery import offer_resume
@@ -184,34 +183,40 @@ class QtFileActions:
 
     # export and recipes -------------------------------------------------------------------
     def export_dialog(self) -> None:
+        """Ask for a path, a format and (torch to ONNX) an opset in one dialog, then export."""
+        from PySide6.QtWidgets import QDialog
+
+        from workbench.gui.qt_export_dialog import QtExportDialog
+
         entry = self.workspace.selected
         if entry is None:
             self._error("Open a model first.")
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export variant", entry.name.replace(
-            "·", "_").replace(":", "_"), EXPORT_FILTER)
-        if not path:
+        dialog = QtExportDialog(entry.name, entry.analysis.variant.backend,
+                                getattr(self, "_export_folder", ""), self)
+        if dialog.exec() != QDialog.DialogCode.Accepted or not dialog.path():
             return
-        opset = 18
-        if path.lower().endswith(".onnx") and entry.analysis.variant.backend == "torch":
-            opset, ok = QInputDialog.getInt(self, "ONNX opset", "Opset version:", 18, 13, 21)
-            if not ok:
-                return
-        self.export_to(path, opset)
+        self._export_folder = str(Path(dialog.path()).parent)
+        self.export_to(dialog.path(), dialog.opset(), dialog.fmt())
 
     def save_recipe_dialog(self) -> None:
-        if self.workspace.selected is None:
+        entry = self.workspace.selected
+        if entry is None:
             self._error("Select a variant first.")
             return
         path, _ = QFileDialog.getSaveFileName(self, "Save recipe", "recipe.yaml",
                                               RECIPE_FILTER)
         if path:
             try:
-                self.session.recipe().save(path)
+                recipe = self.session.recipe()
+                recipe.save(path)
             except (OSError, WorkbenchError) as exc:
                 self._error(f"Could not write {path}: {exc}")
                 return
-            self.status_label.setText(f"Wrote {path}")
+            steps = len(getattr(recipe, "steps", []) or [])
+            self.status_label.setText(
+                f"Saved the recipe of {entry.name} ({steps} step{'s' if steps != 1 else ''}) "
+                f"to {path}")
 
     def run_recipe_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Run recipe", "", RECIPE_FILTER)

@@ -8,9 +8,10 @@ and keeps the views in step with the selection.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from workbench.core.errors import WorkbenchError
 from workbench.core.graph.graph_diff import diff_graphs
+from workbench.core.graph.stats import weight_aliases
 from workbench.core.jobs import Progress
 from workbench.core.passes.registry import discover
 from workbench.core.session.session import Session
@@ -78,6 +80,9 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         self.show_dialogs = True  # tests turn modal dialogs off and read `last_error`
         self.last_error: str | None = None
         self._job_panel: Any = None  # the panel that started the running job
+        self._job_title = ""
+        self._step_text = ""  # the running job's current step, and since when
+        self._step_since = 0.0
 
         self.graph_view = QtGraphView()
         self.weights_panel = QtWeightsPanel()
@@ -132,7 +137,11 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         self.progress.setVisible(False)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setVisible(False)
-        self.cancel_button.clicked.connect(self.jobs.cancel)
+        self.cancel_button.clicked.connect(self.cancel_job)
+        # a long step with no news still shows time passing ("Quantizing… · 12 s")
+        self._ticker = QTimer(self)
+        self._ticker.setInterval(1000)
+        self._ticker.timeout.connect(self._tick)
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
@@ -144,12 +153,11 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         self.passes_panel.apply_requested.connect(self.apply_pass)
         self.passes_panel.pick_nodes.connect(self._pick_nodes)
         self.train_panel.start_requested.connect(self.start_training)
-        self.train_panel.pause_requested.connect(
-            lambda pause: self.jobs.pause() if pause else self.jobs.resume())
-        self.train_panel.stop_requested.connect(self.jobs.cancel)
+        self.train_panel.pause_requested.connect(self.pause_job)
+        self.train_panel.stop_requested.connect(self.cancel_job)
         self.train_panel.evaluate_requested.connect(self.evaluate_selected)
         self.benchmark_panel.start_requested.connect(self.start_benchmark)
-        self.benchmark_panel.stop_requested.connect(self.jobs.cancel)
+        self.benchmark_panel.stop_requested.connect(self.cancel_job)
         self.benchmark_panel.profile_requested.connect(self.start_profile)
         self.benchmark_panel.sensitivity_requested.connect(self.start_sensitivity)
         self.benchmark_panel.ignore_requested.connect(self._add_to_ignore)
@@ -181,11 +189,32 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         """Run a core command through the undo stack."""
         self.undo_stack.push(_QtCommand(command))
 
-    def delete_selected(self) -> None:
-        if self.workspace.selected is not None:
-            self.session.delete()
-            if not self.jobs.busy:
-                self.jobs.release_memory()
+    def delete_selected(self) -> bool:
+        """Delete the selected variant and its descendants (asking first when there are
+        descendants); the selection moves to its parent. Returns whether it deleted."""
+        entry = self.workspace.selected
+        if entry is None:
+            return False
+        below = self.workspace.subtree(entry.id)[1:]
+        if below and self.show_dialogs:
+            names = ", ".join(e.name for e in below[:5]) + (" …" if len(below) > 5 else "")
+            answer = QMessageBox.question(
+                self, "Delete variant",
+                f"Delete {entry.name} and the {len(below)} variant(s) made from it "
+                f"({names})?\n\nEdit ▸ Undo brings them back.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                self.status_label.setText(f"Kept {entry.name}.")
+                return False
+        self.session.delete()
+        # No collection here: a full one takes seconds with a few models open and would
+        # freeze the window, and the undo history still holds the deleted variants anyway.
+        self.jobs.thaw_memory()
+        more = f" and {len(below)} variant(s) made from it" if below else ""
+        self.status_label.setText(f"Deleted {entry.name}{more}; Edit ▸ Undo brings "
+                                  f"{'them' if below else 'it'} back.")
+        return True
 
     def rename_dialog(self) -> None:
         entry = self.workspace.selected
@@ -249,15 +278,58 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
             self._job_panel = panel
         return worker
 
+    def cancel_job(self) -> None:
+        """Cancel the running job; say "Stopping…" for a job that keeps what it has
+        (training, benchmark) and "Cancelling…" for one that is dropped."""
+        if not self.jobs.busy or self.jobs.cancelling:
+            return
+        graceful = self.jobs.graceful
+        self.jobs.cancel()
+        self._set_step(f"{'Stopping' if graceful else 'Cancelling'} {self._job_title}…")
+        self.cancel_button.setEnabled(False)
+        self.progress.setFormat("Stopping…" if graceful else "Cancelling…")
+        stopping = getattr(self._job_panel, "set_stopping", None)
+        if callable(stopping):
+            stopping()
+
+    def pause_job(self, pause: bool) -> None:
+        """Pause or resume the running job (training waits at its next batch)."""
+        if not self.jobs.busy:
+            return
+        if pause:
+            self.jobs.pause()
+            self._set_step(f"Paused: {self._job_title}")
+            self.progress.setFormat("Paused at %p%")
+        else:
+            self.jobs.resume()
+            self._set_step(f"Resuming {self._job_title}…")
+            self.progress.setFormat("%p%")
+
+    def _set_step(self, text: str) -> None:
+        self._step_text, self._step_since = text, time.monotonic()
+        self.status_label.setText(text)
+
+    def _tick(self) -> None:
+        if not self.jobs.busy or self.jobs.paused or self.jobs.cancelling:
+            return
+        elapsed = time.monotonic() - self._step_since
+        if elapsed >= 2:
+            self.status_label.setText(f"{self._step_text} · {elapsed:.0f} s")
+
     def _on_job_started(self, title: str) -> None:
-        self.status_label.setText(title + "…")
+        self._job_title = title
+        self._set_step(title + "…")
+        self.progress.setRange(0, 100)
         self.progress.setValue(0)
+        self.progress.setFormat("%p%")
         self.progress.setVisible(True)
+        self.cancel_button.setEnabled(True)
         self.cancel_button.setVisible(True)
         self.passes_panel.set_busy(True)
+        self._ticker.start()
 
     def _on_job_progress(self, step: Progress) -> None:
-        """Events go to the panel that started the job; the status bar shows the rest."""
+        """Events go to the panel that started the job; the status bar names the step."""
         if self._job_panel is not None:
             self._job_panel.on_progress(step)
         if step.fraction is None:
@@ -265,23 +337,43 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         else:
             self.progress.setRange(0, 100)
             self.progress.setValue(int(step.fraction * 100))
-        if step.message:
-            self.status_label.setText(step.message)
+        if step.message and not self.jobs.paused and not self.jobs.cancelling \
+                and step.message != self._step_text:
+            self._set_step(step.message)
 
     def _on_job_finished(self) -> None:
+        panel, outcome = self._job_panel, self.jobs.outcome
         self._job_panel = None
+        self._ticker.stop()
         self.progress.setVisible(False)
+        self.progress.setFormat("%p%")
         self.cancel_button.setVisible(False)
         self.passes_panel.set_busy(False)
+        if panel is not None:
+            panel.set_running(False)  # a cancelled job reaches neither done nor failed
+        if panel is self.train_panel:
+            self.train_panel.finish(outcome or "done")
+            self._refresh_train_panel()
+        if outcome == "cancelled":
+            self.status_label.setText(f"Cancelled: {self._job_title}.")
+        elif outcome == "stopped" and panel is not self.train_panel:
+            self.status_label.setText(f"Stopped: {self._job_title}; what was measured "
+                                      "is kept.")
 
     # selection ----------------------------------------------------------------------------
     def _on_variant_selected(self, variant_id: object) -> None:
         entry = self.workspace.selected
+        busy_panel = self._job_panel if self.jobs.busy else None
         if entry is None:
             self.graph_view.set_graph(None)
             self.weights_panel.set_stats(None)
             self.inspector.show_nothing()
             self.passes_panel.set_variant(None)
+            self.passes_panel.clear_report()
+            if busy_panel is not self.benchmark_panel:
+                self.benchmark_panel.show_variant(None)
+            if busy_panel is not self.train_panel:
+                self.train_panel.show_history(None, None)
             self._refresh_train_panel()
             self.setWindowTitle("Workbench")
             return
@@ -293,14 +385,17 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         self.inspector.show_graph(entry.name, a.graph)
         self.passes_panel.set_variant(a.variant, a)
         self._refresh_train_panel()
-        if not self.jobs.busy:
-            self.benchmark_panel.reset()
-            bench = entry.results.get("benchmark")
-            for record in getattr(bench, "records", []):
-                self.benchmark_panel.add_record(record)
+        # each panel shows this variant's results, or says it has none; a panel whose job
+        # still runs keeps showing (and naming) the variant that job is about
+        if busy_panel is not self.benchmark_panel:
+            self.benchmark_panel.show_variant(entry.name, entry.results)
+        if busy_panel is not self.train_panel:
+            self.train_panel.show_history(entry.name, entry.results.get("history"))
         report = entry.results.get("report")
         if report is not None:
             self.passes_panel.show_report(report)
+        else:
+            self.passes_panel.clear_report(f"{entry.name} was not made by a pass: no report.")
         if parent is not None:
             diff = diff_graphs(parent.analysis.graph, a.graph)
             if diff.comparable:
@@ -339,16 +434,19 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
                 return
             self.inspector.show_node(node)
             tensors = node.param_names
+        aliases = weight_aliases(entry.analysis.variant)  # int8 initializer -> float name
         for t in tensors:
-            if self.weights_panel.select_tensor(t):
+            if self.weights_panel.select_tensor(aliases.get(t, t)):
                 break
 
     def _on_tensor_selected(self, tensor: str) -> None:
         entry = self.workspace.selected
         if entry is None:
             return
+        stored = {v: k for k, v in weight_aliases(entry.analysis.variant).items()}
+        names = {tensor, stored.get(tensor, tensor)}
         for node in entry.analysis.graph.nodes:
-            if tensor in node.param_names:
+            if names & set(node.param_names):
                 self.graph_view.select_node(node.name)
                 self.inspector.show_node(node)
                 return

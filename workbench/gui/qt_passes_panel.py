@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import html
-import json
 import logging
 from typing import Any
 
@@ -13,7 +11,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSplitter,
-    QTextBrowser,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -26,8 +23,8 @@ from workbench.core.passes.base import Pass, PassReport, parse_params
 from workbench.core.passes.quant_auto import SUGGEST_FOR, suggest_int8
 from workbench.core.passes.registry import Registry
 from workbench.gui import theme
-from workbench.gui.format import human_bytes, human_count
 from workbench.gui.qt_param_form import QtParamForm
+from workbench.gui.qt_pass_report import PLACEHOLDER, QtPassReport
 from workbench.gui.qt_responsive import VScrollArea
 
 log = logging.getLogger(__name__)
@@ -87,8 +84,7 @@ class QtPassesPanel(QWidget):
         self.apply_button = QPushButton("Apply")
         self.apply_button.setEnabled(False)
         self.apply_button.clicked.connect(self._apply)
-        self.report = QTextBrowser()
-        self.report.setPlaceholderText("The report of the last pass appears here.")
+        self.report = QtPassReport()
 
         top_box = QWidget()
         tv = QVBoxLayout(top_box)
@@ -141,7 +137,11 @@ class QtPassesPanel(QWidget):
         self.form.set_value(param, current + [v for v in values if v not in current])
 
     def show_report(self, report: PassReport) -> None:
-        self.report.setHtml(report_html(report))
+        self.report.show_report(report)
+
+    def clear_report(self, message: str = PLACEHOLDER) -> None:
+        """No report (the selected variant was not made by a pass, or is gone)."""
+        self.report.clear(message)
 
     # internals ----------------------------------------------------------------------------
     def _apply_theme(self) -> None:
@@ -218,42 +218,3 @@ class QtPassesPanel(QWidget):
         cls = self.current_pass()
         if cls is not None and self.form is not None:
             self.apply_requested.emit(cls.name, self.form.values())
-
-
-def report_html(report: PassReport) -> str:
-    """A compact HTML view of a pass report."""
-    b, a = report.before, report.after
-    rows = []
-    for key, fmt in (("parameters", human_count), ("size_bytes", human_bytes),
-                     ("macs", human_count), ("sparsity", lambda v: f"{v:.1%}")):
-        if key in b and key in a:
-            ratio = f"{a[key] / b[key]:.2f}×" if b[key] else ""
-            rows.append(f"<tr><td>{key}</td><td align=right>{fmt(b[key])}</td>"
-                        f"<td align=right>{fmt(a[key])}</td><td align=right>{ratio}</td></tr>")
-    parts = [f"<h3>{report.pass_name}</h3>", f"<p>{report.seconds:.2f} s</p>",
-             "<table cellspacing=4><tr><th></th><th>before</th><th>after</th><th></th></tr>",
-             *rows, "</table>"]
-    fid = report.details.get("fidelity")
-    if isinstance(fid, dict) and "cosine" in fid:
-        parts.append(f"<p><b>Fidelity</b>: cosine {fid['cosine']:.5f}, max |Δ| "
-                     f"{fid.get('max_abs_diff', float('nan')):.4g}, mean |Δ| "
-                     f"{fid.get('mean_abs_diff', float('nan')):.4g}</p>")
-    lat = report.details.get("latency")
-    if isinstance(lat, dict) and "speedup" in lat:
-        parts.append(f"<p><b>Latency</b> (ONNX Runtime, {lat['threads']} threads): "
-                     f"{lat['parent_ms']:.3g} ms → {lat['child_ms']:.3g} ms, "
-                     f"{lat['speedup']:.2f}× faster</p>")
-    table = report.details.get("table")
-    if isinstance(table, str):
-        parts.append(f"<pre>{html.escape(table)}</pre>")
-    for w in report.warnings:
-        parts.append(f"<p style='color:{theme.accent('warning')}'>⚠ {w}</p>")
-    other = {k: v for k, v in report.details.items()
-             if k not in ("fidelity", "latency", "table", "candidates")}
-    if other:
-        text = json.dumps(other, indent=1, default=str)
-        if len(text) > 4000:
-            text = text[:4000] + "\n…"
-        parts.append(f"<pre>{text}</pre>")
-    parts.append(f"<p>params: <code>{json.dumps(report.params, default=str)}</code></p>")
-    return "\n".join(parts)

@@ -95,7 +95,9 @@ class QtTaskActions:
 
         def done(result: Any) -> None:
             entries = result if isinstance(result, list) else [result]
-            self._status(f"Training finished: {len(entries)} new variant(s).")
+            how = "stopped early" if self.jobs.cancelling else "finished"
+            names = ", ".join(e.name for e in entries)
+            self._status(f"Training {how}: {len(entries)} new variant(s): {names}.")
             self.training_finished.emit([e.id for e in entries])
 
         return self._launch(make, done, "Training", self.train_panel)
@@ -127,11 +129,24 @@ class QtTaskActions:
 
         panel = self.benchmark_panel
         panel.reset()
-        return self._launch(make, lambda _r: self.benchmark_finished.emit(
-            entry.id if entry is not None else ""), "Benchmark", panel)
+        panel.subject = entry.name if entry is not None else None
+
+        def done(_result: Any) -> None:
+            if entry is not None and self.workspace.selected is not entry:
+                name = entry.name
+                self._status(f"Benchmark of {name} done; select {name} to see it.")
+            self.benchmark_finished.emit(entry.id if entry is not None else "")
+
+        return self._launch(make, done, "Benchmark", panel)
 
     def start_profile(self, options: dict[str, Any]) -> Any:
+        entry = self.workspace.selected
+
         def done(profile: Any) -> None:
+            if entry is not None and self.workspace.selected is not entry:
+                # the heat map and table belong to the profiled variant, not the one on show
+                self._status(f"Profile of {entry.name} ready; select it to see the heat map.")
+                return
             self.benchmark_panel.show_profile(profile)
             self._show_heat(profile)
             self._status("Profile ready: the Graph tab shows a heat map.")
@@ -141,14 +156,35 @@ class QtTaskActions:
                             done, "Profile", self.benchmark_panel)
 
     def start_sensitivity(self, options: dict[str, Any]) -> Any:
+        entry = self.workspace.selected
+
+        def done(rows: Any) -> None:
+            if entry is not None and self.workspace.selected is not entry:
+                self._status(f"Sensitivity of {entry.name} ready; select it to see it.")
+                return
+            self.benchmark_panel.show_sensitivity(rows)
+
         return self._launch(
             lambda: self.session.sensitivity(options["method"], options["ratio"],
                                              options.get("data") or None),
-            self.benchmark_panel.show_sensitivity,
-            "Sensitivity analysis", self.benchmark_panel)
+            done, "Sensitivity analysis", self.benchmark_panel)
 
     # export -------------------------------------------------------------------------------
-    def export_to(self, path: str, opset: int = 18) -> Any:
-        """Export the selected variant in a worker (ONNX conversion can take a while)."""
-        return self._launch(lambda: self.session.export(path, opset=opset),
-                            lambda w: self._status(f"Wrote {w['output']}"), "Export")
+    def export_to(self, path: str, opset: int = 18, fmt: str | None = None) -> Any:
+        """Export the selected variant in a worker (ONNX conversion can take a while); the
+        status bar then says what was written, where, and how big it is."""
+        from workbench.gui.format import human_bytes
+
+        entry = self.workspace.selected
+
+        def done(written: dict[str, Any]) -> None:
+            what = {"onnx": "ONNX", "pt2": ".pt2", "torchscript": "TorchScript",
+                    "safetensors": "safetensors"}.get(written.get("format", ""), "")
+            if written.get("opset"):
+                what += f" opset {written['opset']}"
+            name = entry.name if entry is not None else "the variant"
+            self._status(f"Exported {name} to {written['output']} "
+                         f"({what}, {human_bytes(written.get('bytes', 0))}).")
+
+        return self._launch(lambda: self.session.export(path, fmt=fmt, opset=opset), done,
+                            "Export")

@@ -55,6 +55,8 @@ class QtTrainPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._running = False
+        self._hold = False  # a state ("Paused", "Stopping…") the ETA must not overwrite
         self.variant_label = QLabel("No variant selected.")
         self.variant_label.setWordWrap(True)
         self.dataset = compact_combo(QComboBox())
@@ -190,8 +192,10 @@ class QtTrainPanel(QWidget):
 
     # public API ---------------------------------------------------------------------------
     def set_variant(self, name: str | None, teachers: list[tuple[str, str]]) -> None:
-        """The variant to train and the candidates for teacher (id, name)."""
-        self.variant_label.setText(name or "No variant selected.")
+        """The variant to train and the candidates for teacher (id, name). While a run goes
+        on, the label keeps naming the variant being trained (the curves are its)."""
+        if not self._running:
+            self.variant_label.setText(name or "No variant selected.")
         current = self.teacher.currentData()
         self.teacher.clear()
         for vid, tname in teachers:
@@ -209,9 +213,54 @@ class QtTrainPanel(QWidget):
         self.pause_button.setEnabled(running)
         self.stop_button.setEnabled(running)
         self.pause_button.setText("Pause")
+        self.progress.setFormat("%p%")
+        self._hold = False
         if running:
             self._reset_curves()
             self._t0 = time.monotonic()
+            self.eta.setText("Starting…")
+
+    def set_paused(self, paused: bool) -> None:
+        """Show that the run waits (the job itself stops at the next batch)."""
+        self._hold = paused
+        self.pause_button.setText("Resume" if paused else "Pause")
+        self.eta.setText("Paused" if paused else "Resuming…")
+        self.progress.setFormat("Paused at %p%" if paused else "%p%")
+
+    def set_stopping(self) -> None:
+        """Stop was asked: the run ends after the current batch and keeps what it learnt."""
+        self._hold = True
+        self.pause_button.setEnabled(False)
+        self.stop_button.setEnabled(False)
+        self.eta.setText("Stopping…")
+        self.progress.setFormat("Stopping at %p%")
+
+    def finish(self, outcome: str) -> None:
+        """The run is over: say how (no ETA is left on screen)."""
+        epochs = len(self.history)
+        done = f" after {epochs} epoch{'s' if epochs != 1 else ''}" if epochs else ""
+        text = {"done": f"Finished{done}", "stopped": f"Stopped{done}",
+                "cancelled": "Cancelled", "failed": "Failed"}.get(outcome, outcome)
+        self.eta.setText(text)
+        self.progress.setFormat(f"{text.split(' ')[0]} at %p%" if outcome != "done"
+                                else "%p%")
+
+    def show_history(self, name: str | None, history: list[dict[str, Any]] | None) -> None:
+        """The stored curves of `name`'s training run, or empty ones (never another
+        variant's): called when the selection changes and no run is going on."""
+        if self._running:
+            return
+        self._reset_curves()
+        self.progress.setFormat("%p%")
+        for record in history or []:
+            self.history.append(dict(record))
+        if self.history:
+            self._draw_epochs()
+            self.progress.setValue(1000)
+            self.eta.setText(f"{name}: trained for {len(self.history)} epoch"
+                             f"{'s' if len(self.history) != 1 else ''}")
+        else:
+            self.eta.setText("Idle" if name is None else f"{name}: no training run yet")
 
     def on_progress(self, step: Any) -> None:
         """Feed a job's Progress: batch and epoch events grow the curves."""
@@ -224,22 +273,16 @@ class QtTrainPanel(QWidget):
             self._batch_x.append(event.epoch + (event.step + 1) / max(event.steps, 1))
             self._batch_y.append(event.loss)
             self.batch_curve.setData(self._batch_x, self._batch_y)
-            self.eta.setText(f"{step.message} · ETA {event.eta_s:.0f} s")
+            if not self._hold:  # "Paused" and "Stopping…" stay until the state changes
+                self.eta.setText(f"{step.message} · ETA {event.eta_s:.0f} s")
         elif isinstance(event, EpochDone):
-            h = self.history
-            h.append(event.to_json())
-            x = [r["epoch"] for r in h]
-            self.train_curve.setData(x, [r["train_loss"] for r in h])
-            self.val_curve.setData(x, [r["val_loss"] for r in h])
-            if h[-1].get("val_accuracy") is not None:
-                self.train_acc_curve.setData(x, [r["train_accuracy"] for r in h])
-                self.val_acc_curve.setData(x, [r["val_accuracy"] for r in h])
-            self.lr_curve.setData(x, [r["lr"] for r in h])
+            self.history.append(event.to_json())
+            self._draw_epochs()
         elif isinstance(event, RoundDone):
             self._rounds.append((event.sparsity, event.accuracy))
             xs, ys = zip(*self._rounds, strict=True)
             self.sparsity_curve.setData(list(xs), list(ys))
-        elif step.message:
+        elif step.message and not self._hold:
             self.eta.setText(step.message)
 
     def set_baseline(self, accuracy: float) -> None:
@@ -288,6 +331,16 @@ class QtTrainPanel(QWidget):
             curve.setSymbolBrush(colour)
             curve.setSymbolPen(colour)
 
+    def _draw_epochs(self) -> None:
+        h = self.history
+        x = [r.get("epoch") for r in h]
+        self.train_curve.setData(x, [r.get("train_loss") for r in h])
+        self.val_curve.setData(x, [r.get("val_loss") for r in h])
+        if h and h[-1].get("val_accuracy") is not None:
+            self.train_acc_curve.setData(x, [r.get("train_accuracy") for r in h])
+            self.val_acc_curve.setData(x, [r.get("val_accuracy") for r in h])
+        self.lr_curve.setData(x, [r.get("lr") for r in h])
+
     def _reset_curves(self) -> None:
         self.history: list[dict[str, Any]] = []
         self._batch_x: list[float] = []
@@ -311,8 +364,8 @@ class QtTrainPanel(QWidget):
 
     def _toggle_pause(self) -> None:
         pausing = self.pause_button.text() == "Pause"
-        self.pause_button.setText("Resume" if pausing else "Pause")
         self.pause_requested.emit(pausing)
+        self.set_paused(pausing)
 
     def _start(self) -> None:
         mode = ("train", "distill", "prune")[self.mode.currentIndex()]

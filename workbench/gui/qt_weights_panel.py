@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workbench.core.graph.dequant import match_to_parent
 from workbench.core.graph.stats import TensorStats, WeightStats, nonfinite_text
 from workbench.gui import theme
 from workbench.gui.format import human_count
@@ -48,6 +49,7 @@ class QtWeightsPanel(QWidget):
         super().__init__(parent)
         self._stats: WeightStats | None = None
         self._reference: WeightStats | None = None
+        self._parent_names: dict[str, str] = {}
 
         self.filter = QLineEdit(placeholderText="Filter layers…")
         self.filter.setClearButtonEnabled(True)
@@ -128,6 +130,11 @@ class QtWeightsPanel(QWidget):
     def set_stats(self, stats: WeightStats | None, reference: WeightStats | None = None) -> None:
         """Show `stats`; `reference` (e.g. the parent variant's) is overlaid on the histogram."""
         self._stats, self._reference = stats, reference
+        # the parent's name of each tensor (the same name, or the layer an exporter renamed)
+        self._parent_names = match_to_parent(
+            {n: t.shape for n, t in stats.tensors.items()},
+            {n: t.shape for n, t in reference.tensors.items()}) \
+            if stats is not None and reference is not None else {}
         self.layers.blockSignals(True)
         self.layers.clear()
         if stats is not None:
@@ -136,9 +143,11 @@ class QtWeightsPanel(QWidget):
             self.layers.addItem(item)
             for name, t in stats.tensors.items():
                 mark = "⚠ " if t.nonfinite else ""
-                item = QListWidgetItem(f"{mark}{name}  ({'×'.join(map(str, t.shape))})")
+                shown = self._parent_names.get(name, name)
+                item = QListWidgetItem(f"{mark}{shown}  ({'×'.join(map(str, t.shape))})")
                 item.setData(_ROLE, name)
-                item.setToolTip(f"{name}\n{nonfinite_note(t)}" if t.nonfinite else name)
+                tip = name if shown == name else f"{shown}\n(stored as {name})"
+                item.setToolTip(f"{tip}\n{nonfinite_note(t)}" if t.nonfinite else tip)
                 self.layers.addItem(item)
         self.layers.blockSignals(False)
         self._draw_sparsity()
@@ -210,7 +219,8 @@ class QtWeightsPanel(QWidget):
             return
         self.hist_curve.setData(t.hist_edges, self._counts(t.hist_counts))
         self.hist_plot.setTitle(f"Weight distribution — {t.name}")
-        ref = self._lookup(self._reference, name)
+        ref = self._lookup(self._reference, self._parent_names.get(name, name)
+                           if name != WHOLE_MODEL else name)
         self.ref_curve.setVisible(ref is not None)
         legend = self.hist_plot.plotItem.legend
         legend.removeItem(self.ref_curve)

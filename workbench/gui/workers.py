@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +45,10 @@ class QtJobRunner(QObject):
         self._worker: GeneratorWorker | None = None
         self._token: CancelToken | None = None
         self._graceful = False
+        self._outcome: str | None = None
+        # how the last job ended: "done", "stopped" (asked to stop, kept what it had),
+        # "cancelled" or "failed"; read it in a `finished` slot
+        self.outcome: str | None = None
 
     @property
     def busy(self) -> bool:
@@ -65,15 +70,21 @@ class QtJobRunner(QObject):
         worker = create_worker(generator, token, _start_thread=False, _ignore_errors=True,
                                _worker_class=_ScopedWorker)
         worker.yielded.connect(self._on_yield)
+        worker.returned.connect(lambda _result: self._set_outcome(
+            "stopped" if token.cancelled else "done"))
         worker.returned.connect(on_result)
 
         def errored(exc: BaseException) -> None:
-            if not isinstance(exc, CancelledError):
+            if isinstance(exc, CancelledError):
+                self._set_outcome("cancelled")
+            else:
+                self._set_outcome("failed")
                 on_error(exc)
 
         worker.errored.connect(errored)
         worker.finished.connect(self._on_finished)
         self._worker, self._token = worker, token
+        self._outcome = None
         self.started.emit(title)
         worker.start()
         return worker
@@ -109,11 +120,24 @@ class QtJobRunner(QObject):
     def paused(self) -> bool:
         return self._token is not None and self._token.paused
 
+    @property
+    def graceful(self) -> bool:
+        """The running job ends early but keeps its result when cancelled (training)."""
+        return self._worker is not None and self._graceful
+
+    @property
+    def cancelling(self) -> bool:
+        """A cancel was asked and the job has not ended yet."""
+        return self._token is not None and self._token.cancelled
+
     def cancel(self) -> None:
         if self._token is not None:
             self._token.cancel()
         if self._worker is not None and not self._graceful:
             self._worker.quit()
+
+    def _set_outcome(self, outcome: str) -> None:
+        self._outcome = outcome
 
     def _on_yield(self, step: Any) -> None:
         if isinstance(step, Progress):
@@ -124,7 +148,15 @@ class QtJobRunner(QObject):
         """Let the collector see every object again and collect now."""
         release_memory()
 
+    @staticmethod
+    def thaw_memory() -> None:
+        """Let the collector see every object again, without a collection now (a full one
+        takes seconds once a few models are open, and would freeze the window)."""
+        gc.unfreeze()
+
     def _on_finished(self) -> None:
+        cancelled = self._token is not None and self._token.cancelled
+        self.outcome = self._outcome or ("cancelled" if cancelled else "done")
         self._worker = None
         self._token = None
         self.finished.emit()

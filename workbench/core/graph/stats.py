@@ -99,19 +99,48 @@ def named_weights(variant: Variant) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     if variant.backend == "onnx":
-        from onnx import numpy_helper
-
-        for init in variant.model.graph.initializer:
-            arr = numpy_helper.to_array(init)
-            if arr.size > 1 and np.issubdtype(arr.dtype, np.number):
-                out[init.name] = torch.from_numpy(np.array(arr, dtype=np.float32))
-        return out
+        return _onnx_weights(variant.model)
     for name, p in variant.model.named_parameters():
         if p.numel() > 1:
             out[name] = p.detach().to(torch.float32)  # fp16/bf16 weights read as float32
     out.update(_masked_weights(variant.model, out))
     out.update(_packed_weights(variant.model))
     return out
+
+
+def _onnx_weights(model: Any) -> dict[str, Any]:
+    """An ONNX model's float initializers by name; quantized ones dequantized under the name
+    of the float weight they replaced (their scales and zero points left out), and integer
+    constants that are no weights (shapes, indices) left out."""
+    import torch
+    from onnx import numpy_helper
+
+    from workbench.core.graph.dequant import dequantized_initializers
+
+    dequantized, aliases, helpers = dequantized_initializers(model)
+    out: dict[str, Any] = {}
+    for init in model.graph.initializer:
+        if init.name in aliases:
+            name = aliases[init.name]
+            out[name] = torch.from_numpy(dequantized[name])
+            continue
+        if init.name in helpers:
+            continue
+        arr = numpy_helper.to_array(init)
+        if arr.size > 1 and np.issubdtype(arr.dtype, np.number) and \
+                arr.dtype not in (np.int32, np.int64):
+            out[init.name] = torch.from_numpy(np.array(arr, dtype=np.float32))
+    return out
+
+
+def weight_aliases(variant: Variant) -> dict[str, str]:
+    """The weight name `named_weights` shows for each quantized ONNX initializer (the
+    graph's nodes name the initializers)."""
+    if variant.backend != "onnx":
+        return {}
+    from workbench.core.graph.dequant import original_name, quantized_weights
+
+    return {q: original_name(q)[0] for q in quantized_weights(variant.model)}
 
 
 def _masked_weights(model: Any, found: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,10 @@ FORMATS = {".onnx": "onnx", ".pt2": "pt2", ".ts": "torchscript", ".pt": "torchsc
            ".safetensors": "safetensors"}
 EXPORT_FILTER = ("ONNX (*.onnx);;PyTorch export (*.pt2);;TorchScript (*.ts *.pt);;"
                  "State dict (*.safetensors)")
+
+
+SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".ts", "safetensors": ".safetensors"}
+_UNSAFE = '·:/\\<>|?*" .'
 
 
 class ExportError(WorkbenchError):
@@ -36,18 +41,42 @@ def export_format(path: str | Path, fmt: str | None = None) -> str:
     return FORMATS[ext]
 
 
+def suggested_filename(variant_name: str, fmt: str) -> str:
+    """A file name for a variant in `fmt`: the name with dots, separators and spaces made
+    underscores (so 'mlp·prune.structured' cannot pass for an extension), then the
+    format's suffix: 'mlp_prune_structured.onnx'."""
+    stem = "".join("_" if c in _UNSAFE else c for c in variant_name).strip("_") or "model"
+    while "__" in stem:
+        stem = stem.replace("__", "_")
+    return stem + SUFFIXES[export_format("", fmt)]
+
+
+def with_suffix_for(path: str, fmt: str) -> str:
+    """`path` ending in `fmt`'s suffix: kept when it already names that format, else the
+    suffix is appended (never replaced: 'a.b_c' becomes 'a.b_c.onnx')."""
+    try:
+        if export_format(path) == fmt:
+            return path
+    except InvalidParameterError:
+        pass
+    return path + SUFFIXES[export_format("", fmt)]
+
+
 def export_variant(variant: Variant, path: str | Path, fmt: str | None = None,
-                   opset: int = 18) -> dict[str, Any]:
-    """Write `variant` to `path`; return {output, format, bytes}.
+                   opset: int = 18, step: Callable[[float, str], None] | None = None
+                   ) -> dict[str, Any]:
+    """Write `variant` to `path`; return {output, format, bytes, opset}.
 
     An unusable `path` (a device, a folder, a file in place of its folder) is refused before
-    any conversion starts (`UnsafeTargetError`, `WriteError`).
+    any conversion starts (`UnsafeTargetError`, `WriteError`). `step(fraction, message)`
+    hears the stages of a long conversion (ONNX export, check, write).
     """
     fmt = export_format(path, fmt)
     path = Path(path)
     check_target(path)
+    step = step or (lambda fraction, message: None)
     if fmt == "onnx":
-        _write_onnx(variant, path, opset)
+        _write_onnx(variant, path, opset, step)
     elif variant.backend != "torch":
         raise ExportError(f"{variant.name} is an ONNX model; it exports to .onnx only.")
     elif fmt == "pt2":
@@ -56,10 +85,14 @@ def export_variant(variant: Variant, path: str | Path, fmt: str | None = None,
         _write_torchscript(variant, path)
     else:
         _write_safetensors(variant, path)
-    return {"output": str(path), "format": fmt, "bytes": path.stat().st_size}
+    out: dict[str, Any] = {"output": str(path), "format": fmt, "bytes": path.stat().st_size}
+    if fmt == "onnx" and variant.backend == "torch":
+        out["opset"] = opset
+    return out
 
 
-def _write_onnx(variant: Variant, path: Path, opset: int) -> None:
+def _write_onnx(variant: Variant, path: Path, opset: int,
+                step: Callable[[float, str], None]) -> None:
     import onnx
 
     if variant.backend == "onnx":
@@ -67,7 +100,8 @@ def _write_onnx(variant: Variant, path: Path, opset: int) -> None:
     else:
         from workbench.core.model.onnx_export import torch_to_onnx
 
-        model = torch_to_onnx(variant, opset=opset)
+        model = torch_to_onnx(variant, opset=opset, step=lambda f, m: step(0.9 * f, m))
+    step(0.9, f"Writing {path.name}…")
     with atomic_path(path) as tmp:
         onnx.save(model, str(tmp))
 

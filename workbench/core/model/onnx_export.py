@@ -16,7 +16,7 @@ import io
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,12 @@ from workbench.core.model.variant import InputSpec, Variant
 
 EXPORTER_KEY = "workbench.exporter"
 log = logging.getLogger(__name__)
+# progress of an export: (fraction of the export done, what it is doing now)
+ExportStep = Callable[[float, str], None]
+
+
+def _no_step(fraction: float, message: str) -> None:
+    """No progress wanted."""
 
 
 class OnnxExportError(WorkbenchError):
@@ -43,9 +49,10 @@ class OnnxExport:
     warnings: list[str] = field(default_factory=list)
 
 
-def torch_to_onnx(variant: Variant, opset: int = 18, dynamic_batch: bool = True) -> Any:
+def torch_to_onnx(variant: Variant, opset: int = 18, dynamic_batch: bool = True,
+                  step: ExportStep | None = None) -> Any:
     """`variant` (torch) as a single checked `onnx.ModelProto` with no external data."""
-    return export_onnx(variant, opset, dynamic_batch).model
+    return export_onnx(variant, opset, dynamic_batch, step or _no_step).model
 
 
 def exporter_of(model: Any) -> str | None:
@@ -59,13 +66,15 @@ _CACHE_LOCK = threading.Lock()
 CACHE_BYTES = 1 << 30  # keep at most this much exported ONNX in memory
 
 
-def export_onnx(variant: Variant, opset: int = 18, dynamic_batch: bool = True) -> OnnxExport:
+def export_onnx(variant: Variant, opset: int = 18, dynamic_batch: bool = True,
+                step: ExportStep = _no_step) -> OnnxExport:
     """Export with the dynamo exporter, falling back to the TorchScript one.
 
     Exports are cached in memory per (variant, opset, dynamic batch), and on disk by the
     variant's content (`artifact_cache`): variants never change, so a second benchmark,
     int8 pass or profile of the same variant, in this process or a later one, reuses the
-    first export. Each caller gets its own copy of the model.
+    first export. Each caller gets its own copy of the model. `step(fraction, message)`
+    hears which stage the export is in (capture, fallback, check).
     """
     key = (variant.id, opset, dynamic_batch)
     with _CACHE_LOCK:
@@ -73,7 +82,7 @@ def export_onnx(variant: Variant, opset: int = 18, dynamic_batch: bool = True) -
         if hit is not None:
             _CACHE.move_to_end(key)
     if hit is None:
-        hit = _export_cached_on_disk(variant, opset, dynamic_batch)
+        hit = _export_cached_on_disk(variant, opset, dynamic_batch, step)
         with _CACHE_LOCK:
             _CACHE[key] = hit
             while len(_CACHE) > 1 and sum(e.model.ByteSize() for e in _CACHE.values()) > \
@@ -88,7 +97,8 @@ def clear_export_cache() -> None:
         _CACHE.clear()
 
 
-def _export_cached_on_disk(variant: Variant, opset: int, dynamic_batch: bool) -> OnnxExport:
+def _export_cached_on_disk(variant: Variant, opset: int, dynamic_batch: bool,
+                           step: ExportStep = _no_step) -> OnnxExport:
     """The disk cache's entry for this export, or a fresh export (then stored)."""
     import json
 
@@ -97,8 +107,10 @@ def _export_cached_on_disk(variant: Variant, opset: int, dynamic_batch: bool) ->
     disk_key = (artifact_key(variant, opset, dynamic_batch) if variant.backend == "torch"
                 and variant.inputs else None)
     if disk_key is not None:
+        step(0.0, "Looking for a cached ONNX export…")
         found = artifact_cache.load_onnx(disk_key)
         if found is not None:
+            step(1.0, "Using the cached ONNX export")
             model, extra = found
             exporter = exporter_of(model) or "dynamo"
             try:
@@ -106,7 +118,7 @@ def _export_cached_on_disk(variant: Variant, opset: int, dynamic_batch: bool) ->
             except ValueError:
                 notes = []
             return OnnxExport(model, exporter, notes)
-    fresh = _export_onnx(variant, opset, dynamic_batch)
+    fresh = _export_onnx(variant, opset, dynamic_batch, step)
     if disk_key is not None:
         artifact_cache.store_onnx(disk_key, fresh.model, {"notes": json.dumps(fresh.warnings)})
     return fresh
@@ -148,7 +160,8 @@ def _copy(export: OnnxExport) -> OnnxExport:
     return OnnxExport(model, export.exporter, list(export.warnings))
 
 
-def _export_onnx(variant: Variant, opset: int, dynamic_batch: bool) -> OnnxExport:
+def _export_onnx(variant: Variant, opset: int, dynamic_batch: bool,
+                 step: ExportStep = _no_step) -> OnnxExport:
     import onnx
 
     if variant.backend != "torch":
@@ -160,6 +173,7 @@ def _export_onnx(variant: Variant, opset: int, dynamic_batch: bool) -> OnnxExpor
     errors: list[str] = []
     model = fallback = None
     exporter = "dynamo"
+    step(0.05, "Capturing the graph with torch.export and translating it to ONNX…")
     try:
         model = _export_program(variant, opset) or _export_dynamo(variant, opset,
                                                                    dynamic_batch)
@@ -172,6 +186,7 @@ def _export_onnx(variant: Variant, opset: int, dynamic_batch: bool) -> OnnxExpor
         errors.append(f"dynamo exporter: {first_line(exc)}")
     if model is None:
         exporter = "torchscript"
+        step(0.5, "The dynamo exporter failed; trying the TorchScript exporter…")
         try:
             model = _export_torchscript(variant, opset, dynamic_batch)
             notes.append("Used the TorchScript exporter (" + "; ".join(errors) + ").")
@@ -189,6 +204,7 @@ def _export_onnx(variant: Variant, opset: int, dynamic_batch: bool) -> OnnxExpor
     _name_outputs(model)
     del model.metadata_props[:]
     model.metadata_props.add(key=EXPORTER_KEY, value=exporter)
+    step(0.9, "Checking the exported ONNX model…")
     try:
         onnx.checker.check_model(model)
     except Exception as exc:

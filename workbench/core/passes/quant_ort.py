@@ -24,6 +24,7 @@ from typing import Any
 
 from workbench.core.errors import InvalidParameterError
 from workbench.core.fileio import temp_dir
+from workbench.core.graph.dequant import node_layers
 from workbench.core.job_scope import quiet_stdout
 from workbench.core.model.cpu import resolve_reduce_range
 from workbench.core.model.latency import LatencyProbe, compare_latency, slower_warning
@@ -90,12 +91,12 @@ class _OrtQuantize(Pass):
             pre_path, pre_info = _preprocess(src, tmp, params.exclude)
             details["preprocess"] = pre_info
             ctx.cancel.check()
-            ctx.progress(0.45, "Quantizing…")
+            ctx.progress(0.45, "Quantizing the weights to int8…")
             model = self._quantize_file(pre_path, list(params.exclude), params, variant,
                                         inputs, ctx, details, notes)
             pre = onnx.load(pre_path)
         ctx.cancel.check()
-        ctx.progress(0.6, "Measuring fidelity…")
+        ctx.progress(0.6, "Checking the int8 model against the float one (fidelity)…")
         fid = self._fidelity(variant, model, inputs, samples)
         exclude = list(params.exclude)
         if params.target_cosine > 0 and fid["cosine_min"] < params.target_cosine:
@@ -110,12 +111,15 @@ class _OrtQuantize(Pass):
         child = Variant(variant.name, "onnx", model, "onnx", inputs)
         fid["per_layer"] = layer_sqnr(Variant("fp32", "onnx", pre, "onnx", inputs), child,
                                       samples)
+        layers = node_layers(pre)  # node -> the layer it computes, named after its weight
+        details["layer_names"] = {n: layers[n] for n in fid["per_layer"] if n in layers}
         if fid["cosine"] < LOW_COSINE:
             worst = sorted(fid["per_layer"].items(), key=lambda kv: kv[1])[:3]
             warns.append(
                 f"Int8 changed the outputs noticeably (cosine {fid['cosine']:.3f} against the "
                 "parent); lowest per-layer SQNR (error accumulated up to the layer): "
-                + (", ".join(f"{n} {db:.1f} dB" for n, db in worst) or "n/a") + "."
+                + (", ".join(f"{layers.get(n, n)} {db:.1f} dB" for n, db in worst) or "n/a")
+                + "."
                 + (" quantize.ort_dynamic usually keeps transformers closer."
                    if self.name == "quantize.ort_static" else ""))
         details.update(_graph_figures(pre, model, exclude))
@@ -241,7 +245,8 @@ class _OrtQuantize(Pass):
 
         ctx.progress(0.05, "Exporting to ONNX…")
         try:
-            exported = export_onnx(variant, 18, True)
+            exported = export_onnx(variant, 18, True, lambda f, m: ctx.progress(
+                0.05 + 0.23 * f, f"Exporting to ONNX: {m[0].lower()}{m[1:]}"))
         except OnnxExportError as exc:
             raise PassError(f"{self.name}: {exc}") from exc
         details["exporter"] = exported.exporter

@@ -174,10 +174,13 @@ class Session(TrainingUseCases, MeasureUseCases, RecoveryUseCases):
         check_target(path)
 
         def job(token: CancelToken) -> Job[dict[str, Any]]:
-            yield Progress(0.1, f"Exporting {variant.name}…")
-            return export_variant(variant, path, fmt, opset=opset)
+            yield Progress(0.02, f"Exporting {variant.name}…")
+            return export_variant(variant, path, fmt, opset=opset, step=lambda f, m: task.report(
+                Progress(0.02 + 0.96 * f, m)))
 
-        return Task(f"Exporting {variant.name}", job, lambda written: written)
+        task: Task[dict[str, Any]] = Task(f"Exporting {variant.name}", job,
+                                          lambda written: written)
+        return task
 
     def delete(self, variant_id: str | None = None) -> None:
         """Delete a variant and its descendants (undoable)."""

@@ -64,9 +64,12 @@ class Workspace:
         return entry
 
     def remove(self, variant_id: str) -> Entry:
+        """Forget a variant; if it was selected, its parent is selected (or else the first
+        variant left), never an unrelated one when the parent is still there."""
         entry = self._entries.pop(variant_id)
         if self._selected == variant_id:
-            self.select(next(iter(self._entries), None))
+            parent = entry.analysis.variant.parent
+            self.select(parent if parent in self._entries else next(iter(self._entries), None))
         self.removed.emit(variant_id)
         return entry
 
