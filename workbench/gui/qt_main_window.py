@@ -50,7 +50,7 @@ from workbench.gui.workers import QtJobRunner
 log = logging.getLogger(__name__)
 
 TABS = ("graph", "weights", "train", "benchmark", "compare")
-DOCK_MIN_WIDTH = 220
+DOCK_MIN_WIDTH = 180
 
 
 class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
