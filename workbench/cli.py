@@ -164,7 +164,8 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
     if len(size) != 2:
         raise InvalidParameterError("--size takes WIDTHxHEIGHT, such as 1400x900.")
     render_screenshot(args.model, args.tab, args.output, size=(size[0], size[1]),
-                      load_options=_load_options(args), select=args.select)
+                      load_options=_load_options(args), select=args.select,
+                      theme=args.theme)
     if args.json:
         print_json({"output": args.output, "tab": args.tab})
     else:
@@ -572,6 +573,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="PNG file to write")
     p.add_argument("--size", help="window size WIDTHxHEIGHT (default 1400x900)")
     p.add_argument("--select", help="node to select before the shot")
+    p.add_argument("--theme", choices=("light", "dark"), default="light",
+                   help="colour theme of the shot (default light)")
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_load_options(p)
     p.set_defaults(func=cmd_screenshot)

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from workbench.core.graph.macs import flop_counter_macs
+from workbench.core.model.onnx_export import export_onnx, ort_parity
 from workbench.core.model.torchvision_shim import import_torchvision
 from workbench.core.session.session import Session
 
@@ -123,7 +124,10 @@ def test_peer(name: str, builder: str, size: int, kwargs: dict[str, Any],
         ratio = result.report.after["macs"] / result.report.before["macs"]
         assert ratio <= 0.4, f"MACs only down to {ratio:.2f}x"
         session.run(session.export(str(folder / "pruned.onnx"), result.variant.id))
-        return f"{ratio:.2f}x MACs"
+        pruned = result.variant
+        parity = ort_parity(pruned, export_onnx(pruned).model, pruned.example_inputs())
+        assert parity < 1e-4, f"ONNX Runtime differs from torch by {parity:.1e}"
+        return f"{ratio:.2f}x MACs, parity {parity:.0e}"
 
     def quant(pass_name: str) -> Callable[[], str]:
         def run() -> str:

@@ -185,3 +185,9 @@ def release_memory() -> None:
     """Hand frozen objects back to the collector and collect now (after deleting models)."""
     gc.unfreeze()
     gc.collect()
+
+
+def thaw_memory() -> None:
+    """Hand frozen objects back to the collector without collecting now (a full collection
+    takes seconds once a few models are open)."""
+    gc.unfreeze()

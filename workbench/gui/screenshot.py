@@ -16,8 +16,9 @@ log = logging.getLogger(__name__)
 
 def render_screenshot(source: str, tab: str, output: str, size: tuple[int, int] = (1400, 900),
                       load_options: dict[str, Any] | None = None,
-                      select: str | None = None) -> None:
-    """Open `source`, show `tab` and write the window to `output` atomically."""
+                      select: str | None = None, theme: str = "light") -> None:
+    """Open `source`, show `tab` in the `theme` and write the window to `output`
+    atomically."""
     from workbench.gui.app import create_app
     from workbench.gui.qt_main_window import TABS, QtMainWindow
 
@@ -25,8 +26,11 @@ def render_screenshot(source: str, tab: str, output: str, size: tuple[int, int] 
         raise InvalidParameterError(f"Unknown tab '{tab}': use one of {', '.join(TABS)}.")
     options = {k: v for k, v in (load_options or {}).items() if v is not None}
     analysis = run_job(open_model(source, **options))
+    from workbench.gui.theme import apply_theme
+
     app = create_app()
     window = QtMainWindow(remember_layout=False)
+    apply_theme(theme, app)  # after the window, which applies the saved choice
     window.show_dialogs = False  # a headless render never asks anything
     window.resize(*size)
     window.workspace.add(analysis)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +10,7 @@ from PySide6.QtCore import QObject, Signal
 from superqt.utils import GeneratorWorker, create_worker
 
 from workbench.core.errors import CancelledError
-from workbench.core.job_scope import job_scope, release_memory
+from workbench.core.job_scope import job_scope, release_memory, thaw_memory
 from workbench.core.jobs import CancelToken, Progress
 
 log = logging.getLogger(__name__)
@@ -152,7 +151,7 @@ class QtJobRunner(QObject):
     def thaw_memory() -> None:
         """Let the collector see every object again, without a collection now (a full one
         takes seconds once a few models are open, and would freeze the window)."""
-        gc.unfreeze()
+        thaw_memory()
 
     def _on_finished(self) -> None:
         cancelled = self._token is not None and self._token.cancelled

@@ -78,7 +78,8 @@ def torch_op_macs(op: str, node: Node) -> int:
     if name in _CONVS + _CONV_TRANSPOSES and len(node.inputs) > 1:
         w, x = node.inputs[1].shape, node.inputs[0].shape
         transposed = name in _CONV_TRANSPOSES or (
-            name in ("convolution", "_convolution") and node.attributes.get("arg6") is True)
+            name in ("convolution", "_convolution")
+            and node.attributes.get("transposed", node.attributes.get("arg6")) is True)
         if transposed:
             return _prod(x) * _prod(w[1:]) if _static(w) and _static(x) else 0
         return _prod(out) * _prod(w[1:]) if _static(w) else 0
@@ -87,7 +88,7 @@ def torch_op_macs(op: str, node: Node) -> int:
         if a and isinstance(a[-1], int):
             return _prod(out) * int(a[-1])
     if name == "einsum":
-        equation = node.attributes.get("arg0")
+        equation = node.attributes.get("equation", node.attributes.get("arg0"))
         if isinstance(equation, str):
             return einsum_macs(equation, [t.shape for t in node.inputs])
     if name in ("gru", "lstm", "rnn_tanh", "rnn_relu"):
