@@ -63,6 +63,9 @@ class QtTrainPanel(QWidget):
         self.mode.addItems(list(MODES))
         self.mode.currentIndexChanged.connect(self._mode_changed)
         self.teacher = QComboBox()
+        self.teacher.setPlaceholderText("No variant fits as teacher")
+        self.teacher.setToolTip("Variants that take the student's inputs and output as many "
+                                "classes")
         self.temperature = QDoubleSpinBox(minimum=0.1, maximum=50.0, value=4.0, singleStep=0.5)
         self.alpha = QDoubleSpinBox(minimum=0.0, maximum=1.0, value=0.7, singleStep=0.05)
         self.transfer = QCheckBox("Start from the teacher's matching layers")
