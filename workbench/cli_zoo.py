@@ -37,7 +37,7 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         shape = "×".join(map(str, r["input_shape"]))
         state = f"trained: {weights.label()}" if weights else (
             "pretrained" if entry.pretrained else "untrained")
-        print(f"{r['name']:<{width}}  {shape:<12} {state:<26} {r['description']}")
+        print(f"{r['name']:<{width}}  {shape:<12} {state:<28} {r['description']}")
     print("Trained models load their weights by default; add ?trained=false for the "
           "untrained one (such as zoo:resnet-mini?trained=false).")
     return 0
