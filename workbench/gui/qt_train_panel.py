@@ -193,7 +193,7 @@ class QtTrainPanel(QWidget):
         self.teacher.clear()
         for vid, tname in teachers:
             self.teacher.addItem(tname, vid)
-        if current is not None:
+        if self.teacher.count():  # the previous teacher if it still fits, else the first
             self.teacher.setCurrentIndex(max(0, self.teacher.findData(current)))
         self.start_button.setEnabled(name is not None and not self._running)
         self.eval_button.setEnabled(name is not None and not self._running)
