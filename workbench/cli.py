@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 from workbench import __version__
 from workbench.cli_output import dumps, install_safe_streams, print_json, raw_stderr
 from workbench.cli_params import add_param_flags, given
+from workbench.cli_zoo import add_zoo_parser
 from workbench.core.errors import InvalidParameterError, WorkbenchError
 from workbench.core.logs import configure_logging, debug_level
 from workbench.core.model.variant import check_input_shape
@@ -681,6 +682,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow a pickled source (never read from the recipe itself)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_run)
+
+    add_zoo_parser(sub)
     return parser
 
 
@@ -755,7 +758,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_version("--json" in argv[1:])
     parser = build_parser()
     commands = {"inspect", "screenshot", "passes", "apply", "export", "run", "train", "project",
-                "distill", "eval", "bench", "compare"}
+                "distill", "eval", "bench", "compare", "zoo"}
     try:
         if argv and (argv[0] in commands or argv[0] in ("-h", "--help")):
             args = _parse(parser, argv)

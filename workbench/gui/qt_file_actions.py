@@ -43,7 +43,7 @@ class QtFileActions:
             self.open_source(path)
 
     def open_zoo_dialog(self) -> None:
-        labels = [f"{name} — {e.description}" for name, e in ZOO.items()]
+        labels = [e.label() for e in ZOO.values()]  # says which are trained, and on what
         choice, ok = QInputDialog.getItem(self, "Open zoo model", "Model:", labels, 0, False)
         if ok and choice:
             self.open_source("zoo:" + choice.split(" — ")[0])

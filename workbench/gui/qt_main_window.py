@@ -33,6 +33,7 @@ from workbench.core.jobs import Progress
 from workbench.core.passes.registry import discover
 from workbench.core.session.session import Session
 from workbench.core.session.settings import Settings
+from workbench.core.train.teacher_fit import teacher_misfit
 from workbench.gui.qt_benchmark_panel import QtBenchmarkPanel
 from workbench.gui.qt_compare_panel import QtComparePanel
 from workbench.gui.qt_file_actions import QtFileActions
@@ -229,8 +230,9 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
 
     def _refresh_train_panel(self) -> None:
         entry = self.workspace.selected
-        teachers = [(e.id, e.name) for e in self.workspace.entries()
-                    if entry is None or e.id != entry.id]
+        teachers = [(e.id, e.name) for e in self.workspace.entries()  # those that fit only
+                    if entry is None or (e.id != entry.id
+                                         and teacher_misfit(entry.analysis, e.analysis) is None)]
         self.train_panel.set_variant(entry.name if entry else None, teachers)
 
     def _add_to_ignore(self, layers: list[str]) -> None:

@@ -73,6 +73,9 @@ class QtTrainPanel(QWidget):
         self.mode.addItems(list(MODES))
         self.mode.currentIndexChanged.connect(self._mode_changed)
         self.teacher = compact_combo(QComboBox())
+        self.teacher.setPlaceholderText("No variant fits as teacher")
+        self.teacher.setToolTip("Variants that take the student's inputs and output as many "
+                                "classes")
         self.temperature = QDoubleSpinBox(minimum=0.1, maximum=50.0, value=4.0, singleStep=0.5)
         self.alpha = QDoubleSpinBox(minimum=0.0, maximum=1.0, value=0.7, singleStep=0.05)
         self.transfer = QCheckBox("Start from the teacher's layers")
@@ -200,7 +203,7 @@ class QtTrainPanel(QWidget):
         self.teacher.clear()
         for vid, tname in teachers:
             self.teacher.addItem(tname, vid)
-        if current is not None:
+        if self.teacher.count():  # the previous teacher if it still fits, else the first
             self.teacher.setCurrentIndex(max(0, self.teacher.findData(current)))
         self.start_button.setEnabled(name is not None and not self._running)
         self.eval_button.setEnabled(name is not None and not self._running)

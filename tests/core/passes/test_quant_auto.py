@@ -24,7 +24,9 @@ from workbench.core.session.session import _pass_data
 
 @pytest.fixture(scope="module")
 def resnet() -> Analysis:
-    return run_job(analyse(build_zoo("resnet-mini")))
+    # untrained: its static int8 keeps a cosine of 0.9999 on random inputs; the trained
+    # weights score 0.98 there, below the gate, and this module tests the choice itself
+    return run_job(analyse(build_zoo("resnet-mini", trained=False)))
 
 
 def fixed_probe(ms: Mapping[str, float], seen: list[set[str]] | None = None) -> Any:

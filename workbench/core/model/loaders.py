@@ -433,7 +433,7 @@ def build_architecture(arch: str, input_shape: tuple[int, ...] | None = None,
             raise InvalidParameterError(
                 f"The zoo model {name} takes no constructor arguments (use --num-classes or "
                 "--input-shape).")
-        return build_zoo(name, input_shape, num_classes)
+        return build_zoo(name, input_shape, num_classes, trained=False)  # the file's weights
     registered = registered_architectures()
     if name in registered:
         try:

@@ -1,6 +1,8 @@
 """A built-in zoo of real architectures, built in code.
 
-Each builder takes an input shape (batch first) and a class count.
+Each builder takes an input shape (batch first) and a class count. Some models ship trained
+weights (`zoo_weights.py`): `zoo:NAME` loads them when the shape and class count are the
+trained ones, and `zoo:NAME?trained=false` gives the seeded, untrained model.
 """
 
 from __future__ import annotations
@@ -11,8 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.core.errors import ModelNotFoundError, OptionalDependencyError
+from workbench.core.errors import (
+    InvalidParameterError,
+    ModelNotFoundError,
+    OptionalDependencyError,
+)
+from workbench.core.model.arch_spec import parse_arch
 from workbench.core.model.variant import InputSpec, Variant
+from workbench.core.model.zoo_weights import TrainedWeights, load_trained, trained_weights
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +33,18 @@ class ZooEntry:
     build: Callable[[tuple[int, ...], int], Any]
     input_dtype: str = "float32"
     num_classes: int = 10
+    weights: str | None = None  # the stem of its shipped trained weights, if any
+    pretrained: bool = False  # loads published weights of its own (minilm)
+
+    def trained(self) -> TrainedWeights | None:
+        """Its shipped trained weights, or None (none made, or not installed)."""
+        return trained_weights(self.weights) if self.weights else None
+
+    def label(self) -> str:
+        """`name — description (trained: digits, 98.9% val)`, for pickers and lists."""
+        weights = self.trained()
+        note = f" (trained: {weights.label()})" if weights else ""
+        return f"{self.name} — {self.description}{note}"
 
 
 def _mlp(shape: tuple[int, ...], classes: int) -> Any:
@@ -86,16 +106,18 @@ ZOO: dict[str, ZooEntry] = {
     e.name: e
     for e in (
         ZooEntry("mlp", "Multi-layer perceptron (3 linear layers)", (1, 1, 8, 8), _mlp),
-        ZooEntry("lenet5", "LeNet-5 convolutional network", (1, 1, 28, 28), _lenet5),
+        ZooEntry("lenet5", "LeNet-5 convolutional network", (1, 1, 28, 28), _lenet5,
+                 weights="lenet5-digits"),
         ZooEntry("resnet-mini", "Residual CNN with BatchNorm (3 stages)", (1, 1, 32, 32),
-                 _resnet_mini),
+                 _resnet_mini, weights="resnet-mini-digits"),
         ZooEntry("mobilenet-mini", "Depthwise-separable CNN (MobileNet blocks)", (1, 1, 32, 32),
                  _mobilenet_mini),
         ZooEntry("gru", "GRU sequence classifier (rows as time steps)", (1, 8, 8), _gru),
         ZooEntry("transformer-tiny", "Self-attention encoder (2 layers, 4 heads)", (1, 8, 8),
                  _transformer_tiny),
         ZooEntry("minilm", "all-MiniLM-L6-v2 sentence embedder (pretrained, 22.7M params)",
-                 (1, 128), lambda s, c: None, input_dtype="int64", num_classes=384),
+                 (1, 128), lambda s, c: None, input_dtype="int64", num_classes=384,
+                 pretrained=True),
     )
 }
 
@@ -105,11 +127,23 @@ def zoo_names() -> list[str]:
 
 
 def build_zoo(name: str, input_shape: tuple[int, ...] | None = None,
-              num_classes: int | None = None, seed: int = 0) -> Variant:
-    """Build zoo model `name` (with or without the `zoo:` prefix) as a new variant."""
+              num_classes: int | None = None, seed: int = 0,
+              trained: bool | None = None) -> Variant:
+    """Build zoo model `name` (with or without the `zoo:` prefix) as a new variant.
+
+    `trained`: None loads the shipped weights when they fit the shape and class count (else
+    the untrained model); False never loads them; True insists. `name` may say it inline:
+    `zoo:resnet-mini?trained=false`.
+    """
     import torch
 
-    key = name.removeprefix("zoo:")
+    spec = name.strip()
+    key, options = parse_arch(spec.removeprefix("zoo:"))
+    if set(options) - {"trained"} or not isinstance(options.get("trained", True), bool):
+        raise InvalidParameterError(
+            f"'{spec[:80]}': a zoo model takes one option, trained=true or trained=false.")
+    if "trained" in options:
+        trained = bool(options["trained"])
     entry = ZOO.get(key)
     if entry is None:
         raise ModelNotFoundError(
@@ -120,11 +154,41 @@ def build_zoo(name: str, input_shape: tuple[int, ...] | None = None,
     classes = num_classes or entry.num_classes
     model = entry.build(shape, classes).eval()
     init_weights(model, torch.Generator().manual_seed(seed))  # the same seed, the same model
+    metadata: dict[str, Any] = {"num_classes": classes, "zoo": key}
+    weights = _weights_for(entry, shape, classes, trained)
+    if weights is not None:
+        load_trained(model, weights)
+        metadata.update(trained_on=weights.dataset, trained_accuracy=weights.val_accuracy)
+    source = f"zoo:{key}" if trained is not False or entry.weights is None \
+        else f"zoo:{key}?trained=false"
     return Variant(
         name=f"zoo:{key}", backend="torch", model=model, format="zoo",
-        inputs=(InputSpec("input", shape, entry.input_dtype),), source=f"zoo:{key}",
-        metadata={"num_classes": classes, "zoo": key},
+        inputs=(InputSpec("input", shape, entry.input_dtype),), source=source,
+        metadata=metadata,
     )
+
+
+def _weights_for(entry: ZooEntry, shape: tuple[int, ...], classes: int,
+                 trained: bool | None) -> TrainedWeights | None:
+    """The shipped weights to load into `entry` built for `shape` and `classes`, if any."""
+    if trained is False:
+        return None
+    weights = entry.trained()
+    if weights is None:
+        if trained:
+            raise InvalidParameterError(f"zoo:{entry.name} ships no trained weights.")
+        return None
+    if weights.fits(shape, classes):
+        return weights
+    where = (f"{'×'.join(map(str, weights.input_shape[1:]))} inputs and "
+             f"{weights.num_classes} classes")
+    if trained:
+        raise InvalidParameterError(
+            f"The trained zoo:{entry.name} takes {where}; leave out the input shape and class "
+            f"count, or use zoo:{entry.name}?trained=false.")
+    log.info("zoo:%s is untrained at this shape or class count (its weights are for %s)",
+             entry.name, where)
+    return None
 
 
 def init_weights(model: Any, generator: Any) -> None:

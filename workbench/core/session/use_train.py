@@ -76,6 +76,7 @@ class TrainingUseCases:
         from workbench.core.graph.analysis import analyse
         from workbench.core.session.session import Task
         from workbench.core.train.distill import distill
+        from workbench.core.train.teacher_fit import teacher_misfit
 
         variant = self._trainable(variant_id)
         if teacher_id not in self.workspace:
@@ -83,6 +84,10 @@ class TrainingUseCases:
         teacher = self.workspace.get(teacher_id).analysis.variant
         if teacher.id == variant.id:
             raise InvalidParameterError("A variant cannot be its own teacher.")
+        misfit = teacher_misfit(self.entry(variant_id).analysis,
+                                self.workspace.get(teacher_id).analysis)
+        if misfit:
+            raise InvalidParameterError(f"This teacher does not fit: {misfit}")
         if temperature <= 0 or not 0 <= alpha <= 1:
             raise InvalidParameterError("The temperature must be positive and alpha in [0, 1].")
         config = self._with_run_dir(variant, config)
