@@ -86,6 +86,24 @@ def test_screenshot_command_writes_a_png(tmp_path: Path) -> None:
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_screenshot_takes_the_theme(tmp_path: Path) -> None:
+    from PySide6.QtGui import QImage
+
+    from workbench.cli import main
+    from workbench.gui.theme import apply_theme
+
+    shades = {}
+    try:
+        for theme in ("light", "dark"):
+            out = tmp_path / f"{theme}.png"
+            assert main(["screenshot", "zoo:mlp", "--theme", theme, "-o", str(out)]) == 0
+            image = QImage(str(out))
+            shades[theme] = image.pixelColor(5, image.height() - 5).lightness()  # status bar
+    finally:
+        apply_theme("system")  # the default of every other test
+    assert shades["dark"] < 100 < shades["light"]
+
+
 def test_cancel_button_hidden_when_idle(qtbot: Any, main_window: Any) -> None:
     assert not main_window.cancel_button.isVisible()
     worker = main_window.open_source("zoo:mlp")
