@@ -97,3 +97,23 @@ def test_big_tensors_on_threads_match_numpy() -> None:
     both = np.concatenate([a.reshape(-1) for a in weights.values()])
     assert stats.summary.mean == pytest.approx(both.mean(), abs=1e-6)
     assert stats.summary.std == pytest.approx(both.std(), rel=1e-5)
+
+
+def test_bfloat16_initializers_are_measured_and_shapes_are_not(tmp_path: Path) -> None:
+    import ml_dtypes
+
+    w = np.linspace(-1, 1, 40, dtype=np.float32).reshape(4, 10)
+    init = numpy_helper.from_array(w.astype(ml_dtypes.bfloat16), "w")
+    shape = numpy_helper.from_array(np.array([1, 4], np.int64), "shape")
+    x = helper.make_tensor_value_info("x", TensorProto.BFLOAT16, [1, 10])
+    y = helper.make_tensor_value_info("y", TensorProto.BFLOAT16, [1, 4])
+    nodes = [helper.make_node("Gemm", ["x", "w"], ["g"], transB=1),
+             helper.make_node("Reshape", ["g", "shape"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [x], [y], [init, shape])
+    path = tmp_path / "bf16.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    stats = weight_stats(load_model(str(path)))
+    assert list(stats.tensors) == ["w"]
+    s = stats.tensors["w"]
+    assert (s.min, s.max, s.numel) == (-1.0, 1.0, 40)
+    assert s.mean == pytest.approx(0.0, abs=1e-3)

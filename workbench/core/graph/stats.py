@@ -131,11 +131,20 @@ def _onnx_weights(model: Any) -> dict[str, Any]:
             continue
         if init.name in helpers:
             continue
-        arr = numpy_helper.to_array(init)
-        if arr.size > 1 and np.issubdtype(arr.dtype, np.number) and \
-                arr.dtype not in (np.int32, np.int64):
+        if init.data_type in _NO_WEIGHT_TYPES or math.prod(init.dims) <= 1:
+            continue  # shapes, indices, flags: not decoded at all
+        arr = numpy_helper.to_array(init)  # raw bytes: a numpy view, no copy
+        if np.issubdtype(arr.dtype, np.number) or _is_ml_float(arr.dtype):
             out[init.name] = arr if arr.dtype.kind == "f" else arr.astype(np.float32)
     return out
+
+
+_NO_WEIGHT_TYPES = frozenset({6, 7, 8, 9})  # TensorProto INT32, INT64, STRING, BOOL
+
+
+def _is_ml_float(dtype: np.dtype) -> bool:
+    """bfloat16 and the float8/float4 types (ml_dtypes), which numpy does not call numbers."""
+    return dtype.kind == "V" and dtype.name.startswith(("bfloat", "float"))
 
 
 def weight_aliases(variant: Variant) -> dict[str, str]:
