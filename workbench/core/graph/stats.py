@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.core.graph.stats_kernels import as_array, distinct, histogram, moments
+from workbench.core.graph.stats_kernels import Moments, as_array, distinct, histogram, moments
 from workbench.core.model.variant import Variant
 
 log = logging.getLogger(__name__)
@@ -226,22 +226,22 @@ PARALLEL_MIN = 1 << 18  # tensors of fewer values are measured on the calling th
 
 def stats_from_tensors(weights: dict[str, Any], bins: int = 64) -> WeightStats:
     """Statistics of float tensors (numpy arrays or CPU torch tensors) by name; NaN and ±Inf
-    values are counted apart. Big tensors are measured on threads (numpy frees the GIL)."""
+    values are counted apart. Big tensors' first passes run on threads (numpy frees the
+    GIL in its reductions)."""
     if bins < 1:
         raise ValueError("bins must be at least 1")
     arrays = {name: as_array(t) for name, t in weights.items()}
     big = [n for n, a in arrays.items() if a.size >= PARALLEL_MIN]
-    workers = min(len(big), os.cpu_count() or 1)
-    done: dict[str, tuple[TensorStats, float, float, int]] = {}
-    if workers > 1:
+    workers = min(len(big), (os.cpu_count() or 1) - 1)
+    if workers > 0:
+        # Pipelined: the range/moment passes (GIL-free reductions) run ahead on the pool
+        # while this thread takes the histograms (bincount holds the GIL).
         with ThreadPoolExecutor(workers, thread_name_prefix="weight-stats") as pool:
-            futures = {n: pool.submit(_tensor_stats, n, arrays[n], bins) for n in big}
-            for n, a in arrays.items():
-                if n not in futures:
-                    done[n] = _tensor_stats(n, a, bins)
-            done.update({n: f.result() for n, f in futures.items()})
+            futures = {n: pool.submit(_measure, arrays[n]) for n in big}
+            done = {n: _finish(n, a, futures[n].result() if n in futures else _measure(a),
+                               bins) for n, a in arrays.items()}
     else:
-        done = {n: _tensor_stats(n, a, bins) for n, a in arrays.items()}
+        done = {n: _finish(n, a, _measure(a), bins) for n, a in arrays.items()}
     tensors = {n: done[n][0] for n in arrays}
     total = sum(t.numel for t in tensors.values())
     finite_total = sum(t.numel - t.nonfinite for t in tensors.values())
@@ -273,24 +273,44 @@ def stats_from_tensors(weights: dict[str, Any], bins: int = 64) -> WeightStats:
     return WeightStats(tensors, summary, bins)
 
 
-def _tensor_stats(name: str, arr: np.ndarray, bins: int
-                  ) -> tuple[TensorStats, float, float, int]:
-    """One tensor's statistics, with the sum and sum of squares of its finite values and its
-    count of zeros (for the summary)."""
+@dataclass(frozen=True)
+class _Measured:
+    """A tensor's first pass: its finite values (flat) and their moments (None when there
+    is none), NaN and Inf counts, and per-channel ranges over finite values."""
+
+    values: np.ndarray
+    moments: Moments | None
+    nan: int
+    inf: int
+    channel_min: np.ndarray | None
+    channel_max: np.ndarray | None
+
+
+def _measure(arr: np.ndarray) -> _Measured:
+    """Range, moments, zeros and channel ranges of one tensor; NaN and Inf counted apart."""
     n = arr.size
-    shape = tuple(int(d) for d in arr.shape)
     m = moments(arr) if n else None
-    nan = inf = 0
     values = arr.reshape(-1)
     cmin, cmax = (m.channel_min, m.channel_max) if m else (None, None)
-    if m is not None and not (math.isfinite(m.lo) and math.isfinite(m.hi)):
-        finite = np.isfinite(values)
-        nan = int(np.count_nonzero(np.isnan(values)))
-        inf = n - nan - int(np.count_nonzero(finite))
-        values = values[finite]
-        if cmin is not None:
-            cmin, cmax = _finite_channel_range(arr)
-        m = moments(values) if values.size else None
+    if m is None or (math.isfinite(m.lo) and math.isfinite(m.hi)):
+        return _Measured(values, m, 0, 0, cmin, cmax)
+    finite = np.isfinite(values)
+    nan = int(np.count_nonzero(np.isnan(values)))
+    inf = n - nan - int(np.count_nonzero(finite))
+    values = values[finite]
+    if cmin is not None:
+        cmin, cmax = _finite_channel_range(arr)
+    return _Measured(values, moments(values) if values.size else None, nan, inf, cmin, cmax)
+
+
+def _finish(name: str, arr: np.ndarray, measured: _Measured, bins: int
+            ) -> tuple[TensorStats, float, float, int]:
+    """One tensor's statistics from its first pass plus the histogram, with the sum and sum
+    of squares of its finite values and its count of zeros (for the summary)."""
+    n = arr.size
+    shape = tuple(int(d) for d in arr.shape)
+    m, values, nan, inf = measured.moments, measured.values, measured.nan, measured.inf
+    cmin, cmax = measured.channel_min, measured.channel_max
     if m is None:  # nothing but NaN and Inf (or nothing): no range, no histogram
         return (TensorStats(name, shape, n, 0.0, 0.0, 0.0, 0.0, 0.0, np.zeros(bins),
                             np.linspace(0.0, 1.0, bins + 1), cmin, cmax, nan=nan, inf=inf),
