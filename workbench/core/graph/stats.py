@@ -1,18 +1,23 @@
-"""Weight statistics per tensor and for the whole model, computed on tensors.
+"""Weight statistics per tensor and for the whole model, computed with numpy.
 
-Everything is a whole-tensor op (never a Python loop over values). NaN and ±Inf values are
-counted per tensor and left out of the ranges, moments and histograms; a tensor without
-them (the usual case) pays nothing extra, since a finite sum proves every value finite."""
+Everything is a whole-tensor (or cache-sized chunk) op, never a Python loop over values; an
+ONNX model's initializers are read from their raw bytes and torch is never imported for them.
+NaN and ±Inf values are counted per tensor and left out of the ranges, moments and
+histograms; a tensor without them (the usual case) pays nothing extra, since a finite min
+and max prove every value finite."""
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from workbench.core.graph.stats_kernels import Moments, as_array, distinct, histogram, moments
 from workbench.core.model.variant import Variant
 
 log = logging.getLogger(__name__)
@@ -94,12 +99,13 @@ SUMMARY_SAMPLE = 2_000_000
 
 
 def named_weights(variant: Variant) -> dict[str, Any]:
-    """The variant's numeric weight tensors as float32 torch tensors, by name."""
+    """The variant's numeric weight tensors by name: float32 torch tensors for a torch
+    variant, numpy arrays in their stored float dtype (read without copies) for ONNX."""
+    if variant.backend == "onnx":
+        return _onnx_weights(variant.model)
     import torch
 
     out: dict[str, Any] = {}
-    if variant.backend == "onnx":
-        return _onnx_weights(variant.model)
     for name, p in variant.model.named_parameters():
         if p.numel() > 1:
             out[name] = p.detach().to(torch.float32)  # fp16/bf16 weights read as float32
@@ -112,7 +118,6 @@ def _onnx_weights(model: Any) -> dict[str, Any]:
     """An ONNX model's float initializers by name; quantized ones dequantized under the name
     of the float weight they replaced (their scales and zero points left out), and integer
     constants that are no weights (shapes, indices) left out."""
-    import torch
     from onnx import numpy_helper
 
     from workbench.core.graph.dequant import dequantized_initializers
@@ -122,15 +127,24 @@ def _onnx_weights(model: Any) -> dict[str, Any]:
     for init in model.graph.initializer:
         if init.name in aliases:
             name = aliases[init.name]
-            out[name] = torch.from_numpy(dequantized[name])
+            out[name] = dequantized[name]
             continue
         if init.name in helpers:
             continue
-        arr = numpy_helper.to_array(init)
-        if arr.size > 1 and np.issubdtype(arr.dtype, np.number) and \
-                arr.dtype not in (np.int32, np.int64):
-            out[init.name] = torch.from_numpy(np.array(arr, dtype=np.float32))
+        if init.data_type in _NO_WEIGHT_TYPES or math.prod(init.dims) <= 1:
+            continue  # shapes, indices, flags: not decoded at all
+        arr = numpy_helper.to_array(init)  # raw bytes: a numpy view, no copy
+        if np.issubdtype(arr.dtype, np.number) or _is_ml_float(arr.dtype):
+            out[init.name] = arr if arr.dtype.kind == "f" else arr.astype(np.float32)
     return out
+
+
+_NO_WEIGHT_TYPES = frozenset({6, 7, 8, 9})  # TensorProto INT32, INT64, STRING, BOOL
+
+
+def _is_ml_float(dtype: np.dtype) -> bool:
+    """bfloat16 and the float8/float4 types (ml_dtypes), which numpy does not call numbers."""
+    return dtype.kind == "V" and dtype.name.startswith(("bfloat", "float"))
 
 
 def weight_aliases(variant: Variant) -> dict[str, str]:
@@ -192,16 +206,13 @@ def _packed_weights(model: Any) -> dict[str, Any]:
 
 def nonfinite_weights(variant: Variant) -> dict[str, tuple[int, int]]:
     """(NaN count, ±Inf count) of every weight tensor holding such values: the tensors
-    `weight_stats` reads, checked with one `isfinite().all()` each."""
-    import torch
-
+    `weight_stats` reads, checked with one min/max each (NaN and Inf survive both)."""
     out: dict[str, tuple[int, int]] = {}
-    with torch.no_grad():
-        for name, t in named_weights(variant).items():
-            finite = torch.isfinite(t)
-            if not bool(finite.all()):
-                nan = int(torch.isnan(t).sum())
-                out[name] = (nan, t.numel() - nan - int(finite.sum()))
+    for name, t in named_weights(variant).items():
+        arr = as_array(t)
+        if arr.size and not (np.isfinite(arr.min()) and np.isfinite(arr.max())):
+            nan = int(np.count_nonzero(np.isnan(arr)))
+            out[name] = (nan, arr.size - nan - int(np.count_nonzero(np.isfinite(arr))))
     return out
 
 
@@ -210,122 +221,121 @@ def weight_stats(variant: Variant, bins: int = 64) -> WeightStats:
     return stats_from_tensors(named_weights(variant), bins)
 
 
-def stats_from_tensors(weights: dict[str, Any], bins: int = 64) -> WeightStats:
-    """Statistics of float torch tensors by name; NaN and ±Inf values are counted apart."""
-    import torch
+PARALLEL_MIN = 1 << 18  # tensors of fewer values are measured on the calling thread
 
+
+def stats_from_tensors(weights: dict[str, Any], bins: int = 64) -> WeightStats:
+    """Statistics of float tensors (numpy arrays or CPU torch tensors) by name; NaN and ±Inf
+    values are counted apart. Big tensors' first passes run on threads (numpy frees the
+    GIL in its reductions)."""
     if bins < 1:
         raise ValueError("bins must be at least 1")
-    tensors: dict[str, TensorStats] = {}
-    total = finite_total = 0
-    total_sum = 0.0
-    total_sq = 0.0
-    zeros = nans = infs = 0
-    lo, hi = float("inf"), float("-inf")
-    with torch.no_grad():
-        for name, t in weights.items():
-            flat = t.reshape(-1)
-            n = flat.numel()
-            s = float(flat.sum())
-            nan = inf = 0
-            values = flat
-            if not math.isfinite(s):  # a NaN or Inf somewhere, or a float32 overflow
-                finite = torch.isfinite(flat)
-                nan = int(torch.isnan(flat).sum())
-                inf = n - nan - int(finite.sum())
-                if nan or inf:
-                    values = flat[finite]
-                    s = float(values.sum())
-            stats, sq, nz = _tensor_stats(name, t, values, s, n, nan, inf, bins)
-            tensors[name] = stats
-            total += n
-            finite_total += values.numel()
-            total_sum += s
-            total_sq += sq
-            zeros += nz
-            nans += nan
-            infs += inf
-            if values.numel():
-                lo, hi = min(lo, stats.min), max(hi, stats.max)
-        if total == 0:
-            empty = TensorStats("model", (0,), 0, 0.0, 0.0, 0.0, 0.0, 0.0,
-                                np.zeros(bins), np.linspace(0, 1, bins + 1))
-            return WeightStats({}, empty, bins)
-        if finite_total == 0:
-            lo, hi = 0.0, 0.0
-        counts = np.zeros(bins, dtype=np.float64)
-        edges = np.linspace(lo, hi if hi > lo else lo + 1e-12, bins + 1)
-        # Above a few million values the summary histogram is taken on an even subsample
-        # (scaled back to counts), as napari's HistogramModel does.
-        step = max(1, -(-total // SUMMARY_SAMPLE))
-        for name, t in weights.items():
-            sample = t.reshape(-1)[::step]
-            if tensors[name].nonfinite:
-                sample = sample[torch.isfinite(sample)]
-            c, _ = _histogram(sample, bins, lo, hi)
-            counts += c * step
+    arrays = {name: as_array(t) for name, t in weights.items()}
+    big = [n for n, a in arrays.items() if a.size >= PARALLEL_MIN]
+    workers = min(len(big), (os.cpu_count() or 1) - 1)
+    if workers > 0:
+        # Pipelined: the range/moment passes (GIL-free reductions) run ahead on the pool
+        # while this thread takes the histograms (bincount holds the GIL).
+        with ThreadPoolExecutor(workers, thread_name_prefix="weight-stats") as pool:
+            futures = {n: pool.submit(_measure, arrays[n]) for n in big}
+            done = {n: _finish(n, a, futures[n].result() if n in futures else _measure(a),
+                               bins) for n, a in arrays.items()}
+    else:
+        done = {n: _finish(n, a, _measure(a), bins) for n, a in arrays.items()}
+    tensors = {n: done[n][0] for n in arrays}
+    total = sum(t.numel for t in tensors.values())
+    finite_total = sum(t.numel - t.nonfinite for t in tensors.values())
+    total_sum = math.fsum(done[n][1] for n in arrays)
+    total_sq = math.fsum(done[n][2] for n in arrays)
+    zeros = sum(done[n][3] for n in arrays)
+    finite = [t for t in tensors.values() if t.numel > t.nonfinite]
+    lo = min((t.min for t in finite), default=0.0)
+    hi = max((t.max for t in finite), default=0.0)
+    if total == 0:
+        empty = TensorStats("model", (0,), 0, 0.0, 0.0, 0.0, 0.0, 0.0,
+                            np.zeros(bins), np.linspace(0, 1, bins + 1))
+        return WeightStats({}, empty, bins)
+    counts = np.zeros(bins, dtype=np.float64)
+    edges = np.linspace(lo, hi if hi > lo else lo + 1e-12, bins + 1)
+    # Above a few million values the summary histogram is taken on an even subsample
+    # (scaled back to counts), as napari's HistogramModel does.
+    step = max(1, -(-total // SUMMARY_SAMPLE))
+    for name, a in arrays.items():
+        sample = a.reshape(-1)[::step]
+        if tensors[name].nonfinite:
+            sample = sample[np.isfinite(sample)]
+        counts += histogram(sample, bins, lo, hi) * step
     mean = total_sum / finite_total if finite_total else 0.0
     std = max(total_sq / finite_total - mean * mean, 0.0) ** 0.5 if finite_total else 0.0
     summary = TensorStats("model", (total,), total, lo, hi, mean, std, zeros / total, counts,
-                          edges, nan=nans, inf=infs)
+                          edges, nan=sum(t.nan for t in tensors.values()),
+                          inf=sum(t.inf for t in tensors.values()))
     return WeightStats(tensors, summary, bins)
 
 
-def _tensor_stats(name: str, t: Any, values: Any, s: float, n: int, nan: int, inf: int,
-                  bins: int) -> tuple[TensorStats, float, int]:
-    """One tensor's statistics, its sum of squares and its count of zeros; `values` are its
-    finite values (all of `t` when `nan` and `inf` are 0) and `s` their sum."""
-    import torch
+@dataclass(frozen=True)
+class _Measured:
+    """A tensor's first pass: its finite values (flat) and their moments (None when there
+    is none), NaN and Inf counts, and per-channel ranges over finite values."""
 
-    m = values.numel()
-    if m == 0:  # nothing but NaN and Inf: no range, no histogram
-        return TensorStats(name, tuple(t.shape), n, 0.0, 0.0, 0.0, 0.0, 0.0, np.zeros(bins),
-                           np.linspace(0.0, 1.0, bins + 1), nan=nan, inf=inf), 0.0, 0
-    tmin, tmax = (float(v) for v in torch.aminmax(values))
-    sq = float(torch.linalg.vector_norm(values)) ** 2
-    nz = m - int(torch.count_nonzero(values))
-    mean = s / m
-    std = max(sq / m - mean * mean, 0.0) ** 0.5
-    counts, edges = _histogram(values, bins, tmin, tmax)
-    cmin: np.ndarray | None = None
-    cmax: np.ndarray | None = None
-    if t.ndim >= 2:
-        rows = t.reshape(t.shape[0], -1)
-        if nan or inf:
-            finite = torch.isfinite(rows)
-            lo = torch.where(finite, rows, torch.inf).amin(dim=1)
-            hi = torch.where(finite, rows, -torch.inf).amax(dim=1)
-            empty = ~finite.any(dim=1)  # a channel of nothing but NaN/Inf: drawn as 0
-            cmin = lo.masked_fill(empty, 0.0).numpy().copy()
-            cmax = hi.masked_fill(empty, 0.0).numpy().copy()
-        else:
-            per = torch.aminmax(rows, dim=1)
-            cmin, cmax = per.min.numpy().copy(), per.max.numpy().copy()
-    uniq, value_counts = _distinct(values)
-    distinct = None if uniq is None else len(uniq)
-    stats = TensorStats(name, tuple(t.shape), n, tmin, tmax, mean, std, nz / n, counts,
-                        edges, cmin, cmax, distinct, uniq, value_counts, nan, inf)
-    return stats, sq, nz
+    values: np.ndarray
+    moments: Moments | None
+    nan: int
+    inf: int
+    channel_min: np.ndarray | None
+    channel_max: np.ndarray | None
 
 
-def _distinct(flat: Any, limit: int = 256) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The distinct values and their counts when there are at most `limit` (quantized or
-    clustered layers), else (None, None). A sample decides first, so full-precision layers
-    cost almost nothing."""
-    import torch
+def _measure(arr: np.ndarray) -> _Measured:
+    """Range, moments, zeros and channel ranges of one tensor; NaN and Inf counted apart."""
+    n = arr.size
+    m = moments(arr) if n else None
+    values = arr.reshape(-1)
+    cmin, cmax = (m.channel_min, m.channel_max) if m else (None, None)
+    if m is None or (math.isfinite(m.lo) and math.isfinite(m.hi)):
+        return _Measured(values, m, 0, 0, cmin, cmax)
+    finite = np.isfinite(values)
+    nan = int(np.count_nonzero(np.isnan(values)))
+    inf = n - nan - int(np.count_nonzero(finite))
+    values = values[finite]
+    if cmin is not None:
+        cmin, cmax = _finite_channel_range(arr)
+    return _Measured(values, moments(values) if values.size else None, nan, inf, cmin, cmax)
 
-    if torch.unique(flat[:4096]).numel() > limit:
-        return None, None
-    uniq, counts = torch.unique(flat, return_counts=True)
-    if uniq.numel() > limit:
-        return None, None
-    return uniq.numpy().copy(), counts.numpy().copy()
+
+def _finish(name: str, arr: np.ndarray, measured: _Measured, bins: int
+            ) -> tuple[TensorStats, float, float, int]:
+    """One tensor's statistics from its first pass plus the histogram, with the sum and sum
+    of squares of its finite values and its count of zeros (for the summary)."""
+    n = arr.size
+    shape = tuple(int(d) for d in arr.shape)
+    m, values, nan, inf = measured.moments, measured.values, measured.nan, measured.inf
+    cmin, cmax = measured.channel_min, measured.channel_max
+    if m is None:  # nothing but NaN and Inf (or nothing): no range, no histogram
+        return (TensorStats(name, shape, n, 0.0, 0.0, 0.0, 0.0, 0.0, np.zeros(bins),
+                            np.linspace(0.0, 1.0, bins + 1), cmin, cmax, nan=nan, inf=inf),
+                0.0, 0.0, 0)
+    k = values.size
+    mean = m.total / k
+    std = max(m.squares / k - mean * mean, 0.0) ** 0.5
+    nz = k - m.nonzero
+    counts = histogram(values, bins, m.lo, m.hi)
+    edges = np.linspace(m.lo, m.hi if m.hi > m.lo else m.lo + 1e-12, bins + 1)
+    uniq, value_counts = distinct(values)
+    stats = TensorStats(name, shape, n, m.lo, m.hi, mean, std, nz / n, counts, edges,
+                        cmin, cmax, None if uniq is None else len(uniq), uniq, value_counts,
+                        nan, inf)
+    return stats, m.total, m.squares, nz
 
 
-def _histogram(flat: Any, bins: int, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
-    import torch
-
-    if hi <= lo:
-        hi = lo + 1e-12
-    counts = torch.histc(flat, bins=bins, min=lo, max=hi).to(torch.float64).numpy()
-    return counts, np.linspace(lo, hi, bins + 1)
+def _finite_channel_range(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per dim-0 channel min and max over finite values; a channel without any is 0."""
+    rows = arr.reshape(arr.shape[0], -1)
+    finite = np.isfinite(rows)
+    lo = np.where(finite, rows, np.inf).min(axis=1)
+    hi = np.where(finite, rows, -np.inf).max(axis=1)
+    empty = ~finite.any(axis=1)
+    lo[empty] = 0.0
+    hi[empty] = 0.0
+    dtype = np.float32 if arr.dtype == np.float16 else arr.dtype
+    return lo.astype(dtype), hi.astype(dtype)
