@@ -72,6 +72,10 @@ def strict_json(value: Any) -> tuple[Any, int]:
 
 def dumps(value: Any) -> str:
     """Strict JSON text: non-finite numbers become null, with a `json_notes` entry."""
+    try:  # one pass when every number is finite (the usual case; big graphs stay fast)
+        return json.dumps(value, default=str, indent=2, allow_nan=False)
+    except ValueError:
+        pass
     clean, replaced = strict_json(json.loads(json.dumps(value, default=str)))
     if replaced and isinstance(clean, dict):
         clean.setdefault("json_notes", []).append(
