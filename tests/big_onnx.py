@@ -1,7 +1,8 @@
 """A big ONNX model for scaling tests and benchmarks: residual blocks of four small ops.
 
 `make_big_onnx(path, 50_000)` writes 12,500 blocks of Conv → Mul → Relu → Add (residual),
-scoped as `/stage{s}/block{b}/...` like a torch export, with a 1×4×8×8 input.
+scoped as `/stage{s}/block{b}/...` like a torch export, with a 1×4×8×8 input. The number of
+stages is fixed (`STAGES`), so bigger models hide more nodes in the same collapsed view.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 BLOCK_OPS = 4
-BLOCKS_PER_STAGE = 250
+STAGES = 50
 
 
 def make_big_onnx(path: Path, n_nodes: int = 50_000, channels: int = 4) -> Path:
-    """Write a chain of `n_nodes // 4` residual blocks to `path` (ir_version 10, opset 17)."""
+    """Write a chain of `n_nodes // 4` residual blocks in `STAGES` stages to `path`
+    (ir_version 10, opset 17)."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -23,9 +25,11 @@ def make_big_onnx(path: Path, n_nodes: int = 50_000, channels: int = 4) -> Path:
     scale = numpy_helper.from_array(np.array(0.5, np.float32), "scale")
     inits.append(scale)
     cur = "x"
-    for i in range(n_nodes // BLOCK_OPS):
-        p = f"/stage{i // BLOCKS_PER_STAGE}/block{i % BLOCKS_PER_STAGE}"
-        w = f"stage{i // BLOCKS_PER_STAGE}.block{i % BLOCKS_PER_STAGE}.conv.weight"
+    blocks = n_nodes // BLOCK_OPS
+    per_stage = -(-blocks // STAGES)
+    for i in range(blocks):
+        p = f"/stage{i // per_stage}/block{i % per_stage}"
+        w = f"stage{i // per_stage}.block{i % per_stage}.conv.weight"
         inits.append(numpy_helper.from_array(
             rng.standard_normal((channels, channels, 3, 3)).astype(np.float32), w))
         nodes += [
