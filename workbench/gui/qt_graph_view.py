@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, QSize, Qt, Signal
@@ -83,7 +84,7 @@ class QtGraphView(GraphSceneMixin, QWidget):
         self._layout: Layout | None = None
         self._groups: dict[ModulePath, int] = {}
         self._expanded: set[ModulePath] = set()
-        self._hidden: set[str] = set()
+        self._hidden: AbstractSet[str] = frozenset()
         self._selected: str | None = None
         self._highlight: tuple[set[str], QColor] | None = None
         self._highlight_label = ""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -31,6 +31,7 @@ __all__ = [
     "default_expanded",
     "gc_paused",
     "group_id",
+    "prepare_view",
 ]
 
 ModulePath = tuple[str, ...]
@@ -118,6 +119,10 @@ def collapsible_modules(graph: LayerGraph) -> dict[ModulePath, int]:
     A module qualifies when it holds more than one node and is not a mere wrapper whose single
     child module holds all of its nodes (the child is shown instead).
     """
+    return graph.memo("collapsible_modules", lambda: _collapsible_modules(graph))
+
+
+def _collapsible_modules(graph: LayerGraph) -> dict[ModulePath, int]:
     counts: dict[ModulePath, int] = {}
     for n in graph.nodes:
         mp = n.module_path
@@ -154,9 +159,32 @@ def build_display_graph(graph: LayerGraph, expanded: Iterable[ModulePath],
     input and output that connects to a shown node gets a box (`INPUT_PREFIX` + its name
     first, `OUTPUT_PREFIX` + its name last).
     """
-    with gc_paused():
-        dg = _build_display_graph(graph, set(expanded), set(hidden))
-        return _with_io(graph, dg) if io else dg
+    key = ("display_graph", frozenset(expanded), frozenset(hidden), io)
+    # the latest few, so the GUI thread finds the view a worker prepared
+    cached: dict[Hashable, DisplayGraph] = graph.memo("display_graphs", dict)
+    dg = cached.get(key)
+    if dg is None:
+        with gc_paused():
+            dg = _build_display_graph(graph, set(key[1]), set(key[2]))
+            dg = _with_io(graph, dg) if io else dg
+        while len(cached) >= _CACHED_VIEWS:
+            del cached[next(iter(cached))]
+        cached[key] = dg
+    return dg
+
+
+_CACHED_VIEWS = 2
+"""Display graphs kept per graph: the default view (prepared by the worker) and the latest."""
+
+
+def prepare_view(graph: LayerGraph, max_visible: int = 300) -> DisplayGraph:
+    """Compute, ahead and off the GUI thread, what the graph view's first paint needs.
+
+    The view then only looks up the collapsed display graph: its first paint costs the boxes
+    it shows, whatever the number of nodes folded inside them.
+    """
+    return build_display_graph(graph, default_expanded(graph, max_visible),
+                               constant_nodes(graph))
 
 
 def _with_io(graph: LayerGraph, dg: DisplayGraph) -> DisplayGraph:
@@ -196,12 +224,16 @@ def _with_io(graph: LayerGraph, dg: DisplayGraph) -> DisplayGraph:
     return DisplayGraph([*heads, *dg.nodes, *tails], [*dg.edges, *edges], dg.display_of)
 
 
-def constant_nodes(graph: LayerGraph) -> set[str]:
+def constant_nodes(graph: LayerGraph) -> frozenset[str]:
     """Nodes that compute only from weights and constants, never from a graph input.
 
     ONNX files often build weights this way (Unsqueeze of a scale, ConstantOfShape); like
     Netron, the view can fold them away so the data path stays readable.
     """
+    return graph.memo("constant_nodes", lambda: frozenset(_constant_nodes(graph)))
+
+
+def _constant_nodes(graph: LayerGraph) -> set[str]:
     producer = {t.name: n.name for n in graph.nodes for t in n.outputs}
     constant: set[str] = set()
     for n in graph.nodes:  # topological order
@@ -284,6 +316,11 @@ def default_expanded(graph: LayerGraph, max_visible: int = 300) -> set[ModulePat
     Levels (the number of collapsible ancestors) are opened breadth-first while the number of
     visible boxes stays at or under `max_visible`, so large graphs start collapsed.
     """
+    return set(graph.memo(("default_expanded", max_visible),
+                          lambda: frozenset(_default_expanded(graph, max_visible))))
+
+
+def _default_expanded(graph: LayerGraph, max_visible: int) -> set[ModulePath]:
     groups = collapsible_modules(graph)
     if len(graph.nodes) <= max_visible:
         return set(groups)

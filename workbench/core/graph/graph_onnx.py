@@ -6,6 +6,7 @@ import logging
 import math
 from typing import Any
 
+from workbench.core.graph.display_graph import gc_paused
 from workbench.core.graph.layergraph import LayerGraph, Node, TensorInfo, edges_from_nodes
 from workbench.core.graph.macs import onnx_node_macs
 
@@ -19,6 +20,12 @@ def onnx_layer_graph(model: Any, input_shapes: dict[str, tuple[int, ...]] | None
     Free input dimensions take their size from `input_shapes` (the variant's declared
     inputs) or else 1, so that MACs are counted for a concrete input.
     """
+    with gc_paused():  # many small acyclic objects: the cyclic GC only slows this down
+        return _onnx_layer_graph(model, input_shapes)
+
+
+def _onnx_layer_graph(model: Any, input_shapes: dict[str, tuple[int, ...]] | None
+                      ) -> LayerGraph:
     import onnx
     from onnx import helper
 
@@ -32,39 +39,42 @@ def onnx_layer_graph(model: Any, input_shapes: dict[str, tuple[int, ...]] | None
         warnings.append(f"Shape inference failed: {str(exc).splitlines()[0]}")
         inferred = model
     infos: dict[str, TensorInfo] = {}
+    dtypes = _DtypeNames(helper)
     for vi in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
-        infos[vi.name] = _tensor_info(vi, helper)
-    if any(not _static(infos.get(t)) for n in graph.node for t in n.output if t):
-        _fill_symbolic_shapes(fixed, infos, helper)
+        infos[vi.name] = _tensor_info(vi, dtypes)
+    del inferred  # a second copy of every node: drop it before the graph is built
+    # each protobuf field read costs a lookup: read every node's fields once
+    protos = [(n, n.name, n.op_type, n.domain, list(n.input), list(n.output))
+              for n in graph.node]
+    if any(not _static(infos.get(t)) for *_, outs in protos for t in outs if t):
+        _fill_symbolic_shapes(fixed, infos, dtypes)
     init_sizes: dict[str, int] = {}
     init_bytes = 0
     for init in graph.initializer:
         shape = tuple(int(d) for d in init.dims)
         init_sizes[init.name] = math.prod(shape)
-        np_dtype = helper.tensor_dtype_to_np_dtype(init.data_type)
-        init_bytes += init_sizes[init.name] * np_dtype.itemsize
-        infos.setdefault(init.name, TensorInfo(init.name, shape, str(np_dtype)))
+        init_bytes += init_sizes[init.name] * dtypes.itemsize(init.data_type)
+        infos.setdefault(init.name, TensorInfo(init.name, shape, dtypes(init.data_type)))
 
     nodes: list[Node] = []
     used_names: set[str] = set()
-    for i, n in enumerate(graph.node):
-        name = n.name or (n.output[0] if n.output and n.output[0] else f"{n.op_type}_{i}")
+    for i, (n, raw_name, op_type, domain, in_names, out_names) in enumerate(protos):
+        first_out = out_names[0] if out_names else ""
+        name = raw_name or first_out or f"{op_type}_{i}"
         if name in used_names:
             name = f"{name}_{i}"
         used_names.add(name)
-        inputs = [infos.get(t, TensorInfo(t)) for t in n.input if t]
-        outputs = [infos.get(t, TensorInfo(t)) for t in n.output if t]
-        param_names = [t for t in n.input if t in init_sizes]
+        param_names = [t for t in in_names if t in init_sizes]
         node = Node(
             name=name,
-            op=n.op_type if not n.domain or n.domain == "ai.onnx" else f"{n.domain}.{n.op_type}",
-            inputs=inputs,
-            outputs=outputs,
+            op=op_type if not domain or domain == "ai.onnx" else f"{domain}.{op_type}",
+            inputs=[infos.get(t) or TensorInfo(t) for t in in_names if t],
+            outputs=[infos.get(t) or TensorInfo(t) for t in out_names if t],
             attributes={a.name: _attr_value(a, helper) for a in n.attribute},
             params=sum(init_sizes[t] for t in param_names),
             param_names=param_names,
             param_shapes={t: s for t in param_names if (s := infos[t].shape) is not None},
-            module_path=_scope(n.name, n.output[0] if n.output else ""),
+            module_path=_scope(raw_name, first_out),
         )
         node.macs = onnx_node_macs(node)
         nodes.append(node)
@@ -87,7 +97,8 @@ def _static(info: TensorInfo | None) -> bool:
         isinstance(d, int) for d in info.shape)
 
 
-def _fill_symbolic_shapes(model: Any, infos: dict[str, TensorInfo], helper: Any) -> None:
+def _fill_symbolic_shapes(model: Any, infos: dict[str, TensorInfo], dtypes: _DtypeNames
+                          ) -> None:
     """Fill the shapes onnx's inference left free with ONNX Runtime's symbolic inference.
 
     onnx cannot fold shape arithmetic such as `channels // groups` (a Div on a Shape) into
@@ -105,7 +116,7 @@ def _fill_symbolic_shapes(model: Any, infos: dict[str, TensorInfo], helper: Any)
     if inferred is None:
         return
     for vi in (*inferred.graph.value_info, *inferred.graph.output):
-        info = _tensor_info(vi, helper)
+        info = _tensor_info(vi, dtypes)
         if _static(info) and not _static(infos.get(vi.name)):
             infos[vi.name] = info
 
@@ -146,14 +157,35 @@ def _fix_free_dims(model: Any, shapes: dict[str, tuple[int, ...]]) -> Any:
     return copy
 
 
-def _tensor_info(vi: Any, helper: Any) -> TensorInfo:
+class _DtypeNames:
+    """numpy dtype names (and item sizes) of ONNX element types, looked up once per type."""
+
+    def __init__(self, helper: Any) -> None:
+        self._helper = helper
+        self._names: dict[int, str | None] = {0: None}
+        self._sizes: dict[int, int] = {}
+
+    def __call__(self, elem_type: int) -> str | None:
+        name = self._names.get(elem_type, "")
+        if name == "":
+            name = self._names[elem_type] = str(self._helper.tensor_dtype_to_np_dtype(elem_type))
+        return name
+
+    def itemsize(self, elem_type: int) -> int:
+        size = self._sizes.get(elem_type)
+        if size is None:
+            size = self._sizes[elem_type] = int(
+                self._helper.tensor_dtype_to_np_dtype(elem_type).itemsize)
+        return size
+
+
+def _tensor_info(vi: Any, dtypes: _DtypeNames) -> TensorInfo:
     t = vi.type.tensor_type
     shape: tuple[int | str, ...] | None = None
     if t.HasField("shape"):
         shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
                       for d in t.shape.dim)
-    dtype = str(helper.tensor_dtype_to_np_dtype(t.elem_type)) if t.elem_type else None
-    return TensorInfo(vi.name, shape, dtype)
+    return TensorInfo(vi.name, shape, dtypes(t.elem_type))
 
 
 def _attr_value(attr: Any, helper: Any) -> Any:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +110,19 @@ class LayerGraph:
 
     def __post_init__(self) -> None:
         self._by_name = {n.name: n for n in self.nodes}
+        self._memo: dict[Hashable, Any] = {}
+
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """`compute()`, run once per `key` for this graph (derived views of big graphs).
+
+        A graph is not changed after it is built, so what is derived from its nodes stays
+        true; a worker can compute it ahead and the GUI thread then only looks it up.
+        """
+        try:
+            return cast(T, self._memo[key])
+        except KeyError:
+            value = self._memo[key] = compute()
+            return value
 
     @property
     def macs(self) -> int:
