@@ -29,7 +29,8 @@ def bench_open(source: str) -> dict[str, float]:
     t0 = time.perf_counter()
     analysis = run_job(open_model(source))
     t1 = time.perf_counter()
-    window = QtMainWindow()
+    window = QtMainWindow(remember_layout=False)
+    window.show_dialogs = False  # closing with unsaved variants must not wait for an answer
     window.resize(1400, 900)
     window.show()
     window.workspace.add(analysis)
