@@ -243,7 +243,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
               f"  {key:<11} {b[key]:>14.1%} -> {a[key]:>14.1%}")
     fid = report["details"].get("fidelity")
     if isinstance(fid, dict) and "cosine" in fid:
-        print(f"  fidelity    cosine {fid['cosine']:.5f}  max |diff| {fid['max_abs_diff']:.4g}")
+        from workbench.core.model.fidelity import fidelity_text
+
+        print(f"  fidelity    {fidelity_text(fid)}")
     lat = report["details"].get("latency")
     if isinstance(lat, dict):
         print(f"  latency     {lat['parent_ms']:.3f} ms -> {lat['child_ms']:.3f} ms "
@@ -466,10 +468,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     entry = session.run(session.open(args.source, **_load_options(args)))
     if args.against:
         reference = session.run(session.open(args.against, trust=args.trust))
+        from workbench.core.model.fidelity import fidelity_text
+
         report = session.run(session.fidelity(reference.id, entry.id, args.samples)).report
         print(dumps(report) if args.json else
-              f"cosine {report['cosine']:.5f}  max |diff| {report['max_abs_diff']:.4g}  "
-              f"({report['samples']} {report.get('inputs', '')} samples)")
+              f"{fidelity_text(report)}  ({report['samples']} {report.get('inputs', '')} "
+              "samples)")
+        for w in report.get("warnings", []):
+            print(f"warning: {w}", file=sys.stderr)
         return 0
     if not args.data:
         raise InvalidParameterError("Give --data DATASET, or --against REFERENCE for "

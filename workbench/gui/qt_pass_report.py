@@ -238,7 +238,8 @@ class QtPassReport(QWidget):
     def _fill_figures(self, figures: list[Figure]) -> None:
         self.figures.setRowCount(len(figures))
         for i, f in enumerate(figures):
-            cells = [f.label, format_value(f.before, f.kind), format_value(f.after, f.kind),
+            cells = [f.label, format_value(f.before, f.kind),
+                     "undefined" if f.undefined else format_value(f.after, f.kind),
                      format_change(f)]
             for col, text in enumerate(cells):
                 item = _cell(text)

@@ -109,7 +109,8 @@ class QtTaskActions:
         def done(result: Any) -> None:
             name = entry.name if entry is not None else "variant"
             if isinstance(result, FidelityResult):
-                self._status(f"{name}: cosine {result.cosine:.4f} against its parent")
+                cos = "undefined" if result.cosine is None else f"{result.cosine:.4f}"
+                self._status(f"{name}: cosine {cos} against its parent")
             else:
                 acc = "n/a" if result.accuracy is None else f"{result.accuracy:.4f}"
                 self._status(f"{name}: accuracy {acc}, loss {result.loss:.4f}")

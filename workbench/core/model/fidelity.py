@@ -11,7 +11,12 @@ argmax agreement) and, where it can, each layer's output as SQNR in dB:
 * torch against ONNX: no per-layer figures (names do not correspond); `per_layer` is {}.
 
 Per-layer SQNR compares each layer's output in a full run of each model, so it measures
-the error accumulated up to that layer, not the layer's own contribution alone.
+the error accumulated up to that layer, not the layer's own contribution alone. A layer whose
+parent output is all zero or either output not finite has no SQNR and is left out.
+
+When either final output is all zero, constant or not finite, cosine and SQNR are undefined
+(None) and the reason is kept under "undefined"; `fidelity_report` warns and names the
+measures that stay defined (absolute differences, top-1 agreement on the real inputs).
 """
 
 from __future__ import annotations
@@ -70,27 +75,97 @@ def _drop_argmax(variant: Variant, result: dict[str, Any]) -> dict[str, Any]:
 
 
 def output_metrics(ref: np.ndarray, out: np.ndarray) -> dict[str, Any]:
-    """Difference figures between two (samples, ...) output arrays."""
+    """Difference figures between two (samples, ...) output arrays.
+
+    Cosine and SQNR are undefined (None, with the reason under "undefined") when either
+    output is all zero, constant or not finite: two zero vectors are not a perfect match.
+    The absolute differences (over the positions finite in both) and the top-1 agreement
+    (over the samples whose top class is unique in both) stay defined.
+    """
     a = ref.reshape(ref.shape[0], -1).astype(np.float64)
     b = out.reshape(out.shape[0], -1).astype(np.float64)
     if a.shape != b.shape:
         raise ValueError(f"output shapes differ: {ref.shape} vs {out.shape}")
-    diff = np.abs(a - b)
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    dots = (a * b).sum(axis=1)
-    cos = np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0),
-                   np.where(np.abs(a - b).sum(axis=1) == 0, 1.0, 0.0))
+    finite = np.isfinite(a) & np.isfinite(b)
+    diff = np.abs(a - b)[finite]
     metrics: dict[str, Any] = {
         "samples": int(a.shape[0]),
-        "max_abs_diff": float(diff.max()) if diff.size else 0.0,
-        "mean_abs_diff": float(diff.mean()) if diff.size else 0.0,
-        "cosine": float(cos.mean()),
-        "cosine_min": float(cos.min()) if cos.size else 1.0,
-        "output_sqnr_db": sqnr_db(float((a ** 2).sum()), float(((a - b) ** 2).sum())),
+        "max_abs_diff": float(diff.max()) if diff.size else (None if a.size else 0.0),
+        "mean_abs_diff": float(diff.mean()) if diff.size else (None if a.size else 0.0),
     }
+    reason = undefined_reason(a, b)
+    if reason is None:
+        norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+        dots = (a * b).sum(axis=1)
+        cos = np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0),
+                       np.where(np.abs(a - b).sum(axis=1) == 0, 1.0, 0.0))
+        metrics.update(cosine=float(cos.mean()),
+                       cosine_min=float(cos.min()) if cos.size else 1.0,
+                       output_sqnr_db=sqnr_db(float((a ** 2).sum()),
+                                              float(((a - b) ** 2).sum())))
+    else:
+        metrics.update(cosine=None, cosine_min=None, output_sqnr_db=None, undefined=reason)
     if ref.ndim == 2 and ref.shape[1] > 1:
-        metrics["argmax_agreement"] = float((a.argmax(1) == b.argmax(1)).mean())
+        metrics["argmax_agreement"] = _top1_agreement(a, b)
     return metrics
+
+
+def undefined_reason(a: np.ndarray, b: np.ndarray) -> str | None:
+    """Why cosine and SQNR mean nothing for outputs `a` (parent) and `b` (child), or None."""
+    reasons = []
+    for who, x in (("the parent's", a), ("the child's", b)):
+        if not x.size:
+            continue
+        if not np.isfinite(x).all():
+            bad = int((~np.isfinite(x)).sum())
+            reasons.append(f"{who} outputs hold {bad:,} NaN or Inf values")
+        elif not x.any():
+            reasons.append(f"{who} outputs are all exactly 0")
+        elif (x == x.flat[0]).all():
+            reasons.append(f"{who} outputs are all the same value ({x.flat[0]:.4g})")
+    return " and ".join(reasons) or None
+
+
+def _top1_agreement(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Share of samples with the same top class, over the samples whose top class is
+    unique and finite in both outputs; None when there is none (e.g. all-zero outputs)."""
+    def unique_top(x: np.ndarray) -> np.ndarray:
+        top = x.max(axis=1, keepdims=True)
+        return np.isfinite(x).all(axis=1) & ((x == top).sum(axis=1) == 1)
+
+    rows = unique_top(a) & unique_top(b)
+    if not rows.any():
+        return None
+    return float((a[rows].argmax(1) == b[rows].argmax(1)).mean())
+
+
+def undefined_warning(fid: dict[str, Any]) -> str | None:
+    """The report's sentence for an undefined cosine and SQNR, naming the fallback."""
+    reason = fid.get("undefined")
+    if not reason:
+        return None
+    parts = [f"max |Δ| {_fmt(fid.get('max_abs_diff'))}",
+             f"mean |Δ| {_fmt(fid.get('mean_abs_diff'))}"]
+    if fid.get("argmax_agreement") is not None:
+        parts.append(f"same top class {fid['argmax_agreement']:.1%}")
+    return (f"Fidelity: cosine and SQNR are undefined because {reason}; compare with "
+            f"{', '.join(parts)} instead.")
+
+
+def fidelity_text(fid: dict[str, Any]) -> str:
+    """One line for a terminal: cosine (or "undefined"), max |diff|, top-1 when known."""
+    cos = fid.get("cosine")
+    text = (f"cosine {'undefined' if cos is None else format(cos, '.5f')}  "
+            f"max |diff| {_fmt(fid.get('max_abs_diff'))}")
+    if fid.get("undefined"):
+        text += f"  mean |diff| {_fmt(fid.get('mean_abs_diff'))}"
+        if fid.get("argmax_agreement") is not None:
+            text += f"  same top class {fid['argmax_agreement']:.1%}"
+    return text
+
+
+def _fmt(value: Any) -> str:
+    return "undefined" if value is None else f"{value:.4g}"
 
 
 def sqnr_db(signal: float, noise: float) -> float:
@@ -160,8 +235,15 @@ def _torch_hooked(parent: Variant, child: Variant, inputs: Sequence[tuple[Any, .
         pair = captured.get(n, [])
         if len(pair) == 2 and pair[0].shape == pair[1].shape:
             a, b = pair[0].astype(np.float64), pair[1].astype(np.float64)
-            result[n] = round(sqnr_db(float((a ** 2).sum()), float(((a - b) ** 2).sum())), 3)
+            if _defined(a, b):
+                result[n] = round(sqnr_db(float((a ** 2).sum()), float(((a - b) ** 2).sum())),
+                                  3)
     return outputs[0], outputs[1], result
+
+
+def _defined(a: np.ndarray, b: np.ndarray) -> bool:
+    """A layer's SQNR means something: its outputs are finite and the parent's not all 0."""
+    return bool(a.any()) and bool(np.isfinite(a).all()) and bool(np.isfinite(b).all())
 
 
 def _capture(store: dict[str, Any], name: str) -> Any:
@@ -218,7 +300,8 @@ def _onnx_layer_sqnr(parent: Any, child: Any, inputs: Sequence[tuple[Any, ...]]
         if a is not None and b is not None and a.shape == b.shape:
             a = a.astype(np.float32, copy=False).ravel()
             d = a - b.astype(np.float32, copy=False).ravel()
-            result[layer] = round(sqnr_db(float(np.dot(a, a)), float(np.dot(d, d))), 3)
+            if _defined(a, b):
+                result[layer] = round(sqnr_db(float(np.dot(a, a)), float(np.dot(d, d))), 3)
     return result
 
 
@@ -268,6 +351,9 @@ def fidelity_report(parent: Variant, child: Variant, samples: int = 16, seed: in
                 warnings.append(f"Fidelity: {inputs.warning}")
         result = fidelity(parent, child, inputs, per_layer)
         result["inputs"] = getattr(inputs, "source", "given")
+        undefined = undefined_warning(result)
+        if undefined:
+            warnings.append(undefined)
         return result, warnings
     except Exception as exc:
         log.debug("fidelity of %s against %s failed", child.name, parent.name, exc_info=True)

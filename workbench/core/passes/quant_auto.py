@@ -117,7 +117,7 @@ class QuantizeAuto(Pass):
             float_accuracy = _accuracy(fp32, inputs, data)
         has_conv = any(n.op_type in _CONV_OPS for n in fp32.graph.node)
         rows: list[dict[str, Any]] = []
-        cosines: dict[str, float] = {}  # unrounded, for the budget
+        cosines: dict[str, float | None] = {}  # unrounded, for the budget
         outputs: dict[str, PassOutput] = {}
         wanted = [c for c in CANDIDATES if c in params.candidates]
         for k, name in enumerate(wanted):
@@ -139,8 +139,8 @@ class QuantizeAuto(Pass):
             outputs[name] = out
             fid = out.details["fidelity"]
             cosines[name] = fid["cosine_min"]
-            row["cosine"] = round(fid["cosine_min"], 5)
-            row["cosine_mean"] = round(fid["cosine"], 5)
+            row["cosine"] = _rounded(fid["cosine_min"])
+            row["cosine_mean"] = _rounded(fid["cosine"])
             if data is not None:
                 row["accuracy"] = _accuracy(out.model, out.inputs or inputs, data)
                 row["accuracy_drop"] = round(100 * (float_accuracy - row["accuracy"]), 2)
@@ -273,14 +273,18 @@ def _accuracy(model: Any, inputs: Any, data: Any) -> float:
     return round(hits / max(len(x), 1), 5)
 
 
-def _holds(row: dict[str, Any], cosine: float, min_cosine: float,
+def _rounded(cosine: float | None) -> float | None:
+    return None if cosine is None else round(cosine, 5)
+
+
+def _holds(row: dict[str, Any], cosine: float | None, min_cosine: float,
            max_drop: float | None) -> bool:
-    if cosine < min_cosine:
+    if cosine is None or cosine < min_cosine:  # undefined (degenerate outputs): unproven
         return False
     return max_drop is None or row.get("accuracy_drop", 0.0) <= max_drop + 1e-9
 
 
-def _choose(rows: list[dict[str, Any]], cosines: dict[str, float], min_cosine: float,
+def _choose(rows: list[dict[str, Any]], cosines: dict[str, float | None], min_cosine: float,
             max_drop: float | None = None) -> str | None:
     """The fastest candidate within the budgets and faster than float beyond the noise."""
     ok = [r for r in rows if "ms" in r and _holds(r, cosines[r["name"]], min_cosine, max_drop)
@@ -315,6 +319,7 @@ def candidates_text(table: list[dict[str, Any]]) -> str:
             continue
         acc = f"{100 * r['accuracy']:>8.2f}%" if scored and "accuracy" in r else (
             f"{'':>9}" if scored else "")
-        lines.append(f"{r['name']:<11}{r['cosine']:>9.4f}{acc}{r['ms']:>10.2f}"
+        cos = "undef." if r["cosine"] is None else f"{r['cosine']:.4f}"
+        lines.append(f"{r['name']:<11}{cos:>9}{acc}{r['ms']:>10.2f}"
                      f"{r['speedup']:>8.2f}x  {'yes' if r['kept'] else ''}")
     return "\n".join(lines)

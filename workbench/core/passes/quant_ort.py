@@ -73,7 +73,7 @@ class _OrtQuantize(Pass):
     def run(self, variant: Variant, params: Any, ctx: PassContext) -> PassOutput:
         import onnx
 
-        from workbench.core.model.fidelity import layer_sqnr
+        from workbench.core.model.fidelity import layer_sqnr, undefined_warning
         from workbench.core.model.sample_inputs import sample_inputs
 
         notes: list[str] = []
@@ -99,7 +99,10 @@ class _OrtQuantize(Pass):
         ctx.progress(0.6, "Checking the int8 model against the float one (fidelity)…")
         fid = self._fidelity(variant, model, inputs, samples)
         exclude = list(params.exclude)
-        if params.target_cosine > 0 and fid["cosine_min"] < params.target_cosine:
+        undefined = undefined_warning(fid)
+        if undefined:  # no cosine to aim at: the fallback cannot rank its attempts
+            warns.append(undefined)
+        elif params.target_cosine > 0 and fid["cosine_min"] < params.target_cosine:
             model, fid, exclude = self._fall_back(pre, model, fid, params, variant, inputs,
                                                   samples, ctx, details, notes)
             if not details["fallback"]["reached"]:
@@ -113,7 +116,7 @@ class _OrtQuantize(Pass):
                                       samples)
         layers = node_layers(pre)  # node -> the layer it computes, named after its weight
         details["layer_names"] = {n: layers[n] for n in fid["per_layer"] if n in layers}
-        if fid["cosine"] < LOW_COSINE:
+        if fid["cosine"] is not None and fid["cosine"] < LOW_COSINE:
             worst = sorted(fid["per_layer"].items(), key=lambda kv: kv[1])[:3]
             warns.append(
                 f"Int8 changed the outputs noticeably (cosine {fid['cosine']:.3f} against the "
@@ -204,6 +207,7 @@ class _OrtQuantize(Pass):
         ranked = rank_sensitive_nodes(pre, samples, params.exclude, bits)
         attempts = [{"kept_float": 0, "cosine_min": round(fid["cosine_min"], 5)}]
         best = (fid["cosine_min"], model, fid, list(params.exclude))
+        undefined = -2.0  # below any cosine: an attempt whose outputs are degenerate
         limit = max(1, len(ranked) // 4)
         k = 1
         with temp_dir("quant") as tmp:
@@ -217,18 +221,21 @@ class _OrtQuantize(Pass):
                 trial = self._quantize_file(pre_path, exclude, params, variant, inputs, ctx,
                                             details, notes)
                 trial_fid = self._fidelity(variant, trial, inputs, samples)
+                cos = trial_fid["cosine_min"]
                 attempts.append({"kept_float": k,
-                                 "cosine_min": round(trial_fid["cosine_min"], 5)})
-                if trial_fid["cosine_min"] > best[0]:
-                    best = (trial_fid["cosine_min"], trial, trial_fid, exclude)
-                if trial_fid["cosine_min"] >= params.target_cosine:
+                                 "cosine_min": None if cos is None else round(cos, 5)})
+                cos = undefined if cos is None else cos
+                if cos > best[0]:
+                    best = (cos, trial, trial_fid, exclude)
+                if cos >= params.target_cosine:
                     break
                 k = k * 2 if k * 2 <= limit or k == limit else limit
         _, model, fid, exclude = best
         details["fallback"] = {
             "target_cosine": params.target_cosine,
             "kept_float": exclude[len(params.exclude):],
-            "attempts": attempts, "reached": fid["cosine_min"] >= params.target_cosine,
+            "attempts": attempts, "reached": (fid["cosine_min"] or undefined)
+            >= params.target_cosine,
             "ranking": [[n, round(score, 5)] for n, score in ranked[:8]]}
         return model, fid, exclude
 

@@ -31,6 +31,7 @@ class Figure:
     before: float | None
     after: float | None
     kind: str  # count | bytes | share | ms | cosine | number
+    undefined: bool = False  # the measure means nothing here (e.g. all-zero outputs)
 
     @property
     def ratio(self) -> float | None:
@@ -65,13 +66,19 @@ def report_figures(report: PassReport) -> list[Figure]:
                           _num(lat["child_ms"]), "ms"))
     fid = d.get("fidelity")
     if isinstance(fid, dict):
+        undefined = bool(fid.get("undefined"))
         for key, label, kind in (("cosine", "Fidelity: cosine", "cosine"),
                                  ("cosine_min", "Fidelity: lowest cosine", "cosine"),
                                  ("argmax_agreement", "Fidelity: same top class", "share"),
                                  ("max_abs_diff", "Fidelity: max |Δ|", "number"),
+                                 ("mean_abs_diff", "Fidelity: mean |Δ|", "number"),
                                  ("output_sqnr_db", "Fidelity: output SQNR (dB)", "number")):
+            if key == "mean_abs_diff" and not undefined:
+                continue  # shown only as a fallback measure
             if isinstance(fid.get(key), (int, float)):
                 out.append(Figure(label, None, float(fid[key]), kind))
+            elif undefined and key in fid:
+                out.append(Figure(label, None, None, kind, undefined=True))
     return out
 
 

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 class FidelityResult:
     """An embedding model's agreement with its parent (it has no labels to score)."""
 
-    cosine: float
+    cosine: float | None  # None: undefined (an all-zero, constant or non-finite output)
     report: dict[str, Any]
 
 
@@ -250,6 +250,8 @@ def _fidelity_job(parent: Variant, child: Variant, samples: int = 24) -> Any:
         if "cosine" not in report:
             raise InvalidParameterError(
                 f"Fidelity could not be measured: {report.get('error')}")
-        return FidelityResult(float(report["cosine"]), {**report, "warnings": warnings})
+        cosine = report["cosine"]
+        return FidelityResult(None if cosine is None else float(cosine),
+                              {**report, "warnings": warnings})
 
     return job
