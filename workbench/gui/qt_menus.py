@@ -112,6 +112,9 @@ def _settings_menu(window: Any) -> None:
             window.settings.set_pass_time_limit(seconds)
 
     _action(window, settings, "Pass &time limit…", time_limit)
+    from workbench.gui.qt_memory_setting import ask_memory_ceiling
+
+    _action(window, settings, "&Memory ceiling…", lambda: ask_memory_ceiling(window))
     _theme_menu(window, settings)
 
 

@@ -65,6 +65,7 @@ class PassContext:
     cancel: CancelToken = field(default_factory=CancelToken)
     log: list[str] = field(default_factory=list)
     time_limit_s: float | None = None
+    memory_limit: int | None = None  # bytes an isolated pass may use (None: the default)
 
 
 @dataclass
@@ -116,6 +117,9 @@ class Pass:
     # False: `apply_pass` refuses a variant whose weights hold NaN or ±Inf (most passes
     # rank, cluster or calibrate on weight values, which such values break)
     handles_nonfinite: ClassVar[bool] = False
+    # True: `run` goes to a child process (`passes.isolated`) under the memory ceiling,
+    # killed on cancel; its model comes back onto `skeleton(variant, params)`
+    isolated: ClassVar[bool] = False
 
     @dataclass
     class Params:
@@ -130,6 +134,11 @@ class Pass:
     def ensures(self, before: Variant, after: Variant, params: Any, output: PassOutput
                 ) -> None:
         """Raise PassError when the result breaks the pass's promise."""
+
+    def skeleton(self, variant: Variant, params: Any) -> Any:
+        """The model `run` starts changing, rebuilt the same way in another process (an
+        isolated pass's result is applied to it)."""
+        return self.clone_model(variant)
 
     def preview(self, variant: Variant, params: Any) -> dict[str, float] | None:
         """A cheap per-layer preview of the effect (e.g. sparsity), or None. Never mutates."""
@@ -325,6 +334,14 @@ def _run_limited(pass_obj: Pass, variant: Variant, params: Any, ctx: PassContext
     """`pass_obj.run(...)`, contained; with a limit, in a daemon thread that is abandoned
     (its cancel token set, its progress muted, its result discarded) once time runs out."""
     name = pass_obj.name
+    if pass_obj.isolated:
+        from workbench.core.child_job import can_isolate
+
+        if can_isolate():
+            from workbench.core.passes.isolated import run_isolated
+
+            return _contained(name, "failed",
+                              lambda: run_isolated(pass_obj, variant, params, ctx, limit))
     if limit is None:
         return _contained(name, "failed", lambda: pass_obj.run(variant, params, ctx))
     abandoned = threading.Event()

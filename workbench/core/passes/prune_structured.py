@@ -38,6 +38,7 @@ from workbench.core.passes.prune_gather import (
     uncovered_gathers,
     with_gathers,
 )
+from workbench.core.passes.prune_progress import graph_progress, prune_groups
 from workbench.core.passes.prune_shuffle import (
     checked_splits,
     opaque_channel_shuffles,
@@ -73,6 +74,7 @@ class StructuredPrune(Pass):
     title = "Channel pruning (structured)"
     category = "prune"
     backends = ("torch",)
+    isolated = True  # Torch-Pruning can take all the memory there is (swin_t): a child
     description = ("Removes the least important channels of every prunable layer group, "
                    "with Torch-Pruning's dependency graph keeping residual adds, "
                    "concatenations, depthwise convolutions and attention heads consistent. "
@@ -108,9 +110,9 @@ class StructuredPrune(Pass):
             raise PassError(f"nothing to prune: {variant.name} has no convolution or linear "
                             "layer" + (" outside the ignore list." if params.ignore else "."))
 
-    def run(self, variant: Variant, params: Any, ctx: PassContext) -> PassOutput:
-        import torch_pruning as tp
-
+    def skeleton(self, variant: Variant, params: Any) -> nn.Module:
+        """A copy of the model with real layers, its masks baked and its channel shuffles
+        as gathers: what `run` prunes."""
         model = self.clone_model(variant)
         if _is_program(model):
             try:
@@ -121,8 +123,16 @@ class StructuredPrune(Pass):
         model.eval()  # tracing runs the model: BatchNorm statistics must not move
         for m in model.modules():
             bake_existing_masks(m)
+        model = with_gathers(model, variant.example_inputs()) or model
+        return model.train(was_training)
+
+    def run(self, variant: Variant, params: Any, ctx: PassContext) -> PassOutput:
+        import torch_pruning as tp
+
+        model = self.skeleton(variant, params)
+        was_training = model.training
+        model.eval()
         example = variant.example_inputs()
-        model = with_gathers(model, example) or model
         modules = dict(model.named_modules())
         before = _channels(model)
         direct, out_shapes = _output_layers(model, example)
@@ -135,7 +145,7 @@ class StructuredPrune(Pass):
         try:
             with warnings.catch_warnings(record=True) as caught, torch.enable_grad(), \
                     opaque_channel_shuffles(model), checked_splits() as bad_splits, \
-                    blamed_graph_nodes() as blamed:
+                    blamed_graph_nodes() as blamed, graph_progress(ctx.progress, ctx.cancel):
                 warnings.simplefilter("always")
                 pruner = tp.pruner.BasePruner(
                     model, example, importance=_importance(params),
@@ -163,8 +173,7 @@ class StructuredPrune(Pass):
                         f"{', '.join((*kept, *params.ignore)) or 'none'}; "
                         "GRU and other unsupported layers cannot be pruned).")
                 ctx.cancel.check()
-                ctx.progress(0.5, f"Pruning {len(groups)} channel groups…")
-                pruner.step()
+                prune_groups(pruner, len(groups), ctx.progress, ctx.cancel)
                 finish_gathers(gathers)
         except AssertionError as exc:  # Torch-Pruning checks channel arithmetic by assert
             raise PassError(f"{self.name}: Torch-Pruning cannot prune {variant.name} at "

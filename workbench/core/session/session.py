@@ -154,7 +154,8 @@ class Session(TrainingUseCases, MeasureUseCases, RecoveryUseCases):
             yield Progress(0.05, f"Applying {pass_name}…")
             data = _pass_data(source.variant, getattr(params, "dataset", None))
             ctx = PassContext(device=device, cancel=token, time_limit_s=limit, data=data,
-                              progress=lambda f, m: task.report(Progress(f, m)))
+                              progress=lambda f, m: task.report(Progress(f, m)),
+                              memory_limit=self.settings.max_memory_bytes or None)
             result = apply_pass(pass_obj, source, params, ctx)
             yield Progress(1.0, f"{pass_name} done")
             return result
@@ -170,7 +171,8 @@ class Session(TrainingUseCases, MeasureUseCases, RecoveryUseCases):
                opset: int = 18) -> Task[dict[str, Any]]:
         """Write a variant to `path` (ONNX, .pt2, TorchScript or safetensors)."""
         from workbench.core.fileio import check_target
-        from workbench.core.model.export import export_format, export_variant
+        from workbench.core.model.export import export_format
+        from workbench.core.model.export_isolated import export_isolated
 
         variant = self.entry(variant_id).analysis.variant
         if fmt is None:
@@ -179,8 +181,10 @@ class Session(TrainingUseCases, MeasureUseCases, RecoveryUseCases):
 
         def job(token: CancelToken) -> Job[dict[str, Any]]:
             yield Progress(0.02, f"Exporting {variant.name}…")
-            return export_variant(variant, path, fmt, opset=opset, step=lambda f, m: task.report(
-                Progress(0.02 + 0.96 * f, m)))
+            return export_isolated(variant, path, fmt, opset, token,
+                                   lambda f, m: task.report(Progress(
+                                       None if f is None else 0.02 + 0.96 * f, m)),
+                                   self.settings.max_memory_bytes or None)
 
         task: Task[dict[str, Any]] = Task(f"Exporting {variant.name}", job,
                                           lambda written: written)

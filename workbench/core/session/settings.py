@@ -58,6 +58,9 @@ class Settings:
         self.window_layout: dict[str, str] = {}
         self.pass_time_limit_s = 0.0  # a pass running longer is abandoned; 0: no limit
         self.theme = "system"  # the GUI's colours: follow the system, or light or dark
+        # the memory ceiling of a heavy job (structured pruning, export) in bytes; 0: 60%
+        # of the machine's memory (`memory_budget.default_limit`)
+        self.max_memory_bytes = 0
         self.warning: str | None = None  # set when the file could not be used
         self._load()
 
@@ -84,6 +87,9 @@ class Settings:
         if isinstance(limit, (int, float)) and not isinstance(limit, bool) and \
                 0 <= limit < float("inf"):
             self.pass_time_limit_s = float(limit)
+        ceiling = data.get("max_memory_bytes", 0)
+        if isinstance(ceiling, int) and not isinstance(ceiling, bool) and ceiling >= 0:
+            self.max_memory_bytes = ceiling
         self.recent_files = _strings(data.get("recent_files"))
         self.recent_projects = _strings(data.get("recent_projects"))
         layout = data.get("window_layout")
@@ -99,6 +105,7 @@ class Settings:
         data = {"schema": SCHEMA_VERSION, "device": self.device,
                 "recent_files": self.recent_files, "recent_projects": self.recent_projects,
                 "pass_time_limit_s": self.pass_time_limit_s, "theme": self.theme,
+                "max_memory_bytes": self.max_memory_bytes,
                 "window_layout": self.window_layout}
         # settings are a convenience: never fail over them
         with contextlib.suppress(OSError, WorkbenchError):
@@ -123,6 +130,14 @@ class Settings:
         if not (0 <= seconds < float("inf")):
             raise ValueError("The time limit must be a number of seconds, 0 for none.")
         self.pass_time_limit_s = float(seconds)
+        self.save()
+        self.changed.emit()
+
+    def set_max_memory(self, limit: int) -> None:
+        """The memory ceiling of heavy jobs in bytes; 0 for the default (60% of the machine)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError("The memory ceiling must be a number of bytes, 0 for the default.")
+        self.max_memory_bytes = limit
         self.save()
         self.changed.emit()
 
