@@ -207,3 +207,31 @@ def test_the_ceiling_setting_is_saved(tmp_path: Path) -> None:
     settings.set_max_memory(10 << 30)
     assert Settings(tmp_path / "s.json").max_memory_bytes == 10 << 30
 
+
+
+def test_an_in_process_job_past_the_ceiling_is_stopped_at_its_next_check(
+        tmp_path: Path) -> None:
+    """Jobs that stay in this process are watched too: the watch cancels the job's token,
+    and the run reports the ceiling rather than a cancel."""
+    from workbench.core.jobs import Job
+    from workbench.core.session.session import Task
+
+    settings = Settings(tmp_path / "settings.json")
+    settings.max_memory_bytes = 128 * _MB
+    session = Session(settings, remember_recent=False)
+    held: list[torch.Tensor] = []
+
+    def job(token: CancelToken) -> Job[int]:
+        for _ in range(3000):  # bounded: a watch that never trips fails, never hangs
+            token.check()
+            if len(held) < 64:  # up to 1 GB
+                held.append(torch.ones(16 * _MB // 4))
+            else:
+                time.sleep(0.01)
+            yield Progress(None, f"holding {16 * len(held)} MB")
+        return len(held)
+
+    with pytest.raises(MemoryLimitError, match=r"^Hoarding was stopped: it used .* past the "
+                                               r"memory ceiling of 128\.0 MB"):
+        session.run(Task("Hoarding", job, lambda n: n))
+    assert 8 <= len(held) < 3000

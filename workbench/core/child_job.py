@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.core.errors import CancelledError, WorkbenchError
+from workbench.core.job_scope import single_thread_after_fork
 from workbench.core.jobs import CancelToken
 from workbench.core.memory_budget import (
     MemoryLimitError,
@@ -46,6 +47,7 @@ _CANCEL_POLL_S = 0.02
 _MEMORY_POLL_S = 0.1
 _HEARTBEAT_S = 1.0
 _AS_SLACK = 2 << 30  # address space beyond the ceiling before allocations fail outright
+_PR_SET_PDEATHSIG = 1  # prctl option: a signal for this process when its parent dies
 
 
 def can_isolate() -> bool:
@@ -67,8 +69,9 @@ def run_in_child(title: str, work: Work, *, limit: int, cancel: CancelToken,
     with temp_dir("child") as tmp:
         folder = Path(tmp)
         read_fd, write_fd = os.pipe()
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):  # or the child would print them again
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                stream.flush()
         pid = os.fork()
         if pid == 0:  # the child: never returns
             os.close(read_fd)
@@ -211,10 +214,9 @@ def _raise(record: dict[str, Any], watch: _Watch) -> None:
 def _child_main(work: Work, folder: Path, fd: int, limit: int) -> None:
     code = 1
     try:
+        _die_with_parent()
         _limit_address_space(limit)
-        torch = sys.modules.get("torch")
-        if torch is not None:
-            torch.set_num_threads(1)  # OpenMP's pool did not survive the fork
+        single_thread_after_fork()
 
         def report(fraction: float | None, message: str) -> None:
             line = json.dumps({"fraction": fraction, "message": message}) + "\n"
@@ -228,6 +230,16 @@ def _child_main(work: Work, folder: Path, fd: int, limit: int) -> None:
             _write_json(folder / "error.json", _error_record(exc))
     finally:
         os._exit(code)  # no atexit handlers, no Qt or database clean-up of the parent's
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this child when the process that forked it dies (a crashed or
+    killed window must not leave a job eating memory)."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _limit_address_space(limit: int) -> None:

@@ -191,3 +191,12 @@ def thaw_memory() -> None:
     """Hand frozen objects back to the collector without collecting now (a full collection
     takes seconds once a few models are open)."""
     gc.unfreeze()
+
+
+def single_thread_after_fork() -> None:
+    """In a forked child (`child_job`): torch on one thread, since OpenMP's pool does not
+    survive a fork (a parallel op would hang). The child's whole life is one job: nothing
+    to restore."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)

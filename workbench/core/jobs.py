@@ -67,6 +67,33 @@ class CancelToken:
 Job = Generator[Progress, None, T]
 
 
+def call_cancellable(call: Callable[[CancelToken], T], cancel: CancelToken,
+                     poll_s: float = 0.02) -> T:
+    """`call(token)` in a daemon thread, its result or error returned here; a cancel of
+    `cancel` ends the wait at once (CancelledError), and the call, told through `token`,
+    finishes on its own in the background (a thread cannot be killed)."""
+    token = CancelToken()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            with job_scope():
+                box["result"] = call(token)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="cancellable step", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        if cancel.cancelled:
+            token.cancel()
+            raise CancelledError("Cancelled.")
+        thread.join(poll_s)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
 def run_job(job: Job[T], on_progress: Callable[[Progress], None] | None = None) -> T:
     """Drive a job to completion on the calling thread, inside a `job_scope`, and return its
     result; process-wide state the job changed is restored however it ends."""

@@ -48,6 +48,9 @@ class QtJobRunner(QObject):
         # how the last job ended: "done", "stopped" (asked to stop, kept what it had),
         # "cancelled" or "failed"; read it in a `finished` slot
         self.outcome: str | None = None
+        # the window's settings: their memory ceiling applies to every job (`memory_watch`)
+        self.settings: Any = getattr(parent, "settings", None)
+        self._memory: Any = None
 
     @property
     def busy(self) -> bool:
@@ -62,6 +65,11 @@ class QtJobRunner(QObject):
         """
         token = CancelToken()
         self._graceful = graceful
+        memory = None
+        if self.settings is not None:
+            from workbench.core.memory_watch import watch
+
+            memory = watch(token, self.settings, title)
 
         def generator(tok: CancelToken) -> Any:
             return (yield from job_factory(tok))
@@ -74,6 +82,8 @@ class QtJobRunner(QObject):
         worker.returned.connect(on_result)
 
         def errored(exc: BaseException) -> None:
+            if memory is not None:
+                exc = memory.translate(exc)  # a cancel by the memory ceiling is an error
             if isinstance(exc, CancelledError):
                 self._set_outcome("cancelled")
             else:
@@ -83,6 +93,7 @@ class QtJobRunner(QObject):
         worker.errored.connect(errored)
         worker.finished.connect(self._on_finished)
         self._worker, self._token = worker, token
+        self._memory = memory
         self._outcome = None
         self.started.emit(title)
         worker.start()
@@ -156,6 +167,9 @@ class QtJobRunner(QObject):
     def _on_finished(self) -> None:
         cancelled = self._token is not None and self._token.cancelled
         self.outcome = self._outcome or ("cancelled" if cancelled else "done")
+        if self._memory is not None:
+            self._memory.stop()
+            self._memory = None
         self._worker = None
         self._token = None
         self.finished.emit()

@@ -217,7 +217,7 @@ def apply_pass(pass_obj: Pass, source: Any, params: Mapping[str, Any] | Any = No
     running past `ctx.time_limit_s`) is a PassError.
     """
     from workbench.core.graph.analysis import Analysis, analyse
-    from workbench.core.jobs import run_job
+    from workbench.core.jobs import call_cancellable, run_job
 
     ctx = ctx or PassContext()
     name = pass_obj.name
@@ -236,31 +236,40 @@ def apply_pass(pass_obj: Pass, source: Any, params: Mapping[str, Any] | Any = No
         _refuse_nonfinite(name, source if isinstance(source, Analysis) else None, variant)
     _contained(name, "failed while checking its input", lambda: pass_obj.requires(variant, p))
     before_analysis = source if isinstance(source, Analysis) else run_job(analyse(source))
-    stamp = fingerprint(variant)
+    # a pass run in a child process cannot change the variant here: no fingerprint needed
+    stamp = "" if _isolating(pass_obj) else fingerprint(variant)
     start = time.perf_counter()
     try:
         output = _run_limited(pass_obj, variant, p, ctx, limit)
     except PassError as exc:  # (an abandoned pass may still be running: no fingerprint)
-        if not isinstance(exc, PassTimeoutError) and fingerprint(variant) != stamp:
+        if not isinstance(exc, PassTimeoutError) and stamp and fingerprint(variant) != stamp:
             raise PassError(f"{str(exc).rstrip('.')}, and it changed its input variant, "
                             "which may be damaged.") from exc
         raise
     seconds = time.perf_counter() - start
-    if fingerprint(variant) != stamp:
-        raise PassError(f"{name} changed its input variant; the result is discarded.")
-    backend = _check_output(name, variant, output)
     params_json = {k: v for k, v in dataclasses.asdict(p).items()}
-    new = Variant(
-        name=f"{variant.name}·{name}", backend=backend,
-        model=output.model, format=output.format or variant.format,
-        inputs=output.inputs if output.inputs is not None else variant.inputs,
-        source=variant.source, parent=variant.id,
-        recipe=(*variant.recipe, {"pass": name, "params": params_json}),
-        metadata={**variant.metadata, **output.metadata}, id=new_variant_id())
-    _contained(name, "failed while checking its result",
-               lambda: pass_obj.ensures(variant, new, p, output))
-    after_analysis = _contained(name, "returned a model Workbench cannot analyse",
-                                lambda: run_job(analyse(new, ctx.cancel)))
+
+    def finish(token: CancelToken) -> tuple[Variant, Any]:
+        if stamp and fingerprint(variant) != stamp:
+            raise PassError(f"{name} changed its input variant; the result is discarded.")
+        backend = _check_output(name, variant, output)
+        new = Variant(
+            name=f"{variant.name}·{name}", backend=backend,
+            model=output.model, format=output.format or variant.format,
+            inputs=output.inputs if output.inputs is not None else variant.inputs,
+            source=variant.source, parent=variant.id,
+            recipe=(*variant.recipe, {"pass": name, "params": params_json}),
+            metadata={**variant.metadata, **output.metadata}, id=new_variant_id())
+        _contained(name, "failed while checking its result",
+                   lambda: pass_obj.ensures(variant, new, p, output))
+        token.check()
+        analysis = _contained(name, "returned a model Workbench cannot analyse",
+                              lambda: run_job(analyse(new, token)))
+        return new, analysis
+
+    # checking and analysing a big result takes seconds (torch.export): a cancel must not
+    # wait for it
+    new, after_analysis = call_cancellable(finish, ctx.cancel)
     report = PassReport(name, params_json, figures(before_analysis),
                         figures(after_analysis), seconds, output.warnings, output.details)
     return PassResult(new, report, after_analysis)
@@ -334,14 +343,11 @@ def _run_limited(pass_obj: Pass, variant: Variant, params: Any, ctx: PassContext
     """`pass_obj.run(...)`, contained; with a limit, in a daemon thread that is abandoned
     (its cancel token set, its progress muted, its result discarded) once time runs out."""
     name = pass_obj.name
-    if pass_obj.isolated:
-        from workbench.core.child_job import can_isolate
+    if _isolating(pass_obj):
+        from workbench.core.passes.isolated import run_isolated
 
-        if can_isolate():
-            from workbench.core.passes.isolated import run_isolated
-
-            return _contained(name, "failed",
-                              lambda: run_isolated(pass_obj, variant, params, ctx, limit))
+        return _contained(name, "failed",
+                          lambda: run_isolated(pass_obj, variant, params, ctx, limit))
     if limit is None:
         return _contained(name, "failed", lambda: pass_obj.run(variant, params, ctx))
     abandoned = threading.Event()
@@ -378,6 +384,15 @@ def _run_limited(pass_obj: Pass, variant: Variant, params: Any, ctx: PassContext
     if "error" in box:
         raise box["error"]
     return box.get("output")
+
+
+def _isolating(pass_obj: Pass) -> bool:
+    """The pass runs in a child process (it asks to, and this platform can)."""
+    if not pass_obj.isolated:
+        return False
+    from workbench.core.child_job import can_isolate
+
+    return can_isolate()
 
 
 def _check_output(pass_name: str, variant: Variant, output: Any) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.core.child_job import run_in_child
-from workbench.core.jobs import CancelToken
+from workbench.core.jobs import CancelToken, call_cancellable
 from workbench.core.memory_budget import effective_limit, human
 from workbench.core.model.variant import InputSpec, Variant
 
@@ -68,7 +68,8 @@ def run_isolated(pass_obj: Any, variant: Variant, params: Any, ctx: Any,
         else:
             from workbench.core.model.module_files import read_module
 
-            model = read_module(pass_obj.skeleton(variant, params), folder)
+            model = call_cancellable(lambda token: read_module(
+                pass_obj.skeleton(variant, params), folder), ctx.cancel)
     inputs = record.get("inputs")
     details = dict(record["details"])
     details["peak_memory"] = human(record.get("peak_bytes", 0))

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from workbench.core.errors import InvalidParameterError, WorkbenchError
+from workbench.core.errors import CancelledError, InvalidParameterError, WorkbenchError
 from workbench.core.graph.analysis import Analysis, open_model
 from workbench.core.graph.display_graph import prepare_view
 from workbench.core.jobs import CancelToken, Job, Progress, run_job
@@ -110,9 +110,17 @@ class Session(TrainingUseCases, MeasureUseCases, RecoveryUseCases):
     def run(self, task: Task[T], on_progress: Callable[[Progress], None] | None = None,
             cancel: CancelToken | None = None) -> T:
         """Run a task on this thread (the CLI, tests) and commit its result."""
+        from workbench.core.memory_watch import watch
+
         if on_progress is not None:
             task.report = on_progress
-        return task.commit(run_job(task.job(cancel or CancelToken()), on_progress))
+        token = cancel or CancelToken()
+        with watch(token, self.settings, task.title) as memory:
+            try:
+                result = run_job(task.job(token), on_progress)
+            except CancelledError as exc:  # a cancel by the memory ceiling is an error
+                raise memory.translate(exc) from None
+        return task.commit(result)
 
     # use cases ----------------------------------------------------------------------------
     def open(self, source: str, **load_options: Any) -> Task[Entry]:
