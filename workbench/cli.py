@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from workbench import __version__
+from workbench.cli_memory import add_memory_option, set_max_memory
 from workbench.cli_output import dumps, install_safe_streams, print_json, raw_stderr
 from workbench.cli_params import add_param_flags, given
 from workbench.cli_zoo import add_zoo_parser
@@ -223,7 +224,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     params = _parse_param_args(args.param)
     parse_params(type(discover().get(args.pass_id)), params)  # and a bad pass or parameter
     session = Session(remember_recent=False)
-    _set_max_memory(session, args)
+    set_max_memory(session, args)
     progress = _progress_printer(not args.json)
     session.run(session.open(args.source, **_load_options(args)), progress)
     result = session.run(session.apply(args.pass_id, params, device=args.device,
@@ -261,7 +262,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     session = _session()
-    _set_max_memory(session, args)
+    set_max_memory(session, args)
     session.run(session.open(args.source, **_load_options(args)))
     written = session.run(session.export(args.output, fmt=args.format, opset=args.opset))
     if args.recipe:
@@ -555,28 +556,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_memory_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-memory", metavar="SIZE", type=_memory_size,
-                   help="memory ceiling of the heavy steps (structured pruning, export), "
-                        "e.g. 10G, 512M or 60%%; default: Settings, else 60%% of the "
-                        "machine's memory")
-
-
-def _memory_size(text: str) -> int:
-    from workbench.core.memory_budget import parse_memory
-
-    try:
-        return parse_memory(text)
-    except InvalidParameterError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
-def _set_max_memory(session: Any, args: argparse.Namespace) -> None:
-    """`--max-memory` for this command only (the saved setting is left alone)."""
-    if getattr(args, "max_memory", None):
-        session.settings.max_memory_bytes = args.max_memory
-
-
 def _session() -> Any:
     """A headless Session for one command (it does not touch the recent-files list)."""
     from workbench.core.session.session import Session
@@ -626,7 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help="abandon the pass after this many seconds")
-    _add_memory_option(p)
+    add_memory_option(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     _add_load_options(p)
     p.set_defaults(func=cmd_apply)
@@ -636,7 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--format", choices=("onnx", "pt2", "torchscript", "safetensors"))
     p.add_argument("--opset", type=int, default=18)
-    _add_memory_option(p)
+    add_memory_option(p)
     p.add_argument("--recipe", help="also write the recipe (JSON)")
     p.add_argument("--json", action="store_true")
     _add_load_options(p)
