@@ -39,7 +39,7 @@ def test_apply_past_max_memory_is_one_line_and_writes_nothing(
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("workbench: error: test.greedy on zoo:mlp was stopped: it used ")
-    assert "past the memory ceiling of 256.0 MB" in err
+    assert "past the memory ceiling of 256 MB" in err
     assert not out.exists()
 
 

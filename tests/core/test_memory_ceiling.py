@@ -100,7 +100,7 @@ def test_a_job_past_the_ceiling_is_stopped_and_changes_nothing(
     assert err.peak > err.limit
     text = str(err)
     assert text.startswith("test.greedy on zoo:mlp was stopped: it used ")
-    assert "past the memory ceiling of 256.0 MB. Nothing was changed." in text
+    assert "past the memory ceiling of 256 MB. Nothing was changed." in text
     assert "ignore list" in text
     assert "machine with more memory" in text
     assert any(s.message.startswith("holding ") for s in steps)  # it did run, in a child
@@ -232,6 +232,6 @@ def test_an_in_process_job_past_the_ceiling_is_stopped_at_its_next_check(
         return len(held)
 
     with pytest.raises(MemoryLimitError, match=r"^Hoarding was stopped: it used .* past the "
-                                               r"memory ceiling of 128\.0 MB"):
+                                               r"memory ceiling of 128 MB"):
         session.run(Task("Hoarding", job, lambda n: n))
     assert 8 <= len(held) < 3000

@@ -75,10 +75,11 @@ def parse_memory(text: str) -> int:
 
 
 def human(n: float) -> str:
-    """1.5 GB, 320 MB (binary units, as the ceiling is written)."""
+    """1.5 GB, 320 MB, 2.01 GB: three significant digits, binary units."""
     for unit, size in (("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
         if n >= size:
-            return f"{n / size:.1f} {unit}"
+            value = n / size
+            return f"{value:.0f} {unit}" if value >= 100 else f"{value:.3g} {unit}"
     return f"{int(n)} B"
 
 
