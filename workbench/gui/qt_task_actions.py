@@ -182,6 +182,10 @@ class QtTaskActions:
                     "safetensors": "safetensors"}.get(written.get("format", ""), "")
             if written.get("opset"):
                 what += f" opset {written['opset']}"
+            made = written.get("export")
+            if made:  # a torch model exported: by which exporter, and how long it took
+                what += (f", {made['exporter']} exporter, " + ("cached" if made["cached"]
+                                                               else f"{made['seconds']:.1f} s"))
             name = entry.name if entry is not None else "the variant"
             self._status(f"Exported {name} to {written['output']} "
                          f"({what}, {human_bytes(written.get('bytes', 0))}).")
