@@ -131,7 +131,9 @@ class QtTaskActions:
         panel.reset()
         panel.subject = entry.name if entry is not None else None
 
-        def done(_result: Any) -> None:
+        def done(result: Any) -> None:
+            if self.workspace.selected is entry:
+                panel.show_notes(list(getattr(result, "notes", []) or []))
             if entry is not None and self.workspace.selected is not entry:
                 name = entry.name
                 self._status(f"Benchmark of {name} done; select {name} to see it.")
