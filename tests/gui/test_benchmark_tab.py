@@ -42,6 +42,29 @@ def test_benchmark_run_fills_plots_and_the_latency_column(qtbot: Any, main_windo
     assert "p50" in panel.summary.text()
 
 
+def test_an_ort_benchmark_of_torch_says_which_export_it_ran(qtbot: Any, main_window: Any
+                                                           ) -> None:
+    open_and_wait(qtbot, main_window, "zoo:mlp")
+    panel = main_window.benchmark_panel
+    main_window.show_tab("benchmark")
+    panel.form.set_value("runtime", "ort")
+    panel.form.set_value("batch_sizes", [1])
+    panel.form.set_value("warmup", 1)
+    panel.form.set_value("iters", 20)
+    for run in range(2):
+        with qtbot.waitSignal(main_window.benchmark_finished, timeout=60_000):
+            qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: not main_window.jobs.busy, timeout=10_000)
+        text = panel.summary.text()
+        assert "p50" in text
+        if run == 0:  # the fast exporter, timed; then the same export again, from the cache
+            assert "Exported to ONNX with the torchscript exporter in " in text
+        else:
+            assert "Reused the cached ONNX export (from memory" in text
+    main_window.workspace.select(main_window.workspace.selected.id)  # shown again: kept
+    assert "Reused the cached ONNX export" in panel.summary.text()
+
+
 def test_profile_paints_a_heat_map(qtbot: Any, main_window: Any) -> None:
     open_and_wait(qtbot, main_window, "zoo:lenet5")
     with qtbot.waitSignal(main_window.jobs.finished, timeout=60_000):

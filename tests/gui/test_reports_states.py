@@ -160,7 +160,7 @@ def test_export_through_the_suggested_name(qtbot: Any, main_window: Any, tmp_pat
     status = main_window.status_label.text()
     assert status.startswith("Exported lenet5·prune.structured_trained to")
     assert str(out) in status
-    assert "ONNX opset 18" in status
+    assert "ONNX opset 18, dynamo exporter, " in status  # which exporter, and how long
 
     # a typed name whose "suffix" names no format gets the chosen format's
     dialog = seen[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 from typing import Any
 
@@ -169,6 +170,7 @@ class QtBenchmarkPanel(QWidget):
         layout.addWidget(split)
         self._samples: dict[int, list[float]] = {}
         self._sweep: list[Any] = []
+        self._notes: list[str] = []  # the run's notes (which exporter, how long it took)
         self.sensitivity_rows: list[Any] = []
         self.subject: str | None = None  # the variant whose results are on screen
         self.set_running(False)
@@ -184,6 +186,7 @@ class QtBenchmarkPanel(QWidget):
     def reset(self) -> None:
         self._samples = {}
         self._sweep = []
+        self._notes = []
         self.hist_curve.setData([0, 1], [0])
         self.hist_plot.setTitle("Latency distribution (ms)")
         self.timeline_curve.setData([], [])
@@ -198,6 +201,7 @@ class QtBenchmarkPanel(QWidget):
         self.reset()
         bench = results.get("benchmark")
         records = list(getattr(bench, "records", []) or [])
+        self._notes = list(getattr(bench, "notes", []) or [])
         for record in records:
             self.add_record(record)
         if not records:
@@ -234,12 +238,23 @@ class QtBenchmarkPanel(QWidget):
         self.sweep_curve.setData([r.batch for r in self._sweep], [r.p50_ms for r in self._sweep])
         self.tput_curve.setData([r.batch for r in self._sweep],
                                 [r.throughput for r in self._sweep])
+        self._show_summary()
+
+    def show_notes(self, notes: list[str]) -> None:
+        """Notes of the finished run (the ONNX export it made or reused) under its records."""
+        self._notes = list(notes)
+        if self._sweep:
+            self._show_summary()
+
+    def _show_summary(self) -> None:
         head = [f"Benchmark of <b>{self.subject}</b>"] if self.subject else []
         lines = head + [f"<b>{r.runtime}/{r.device}</b> batch {r.batch}: p50 {r.p50_ms:.3f} ms · "
                  f"p90 {r.p90_ms:.3f} · p99 {r.p99_ms:.3f} · {r.throughput:,.0f} samples/s"
                  + (f" <span style='color:{theme.accent('warning')}'>⚠ {r.warning}</span>"
                     if r.noisy else "")
                  for r in self._sweep]
+        lines += [f"<span style='color:{theme.accent('muted')}'>{html.escape(n)}</span>"
+                  for n in self._notes]
         self.summary.setText("<br>".join(lines))
 
     def show_profile(self, profile: Any, focus: bool = True) -> None:

@@ -132,7 +132,9 @@ class QtTaskActions:
         panel.reset()
         panel.subject = entry.name if entry is not None else None
 
-        def done(_result: Any) -> None:
+        def done(result: Any) -> None:
+            if self.workspace.selected is entry:
+                panel.show_notes(list(getattr(result, "notes", []) or []))
             if entry is not None and self.workspace.selected is not entry:
                 name = entry.name
                 self._status(f"Benchmark of {name} done; select {name} to see it.")
@@ -183,6 +185,10 @@ class QtTaskActions:
                     "safetensors": "safetensors"}.get(written.get("format", ""), "")
             if written.get("opset"):
                 what += f" opset {written['opset']}"
+            made = written.get("export")
+            if made:  # a torch model exported: by which exporter, and how long it took
+                what += (f", {made['exporter']} exporter, " + ("cached" if made["cached"]
+                                                               else f"{made['seconds']:.1f} s"))
             name = entry.name if entry is not None else "the variant"
             self._status(f"Exported {name} to {written['output']} "
                          f"({what}, {human_bytes(written.get('bytes', 0))}).")

@@ -65,7 +65,8 @@ def with_suffix_for(path: str, fmt: str) -> str:
 def export_variant(variant: Variant, path: str | Path, fmt: str | None = None,
                    opset: int = 18, step: Callable[[float, str], None] | None = None
                    ) -> dict[str, Any]:
-    """Write `variant` to `path`; return {output, format, bytes, opset}.
+    """Write `variant` to `path`; return {output, format, bytes, opset}, and for an ONNX
+    export of a torch model also `export` (exporter, seconds, cached) and `note` (a sentence).
 
     An unusable `path` (a device, a folder, a file in place of its folder) is refused before
     any conversion starts (`UnsafeTargetError`, `WriteError`). `step(fraction, message)`
@@ -75,8 +76,9 @@ def export_variant(variant: Variant, path: str | Path, fmt: str | None = None,
     path = Path(path)
     check_target(path)
     step = step or (lambda fraction, message: None)
+    made = None
     if fmt == "onnx":
-        _write_onnx(variant, path, opset, step)
+        made = _write_onnx(variant, path, opset, step)
     elif variant.backend != "torch":
         raise ExportError(f"{variant.name} is an ONNX model; it exports to .onnx only.")
     elif fmt == "pt2":
@@ -88,22 +90,29 @@ def export_variant(variant: Variant, path: str | Path, fmt: str | None = None,
     out: dict[str, Any] = {"output": str(path), "format": fmt, "bytes": path.stat().st_size}
     if fmt == "onnx" and variant.backend == "torch":
         out["opset"] = opset
+    if made is not None:
+        out["export"] = made.to_json()
+        out["note"] = made.summary()
     return out
 
 
 def _write_onnx(variant: Variant, path: Path, opset: int,
-                step: Callable[[float, str], None]) -> None:
+                step: Callable[[float, str], None]) -> Any:
+    """Write the ONNX file; the `OnnxExport` when a torch model was exported (else None)."""
     import onnx
 
+    made = None
     if variant.backend == "onnx":
         model = variant.model
     else:
-        from workbench.core.model.onnx_export import torch_to_onnx
+        from workbench.core.model.onnx_export import export_onnx
 
-        model = torch_to_onnx(variant, opset=opset, step=lambda f, m: step(0.9 * f, m))
+        made = export_onnx(variant, opset, True, lambda f, m: step(0.9 * f, m))
+        model = made.model
     step(0.9, f"Writing {path.name}…")
     with atomic_path(path) as tmp:
         onnx.save(model, str(tmp))
+    return made
 
 
 def _write_pt2(variant: Variant, path: Path) -> None:

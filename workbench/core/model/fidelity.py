@@ -61,7 +61,9 @@ def fidelity(parent: Variant, child: Variant, inputs: Sequence[tuple[Any, ...]],
             return _drop_argmax(parent, {**output_metrics(ref, out), "per_layer": layers})
         except Exception:  # e.g. a batch the model rejects: fall back to one by one
             log.debug("hooked fidelity pass failed; comparing outputs one by one", exc_info=True)
-    ref = _outputs(parent, inputs)
+    from workbench.core.model.reference_outputs import reference_outputs
+
+    ref = reference_outputs(parent, inputs)  # the same for every trial of this parent
     out = _outputs(child, inputs)
     result = output_metrics(ref, out)
     result["per_layer"] = layer_sqnr(parent, child, inputs) if per_layer else {}

@@ -1,9 +1,19 @@
 """Export a torch variant to one in-memory ONNX model, and check it against torch.
 
-The dynamo exporter (`torch.onnx.export(..., dynamo=True)`) is tried first; if it fails,
-or cannot reach the requested opset (its version converter gives up quietly below 15), the
-TorchScript exporter (`dynamo=False`) is used. The exporter used is recorded in the
-model's `metadata_props` under `workbench.exporter` (read it with `exporter_of`).
+Two orders of exporters:
+
+* the default (`fast=False`, convert.onnx and File > Export): the dynamo exporter
+  (`torch.onnx.export(..., dynamo=True)`) first; if it fails, or cannot reach the requested
+  opset (its version converter gives up quietly below 15), the TorchScript exporter
+  (`dynamo=False`).
+* `fast=True` (the int8 passes and the benchmark, which only need a faithful graph): the
+  TorchScript exporter first, often ten times quicker, kept only when the graph passes
+  `onnx.checker` and one ONNX Runtime run matches torch at a batch size it was not traced
+  with (`onnx_export_fast`); otherwise the dynamo exporter.
+
+The exporter used is recorded in the model's `metadata_props` under `workbench.exporter`
+(read it with `exporter_of`); `OnnxExport` also says how long the export took and whether
+it came from a cache (`summary()` puts both in words for reports).
 
 Axes: the batch axis (0) of every input is dynamic when `dynamic_batch`; 2-D integer
 inputs (token ids, attention masks) also get a dynamic `sequence` axis (1).
@@ -15,6 +25,7 @@ import functools
 import io
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +58,22 @@ class OnnxExport:
     model: Any
     exporter: str  # "dynamo" | "torchscript"
     warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # how long this export took (or reading it from the cache)
+    cached: str = ""  # "" for a fresh export, else where it came from: "memory" | "disk"
+    # largest |ONNX Runtime - torch| when the export was checked and found faithful, else None
+    parity: float | None = None
+
+    def summary(self) -> str:
+        """One sentence for a report: the exporter, and how long it took or the cache hit."""
+        made = f"the {self.exporter} exporter"
+        if self.cached:
+            return (f"Reused the cached ONNX export (from {self.cached} in "
+                    f"{self.seconds:.2f} s; made by {made}).")
+        return f"Exported to ONNX with {made} in {self.seconds:.1f} s."
+
+    def to_json(self) -> dict[str, Any]:
+        return {"exporter": self.exporter, "seconds": round(self.seconds, 3),
+                "cached": self.cached or False, "parity_max_abs_diff": self.parity}
 
 
 def torch_to_onnx(variant: Variant, opset: int = 18, dynamic_batch: bool = True,
@@ -61,34 +88,45 @@ def exporter_of(model: Any) -> str | None:
 
 
 EXPORT_REVISION = 1  # bump when a change here changes the exported bytes (disk cache key)
-_CACHE: OrderedDict[tuple[str, int, bool], OnnxExport] = OrderedDict()
+ORDERS = {False: "dynamo, then torchscript",  # the `exporter` entry of the disk cache key
+          True: "torchscript checked against ONNX Runtime, then dynamo"}
+_CACHE: OrderedDict[tuple[str, int, bool, bool], OnnxExport] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 CACHE_BYTES = 1 << 30  # keep at most this much exported ONNX in memory
 
 
 def export_onnx(variant: Variant, opset: int = 18, dynamic_batch: bool = True,
-                step: ExportStep = _no_step) -> OnnxExport:
-    """Export with the dynamo exporter, falling back to the TorchScript one.
+                step: ExportStep = _no_step, fast: bool = False) -> OnnxExport:
+    """Export with the dynamo exporter, falling back to the TorchScript one; with `fast`,
+    the TorchScript exporter first when its graph checks out (see the module docstring).
 
-    Exports are cached in memory per (variant, opset, dynamic batch), and on disk by the
-    variant's content (`artifact_cache`): variants never change, so a second benchmark,
+    Exports are cached in memory per (variant, opset, dynamic batch, order), and on disk by
+    the variant's content (`artifact_cache`): variants never change, so a second benchmark,
     int8 pass or profile of the same variant, in this process or a later one, reuses the
-    first export. Each caller gets its own copy of the model. `step(fraction, message)`
-    hears which stage the export is in (capture, fallback, check).
+    first export. A `fast` caller also takes a cached default-order export (it is just as
+    valid, and already made). Each caller gets its own copy of the model.
+    `step(fraction, message)` hears which stage the export is in (capture, fallback, check).
     """
-    key = (variant.id, opset, dynamic_batch)
+    start = time.perf_counter()
+    orders = (True, False) if fast else (False,)
+    hit = None
     with _CACHE_LOCK:
-        hit = _CACHE.get(key)
-        if hit is not None:
-            _CACHE.move_to_end(key)
-    if hit is None:
-        hit = _export_cached_on_disk(variant, opset, dynamic_batch, step)
-        with _CACHE_LOCK:
-            _CACHE[key] = hit
-            while len(_CACHE) > 1 and sum(e.model.ByteSize() for e in _CACHE.values()) > \
-                    CACHE_BYTES:
-                _CACHE.popitem(last=False)
-    return _copy(hit)
+        for order in orders:
+            key = (variant.id, opset, dynamic_batch, order)
+            hit = _CACHE.get(key)
+            if hit is not None:
+                _CACHE.move_to_end(key)
+                break
+    if hit is not None:
+        step(1.0, "Using the ONNX export made earlier in this session")
+        return _copy(hit, "memory", start)
+    found = _export_cached_on_disk(variant, opset, dynamic_batch, step, orders)
+    with _CACHE_LOCK:
+        _CACHE[(variant.id, opset, dynamic_batch, found.exporter_order)] = found.export
+        while len(_CACHE) > 1 and sum(e.model.ByteSize() for e in _CACHE.values()) > \
+                CACHE_BYTES:
+            _CACHE.popitem(last=False)
+    return _copy(found.export, found.export.cached, start)
 
 
 def clear_export_cache() -> None:
@@ -97,38 +135,60 @@ def clear_export_cache() -> None:
         _CACHE.clear()
 
 
+@dataclass
+class _Found:
+    export: OnnxExport
+    exporter_order: bool  # the `fast` order it was made in (its cache key)
+
+
 def _export_cached_on_disk(variant: Variant, opset: int, dynamic_batch: bool,
-                           step: ExportStep = _no_step) -> OnnxExport:
-    """The disk cache's entry for this export, or a fresh export (then stored)."""
+                           step: ExportStep, orders: tuple[bool, ...]) -> _Found:
+    """The disk cache's entry for this export (in the first of `orders` found), or a fresh
+    export in the order `orders[0]` (then stored)."""
     import json
 
     from workbench.core.model import artifact_cache
 
-    disk_key = (artifact_key(variant, opset, dynamic_batch) if variant.backend == "torch"
-                and variant.inputs else None)
-    if disk_key is not None:
+    cacheable = variant.backend == "torch" and bool(variant.inputs)
+    if cacheable:
         step(0.0, "Looking for a cached ONNX export…")
-        found = artifact_cache.load_onnx(disk_key)
-        if found is not None:
+        for order in orders:
+            disk_key = artifact_key(variant, opset, dynamic_batch, order)
+            found = artifact_cache.load_onnx(disk_key) if disk_key is not None else None
+            if found is None:
+                continue
             step(1.0, "Using the cached ONNX export")
             model, extra = found
             exporter = exporter_of(model) or "dynamo"
             try:
                 notes = [str(n) for n in json.loads(extra.get("notes", "[]"))]
+                parity = float(extra["parity"]) if extra.get("parity") else None
             except ValueError:
-                notes = []
-            return OnnxExport(model, exporter, notes)
-    fresh = _export_onnx(variant, opset, dynamic_batch, step)
+                notes, parity = [], None
+            return _Found(OnnxExport(model, exporter, notes, 0.0, "disk", parity), order)
+    if orders[0]:
+        from workbench.core.model.onnx_export_fast import export_fast
+
+        fresh = export_fast(variant, opset, dynamic_batch, step)
+    else:
+        fresh = _export_onnx(variant, opset, dynamic_batch, step)
+    disk_key = artifact_key(variant, opset, dynamic_batch, orders[0]) if cacheable else None
     if disk_key is not None:
-        artifact_cache.store_onnx(disk_key, fresh.model, {"notes": json.dumps(fresh.warnings)})
-    return fresh
+        step(0.97, "Storing the ONNX export in the cache…")
+        extra = {"notes": json.dumps(fresh.warnings)}
+        if fresh.parity is not None:  # two digits: the entry's bytes stay reproducible
+            extra["parity"] = f"{fresh.parity:.2g}"
+        artifact_cache.store_onnx(disk_key, fresh.model, extra)
+    return _Found(fresh, orders[0])
 
 
-def artifact_key(variant: Variant, opset: int, dynamic_batch: bool) -> Any:
+def artifact_key(variant: Variant, opset: int, dynamic_batch: bool, fast: bool = False
+                 ) -> Any:
     """The disk cache key of `variant`'s ONNX export (None when it cannot be cached)."""
     from workbench.core.model.artifact_cache import artifact_key as key_of
 
-    return key_of(variant, "onnx", opset, dynamic_batch, _versions())
+    return key_of(variant, "onnx", opset, dynamic_batch,
+                  {**_versions(), "exporter": ORDERS[fast]})
 
 
 @functools.cache
@@ -142,7 +202,7 @@ def _versions() -> dict[str, str]:
     import workbench
 
     found = {"workbench": workbench.__version__, "export_revision": str(EXPORT_REVISION),
-             "exporter": "dynamo, then torchscript", "torch": torch.__version__,
+             "exporter": ORDERS[False], "torch": torch.__version__,
              "onnx": onnx.__version__}
     for dist in ("onnxscript", "onnx-ir"):
         try:
@@ -152,23 +212,29 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _copy(export: OnnxExport) -> OnnxExport:
+def _copy(export: OnnxExport, cached: str, start: float) -> OnnxExport:
+    """A copy for one caller, timed from `start` (when the caller asked)."""
     import onnx
 
     model = onnx.ModelProto()
     model.CopyFrom(export.model)
-    return OnnxExport(model, export.exporter, list(export.warnings))
+    return OnnxExport(model, export.exporter, list(export.warnings),
+                      time.perf_counter() - start, cached, export.parity)
 
 
-def _export_onnx(variant: Variant, opset: int, dynamic_batch: bool,
-                 step: ExportStep = _no_step) -> OnnxExport:
-    import onnx
-
+def check_exportable(variant: Variant) -> None:
+    """OnnxExportError unless `variant` is a torch model with input shapes."""
     if variant.backend != "torch":
         raise OnnxExportError(f"{variant.name} is already {variant.backend}, not torch.")
     if not variant.inputs:
         raise OnnxExportError(f"{variant.name} declares no input shapes; ONNX export "
                               "needs them (give an input shape when loading).")
+
+
+def _export_onnx(variant: Variant, opset: int, dynamic_batch: bool,
+                 step: ExportStep = _no_step, torchscript_fallback: bool = True
+                 ) -> OnnxExport:
+    check_exportable(variant)
     notes: list[str] = []
     errors: list[str] = []
     model = fallback = None
@@ -184,7 +250,10 @@ def _export_onnx(variant: Variant, opset: int, dynamic_batch: bool,
     except Exception as exc:
         log.debug("dynamo export of %s failed", variant.name, exc_info=True)
         errors.append(f"dynamo exporter: {first_line(exc)}")
-    if model is None:
+        if not torchscript_fallback:
+            raise OnnxExportError(f"{variant.name} could not be exported to ONNX: "
+                                  + "; ".join(errors)) from exc
+    if model is None and torchscript_fallback:
         exporter = "torchscript"
         step(0.5, "The dynamo exporter failed; trying the TorchScript exporter…")
         try:
@@ -196,21 +265,31 @@ def _export_onnx(variant: Variant, opset: int, dynamic_batch: bool,
             if fallback is None:
                 raise OnnxExportError(f"{variant.name} could not be exported to ONNX: "
                                       + "; ".join(errors)) from exc
-            model, exporter = fallback, "dynamo"
-            notes.append(f"Exported at opset {_opset(model)}: opset {opset} is out of reach ("
-                         + "; ".join(errors) + ").")
+    if model is None:
+        assert fallback is not None
+        model, exporter = fallback, "dynamo"
+        notes.append(f"Exported at opset {_opset(model)}: opset {opset} is out of reach ("
+                     + "; ".join(errors) + ").")
+    step(0.9, "Checking the exported ONNX model…")
+    finish_export(variant, model, exporter)
+    return OnnxExport(model, exporter, notes)
+
+
+def finish_export(variant: Variant, model: Any, exporter: str) -> None:
+    """Tidy a fresh export in place (IR version, output names, exporter tag) and run
+    `onnx.checker` on it; OnnxExportError if it fails."""
+    import onnx
+
     if model.ir_version > 10:
         model.ir_version = 10  # ONNX Runtime 1.31 reads IR version 10 at most
     _name_outputs(model)
     del model.metadata_props[:]
     model.metadata_props.add(key=EXPORTER_KEY, value=exporter)
-    step(0.9, "Checking the exported ONNX model…")
     try:
         onnx.checker.check_model(model)
     except Exception as exc:
         raise OnnxExportError(f"The exported ONNX model of {variant.name} does not pass "
                               f"onnx.checker: {first_line(exc)}") from exc
-    return OnnxExport(model, exporter, notes)
 
 
 def exported_input_specs(variant: Variant, model: Any) -> tuple[InputSpec, ...]:

@@ -122,9 +122,10 @@ def _dtype(torch: Any, name: str) -> Any:
 def _digits_tensor() -> Any:
     """All 1,797 digits as a (N, 1, 8, 8) float32 tensor, standardised to mean 0, std 1."""
     import torch
-    from sklearn.datasets import load_digits
 
-    images = torch.as_tensor(load_digits().images, dtype=torch.float32).unsqueeze(1)
+    from workbench.core.model.digits import digit_images
+
+    images = torch.tensor(digit_images(), dtype=torch.float32).unsqueeze(1)
     return (images - images.mean()) / images.std()
 
 

@@ -212,7 +212,7 @@ class QuantizeAuto(Pass):
         )
 
         try:
-            exported = export_onnx(variant, 18, True)
+            exported = export_onnx(variant, 18, True, fast=True)
         except OnnxExportError as exc:
             raise PassError(f"{self.name}: {exc}") from exc
         return exported.model, exported_input_specs(variant, exported.model), exported.exporter

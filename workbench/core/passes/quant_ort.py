@@ -1,7 +1,9 @@
 """quantize.ort_dynamic and quantize.ort_static: int8 quantization with ONNX Runtime.
 
-Torch variants are exported to ONNX first (`onnx_export`). Every model then goes through
-`quant_pre_process` (shape inference and graph optimisation; symbolic shape inference is
+Torch variants are exported to ONNX first (`onnx_export` with `fast=True`: the TorchScript
+exporter when its graph checks out against torch, else dynamo; a cached export is reused,
+and the report says which exporter made it and how long it took). Every model then goes
+through `quant_pre_process` (shape inference and graph optimisation; symbolic shape inference is
 skipped for transformer-like graphs, or when it fails) in a temporary folder, and then
 through `quantize_dynamic` or `quantize_static` (QDQ or QOperator format, calibrated on
 real sample inputs). Node names in `exclude` are kept in float32.
@@ -25,11 +27,12 @@ from typing import Any
 from workbench.core.errors import InvalidParameterError
 from workbench.core.fileio import temp_dir
 from workbench.core.graph.dequant import node_layers
-from workbench.core.job_scope import quiet_stdout
+from workbench.core.job_scope import in_job_scope, quiet_stdout, request_threads
 from workbench.core.model.cpu import resolve_reduce_range
 from workbench.core.model.latency import LatencyProbe, compare_latency, slower_warning
 from workbench.core.model.variant import Variant
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param
+from workbench.core.passes.pass_steps import Steps
 
 log = logging.getLogger(__name__)
 
@@ -78,39 +81,40 @@ class _OrtQuantize(Pass):
 
         notes: list[str] = []
         details: dict[str, Any] = {}
-        fp32, inputs = self._fp32(variant, params, ctx, details, notes)
+        steps = Steps(ctx)
+        fp32, inputs, reference = self._fp32(variant, params, steps, details, notes)
         details["reduce_range"], details["reduce_range_reason"] = resolve_reduce_range(
             params.reduce_range)
-        samples = sample_inputs(variant, FIDELITY_SAMPLES, seed=1)
-        warns = [f"Fidelity: {samples.warning}"] if samples.warning else []
-        ctx.cancel.check()
         with temp_dir("quant") as tmp:
             src = os.path.join(tmp, "model.onnx")
+            steps.start("preprocess", 0.3, "Pre-processing (shape inference, graph "
+                        "optimisation)…")
             onnx.save(fp32, src)
-            ctx.progress(0.3, "Pre-processing (shape inference, graph optimisation)…")
             pre_path, pre_info = _preprocess(src, tmp, params.exclude)
             details["preprocess"] = pre_info
-            ctx.cancel.check()
-            ctx.progress(0.45, "Quantizing the weights to int8…")
+            steps.start("quantize", 0.4, "Quantizing the weights to int8…")
             model = self._quantize_file(pre_path, list(params.exclude), params, variant,
                                         inputs, ctx, details, notes)
             pre = onnx.load(pre_path)
-        ctx.cancel.check()
-        ctx.progress(0.6, "Checking the int8 model against the float one (fidelity)…")
-        fid = self._fidelity(variant, model, inputs, samples)
+        steps.start("verify", 0.5, "Checking the int8 model against the float one on real "
+                    "inputs (fidelity)…")
+        samples = sample_inputs(variant, FIDELITY_SAMPLES, seed=1)
+        warns = [f"Fidelity: {samples.warning}"] if samples.warning else []
+        fid = self._fidelity(reference, model, inputs, samples)
         exclude = list(params.exclude)
         undefined = undefined_warning(fid)
         if undefined:  # no cosine to aim at: the fallback cannot rank its attempts
             warns.append(undefined)
         elif params.target_cosine > 0 and fid["cosine_min"] < params.target_cosine:
-            model, fid, exclude = self._fall_back(pre, model, fid, params, variant, inputs,
-                                                  samples, ctx, details, notes)
+            model, fid, exclude = self._fall_back(pre, model, fid, params, variant, reference,
+                                                  inputs, samples, ctx, details, notes)
             if not details["fallback"]["reached"]:
                 warns.append(
                     f"Int8 stays below the target cosine {params.target_cosine} (minimum "
                     f"{fid['cosine_min']:.4f}) even with {len(details['fallback']['kept_float'])}"
                     " sensitive layer(s) kept in float.")
-        ctx.progress(0.85, "Measuring per-layer error…")
+        ctx.cancel.check()
+        ctx.progress(0.85, "Measuring the error per layer…")
         child = Variant(variant.name, "onnx", model, "onnx", inputs)
         fid["per_layer"] = layer_sqnr(Variant("fp32", "onnx", pre, "onnx", inputs), child,
                                       samples)
@@ -127,8 +131,7 @@ class _OrtQuantize(Pass):
                    if self.name == "quantize.ort_static" else ""))
         details.update(_graph_figures(pre, model, exclude))
         if params.measure_latency:
-            ctx.cancel.check()
-            ctx.progress(0.95, "Timing int8 against float…")
+            steps.start("measure", 0.9, "Timing int8 against float in ONNX Runtime…")
             warning = self._latency(fp32, model, samples, details)
             if warning:
                 warns.append(warning)
@@ -136,6 +139,7 @@ class _OrtQuantize(Pass):
         details["size_bytes_after"] = model.ByteSize()
         details["size_ratio"] = round(model.ByteSize() / max(fp32.ByteSize(), 1), 4)
         details["fidelity"] = fid
+        details["step_seconds"] = steps.seconds()
         ctx.progress(1.0, "Done")
         return PassOutput(model, backend="onnx", format="onnx", details=details,
                           warnings=notes + warns, inputs=inputs)
@@ -181,20 +185,22 @@ class _OrtQuantize(Pass):
                                notes)
         return onnx.load(out)
 
-    def _fidelity(self, variant: Variant, model: Any, inputs: tuple[Any, ...],
+    def _fidelity(self, reference: Variant, model: Any, inputs: tuple[Any, ...],
                   samples: Any) -> dict[str, Any]:
+        """Output fidelity of the int8 `model` against `reference` (the parent, or its
+        float ONNX export when that was checked against torch)."""
         from workbench.core.model.fidelity import fidelity_report
 
-        child = Variant(variant.name, "onnx", model, "onnx", inputs)
-        fid, _ = fidelity_report(variant, child, inputs=samples, per_layer=False)
+        child = Variant(reference.name, "onnx", model, "onnx", inputs)
+        fid, _ = fidelity_report(reference, child, inputs=samples, per_layer=False)
         if "error" in fid:
             raise PassError(f"{self.name}: the quantized model does not run in ONNX Runtime: "
                             f"{fid['error']}")
         return fid
 
     def _fall_back(self, pre: Any, model: Any, fid: dict[str, Any], params: Any,
-                   variant: Variant, inputs: tuple[Any, ...], samples: Any, ctx: PassContext,
-                   details: dict[str, Any], notes: list[str]
+                   variant: Variant, reference: Variant, inputs: tuple[Any, ...],
+                   samples: Any, ctx: PassContext, details: dict[str, Any], notes: list[str]
                    ) -> tuple[Any, dict[str, Any], list[str]]:
         """Keep the most sensitive layers in float (1, 2, 4, ... of them) until the minimum
         cosine reaches `params.target_cosine`; returns the best model found."""
@@ -202,7 +208,7 @@ class _OrtQuantize(Pass):
 
         from workbench.core.passes.quant_fallback import rank_sensitive_nodes
 
-        ctx.progress(0.65, "Int8 is below the target: ranking layers by sensitivity…")
+        ctx.progress(0.55, "Int8 is below the target: ranking layers by sensitivity…")
         bits = 7 if details["reduce_range"] else 8
         ranked = rank_sensitive_nodes(pre, samples, params.exclude, bits)
         attempts = [{"kept_float": 0, "cosine_min": round(fid["cosine_min"], 5)}]
@@ -215,12 +221,12 @@ class _OrtQuantize(Pass):
             onnx.save(pre, pre_path)
             while k <= limit:
                 ctx.cancel.check()
-                ctx.progress(0.65 + 0.2 * k / limit,
+                ctx.progress(0.55 + 0.25 * k / limit,
                              f"Keeping the {k} most sensitive layer(s) in float…")
                 exclude = list(params.exclude) + [name for name, _ in ranked[:k]]
                 trial = self._quantize_file(pre_path, exclude, params, variant, inputs, ctx,
                                             details, notes)
-                trial_fid = self._fidelity(variant, trial, inputs, samples)
+                trial_fid = self._fidelity(reference, trial, inputs, samples)
                 cos = trial_fid["cosine_min"]
                 attempts.append({"kept_float": k,
                                  "cosine_min": None if cos is None else round(cos, 5)})
@@ -239,27 +245,53 @@ class _OrtQuantize(Pass):
             "ranking": [[n, round(score, 5)] for n, score in ranked[:8]]}
         return model, fid, exclude
 
-    def _fp32(self, variant: Variant, params: Any, ctx: PassContext, details: dict[str, Any],
-              notes: list[str]) -> tuple[Any, tuple[Any, ...]]:
-        """The float32 ONNX model to quantize and its input specs (exporting torch)."""
+    def _fp32(self, variant: Variant, params: Any, steps: Steps, details: dict[str, Any],
+              notes: list[str]) -> tuple[Any, tuple[Any, ...], Variant]:
+        """The float32 ONNX model to quantize, its input specs, and the reference for
+        fidelity: torch is exported with the fastest exporter that gives a valid graph (or
+        the cached export is reused), and that export is the reference when it was checked
+        against torch (ONNX Runtime runs it several times quicker than eager torch)."""
         if variant.backend == "onnx":
-            return variant.model, variant.inputs
+            return variant.model, variant.inputs, variant
+        if in_job_scope():
+            # Torch only traces and runs a few small batches here, which a second intra-op
+            # thread barely speeds up, while on a busy machine OpenMP's waiting threads
+            # make them 4-8x slower (resnet-mini, batch 32: 0.15 s on one thread, 0.6-1.3 s
+            # on two, at load 5 on two cores). The job scope restores the count afterwards.
+            request_threads(1)
         from workbench.core.model.onnx_export import (
             OnnxExportError,
             export_onnx,
             exported_input_specs,
         )
 
-        ctx.progress(0.05, "Exporting to ONNX…")
+        steps.start("export", 0.05, "Exporting to ONNX…")
         try:
-            exported = export_onnx(variant, 18, True, lambda f, m: ctx.progress(
-                0.05 + 0.23 * f, f"Exporting to ONNX: {m[0].lower()}{m[1:]}"))
+            exported = export_onnx(variant, 18, True, steps.within(
+                0.05, 0.28, "Exporting to ONNX: "), fast=True)
+            if not set(params.exclude) <= _node_names(exported.model):
+                # node names picked in (or recorded from) convert.onnx's dynamo export
+                exported = export_onnx(variant, 18, True, steps.within(
+                    0.05, 0.28, "Exporting to ONNX with the node names of convert.onnx: "))
         except OnnxExportError as exc:
             raise PassError(f"{self.name}: {exc}") from exc
         details["exporter"] = exported.exporter
+        details["export"] = exported.summary()
+        details["export_seconds"] = round(exported.seconds, 3)
+        details["export_cached"] = exported.cached or False
         notes.extend(exported.warnings)
         _check_exclude(self.name, params.exclude, _node_names(exported.model))
-        return exported.model, exported_input_specs(variant, exported.model)
+        inputs = exported_input_specs(variant, exported.model)
+        if exported.parity is None:
+            details["fidelity_reference"] = "torch"
+            return exported.model, inputs, variant
+        details["fidelity_reference"] = (f"the float ONNX export (within {exported.parity:.2g} "
+                                         "of torch)")
+        # a stable id: the reference outputs are memoised per variant id
+        return exported.model, inputs, Variant(
+            variant.name, "onnx", exported.model, "onnx", inputs,
+            metadata=dict(variant.metadata or {}),
+            id=f"{variant.id}/onnx-float/{exported.exporter}")
 
     def _quantize(self, src: str, out: str, exclude: list[str], params: Any,
                   variant: Variant, inputs: tuple[Any, ...], ctx: PassContext,
