@@ -76,8 +76,16 @@ class LazyPanel(QWidget):
         if self._panel is None and self._ready:
             self._build()
 
-    def _build(self) -> None:
-        panel = self._factory()
+    def put(self, panel: QWidget) -> None:
+        """Hold `panel` in place of the one the factory makes (or has made)."""
+        if self._panel is not None:
+            self._layout.removeWidget(self._panel)
+            self._panel.hide()
+            self._panel = None
+        self._build(panel)
+
+    def _build(self, given: QWidget | None = None) -> None:
+        panel = given if given is not None else self._factory()
         self._panel = panel
         self._waiting.hide()
         self._layout.addWidget(panel)

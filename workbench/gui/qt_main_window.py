@@ -152,6 +152,10 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         """The Passes panel (built now if it is not, importing every pass if need be)."""
         return self.lazy["passes"].widget()
 
+    @passes_panel.setter
+    def passes_panel(self, panel: QWidget) -> None:
+        self.lazy["passes"].put(panel)
+
     def _make_panel(self, name: str) -> QWidget:
         if name == "weights":
             from workbench.gui.qt_weights_panel import QtWeightsPanel
@@ -193,6 +197,9 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         """Import the passes, torch, onnxruntime and transformers in the background (once)."""
         if self.warmup.started or exit_after_paint():
             return
+        if self.jobs.busy:  # a job may be importing torch itself: after it
+            self.jobs.finished.connect(self.start_warmup, Qt.ConnectionType.SingleShotConnection)
+            return
         self.warmup_label.setText("Loading passes…")
         self.warmup_label.setVisible(True)
         self.warmup.start()
@@ -208,7 +215,7 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         failed = len(registry.failed)
         self.warmup_label.setText(f"Passes ready ({failed} failed plugin(s): Tools ▸ Plugins)"
                                   if failed else "Passes ready")
-        QTimer.singleShot(4000, lambda: self.warmup_label.setVisible(False))
+        QTimer.singleShot(4000, self.warmup_label, self.warmup_label.hide)
         self.lazy["passes"].release()
         refresh_devices(self)  # torch is in now
 

@@ -119,7 +119,10 @@ def _settings_menu(window: Any) -> None:
 def refresh_devices(window: Any) -> None:
     """Enable Settings ▸ Device ▸ GPU where CUDA is available (imports torch)."""
     from workbench.core.session.settings import cuda_available
+    from workbench.gui.qt_startup import warmup_running
 
+    if warmup_running():  # torch is being imported: asked again when it is in
+        return
     has_cuda = cuda_available()
     cuda = window.device_actions["cuda"]
     cuda.setEnabled(has_cuda)

@@ -31,6 +31,22 @@ EXIT_AFTER_PAINT = "WORKBENCH_EXIT_AFTER_PAINT"
 BACKGROUND_MODULES = ("torch", "onnx", "onnxruntime", "transformers")
 
 
+# Clear while a warm-up imports: two threads importing torch at once can hand one of them
+# a half-initialised module, so jobs wait for the warm-up (`wait_for_warmup`) before they run.
+_idle = threading.Event()
+_idle.set()
+
+
+def warmup_running() -> bool:
+    """Whether the background imports are under way (in any window)."""
+    return not _idle.is_set()
+
+
+def wait_for_warmup() -> None:
+    """Block (a worker thread) until no background import runs."""
+    _idle.wait()
+
+
 def exit_after_paint() -> bool:
     """Whether this process ends right after its first painted graph (a diagnostic)."""
     return os.environ.get(EXIT_AFTER_PAINT, "") not in ("", "0")
@@ -83,10 +99,19 @@ class Warmup(QObject):
         if self.started:
             return
         self.started = True
+        _idle.clear()
         # not a daemon: interpreter shutdown in the middle of `import torch` can crash
         threading.Thread(target=self._run, name="workbench-warmup").start()
 
     def _run(self) -> None:
+        try:
+            self._import_all()
+        finally:
+            _idle.set()
+        with contextlib.suppress(RuntimeError):  # the window (and this object) is gone
+            self.finished.emit(self.registry)
+
+    def _import_all(self) -> None:
         t0 = time.perf_counter()
         try:
             self.registry.load_all()
@@ -102,5 +127,3 @@ class Warmup(QObject):
                 log.debug("background import of %s failed: %s", name, exc)
         self.seconds = time.perf_counter() - t0
         log.debug("warm-up done in %.2f s", self.seconds)
-        with contextlib.suppress(RuntimeError):  # the window (and this object) is gone
-            self.finished.emit(self.registry)
