@@ -89,6 +89,7 @@ class LazyPanel(QWidget):
         self._panel = panel
         self._waiting.hide()
         self._layout.addWidget(panel)
+        panel.show()  # a child added to a shown widget stays hidden until told
         pending, self._pending = self._pending, {}
         for method, args in pending.items():
             getattr(panel, method)(*args)
