@@ -85,17 +85,18 @@ def test_hidden_panels_are_built_on_first_show_and_follow_the_selection(
     assert lazy["benchmark"].panel is None
 
 
-def test_passes_load_in_the_background_then_the_dock_builds_on_show(
+def test_passes_load_in_the_background_then_the_dock_is_built(
         qtbot: Any, main_window: Any) -> None:
     holder = main_window.lazy["passes"]
-    if not main_window.warmup.started or main_window.warmup.seconds is None:
-        with qtbot.waitSignal(main_window.warmup.finished, timeout=120_000):
-            main_window.start_warmup()
-    qtbot.waitUntil(lambda: main_window.registry.loaded, timeout=5000)
-    assert main_window.warmup_label.text().startswith("Passes ready")
-    assert holder.panel is None  # the dock sits behind the inspector: not built yet
-    main_window.passes_dock.raise_()
-    qtbot.waitUntil(lambda: holder.panel is not None, timeout=5000)
+    if not main_window.registry.loaded:  # the first window of this process: still loading
+        assert holder.panel is None
+    main_window.start_warmup()  # started already once the window was up; at most once
+    # the status bar says "Loading passes…" until the worker is done
+    qtbot.waitUntil(lambda: main_window.warmup_label.text().startswith("Passes ready"),
+                    timeout=120_000)
+    assert main_window.registry.loaded
+    # the Passes dock counts as shown (tabified behind the inspector): built once released
+    assert holder.panel is not None
     panel = holder.panel
     assert panel.select_pass("prune.magnitude")
     assert panel.current_pass().name == "prune.magnitude"

@@ -30,18 +30,17 @@ from workbench.core.errors import WorkbenchError
 from workbench.core.graph.graph_diff import diff_graphs
 from workbench.core.graph.stats import weight_aliases
 from workbench.core.jobs import Progress
-from workbench.core.passes.registry import Registry, discover
+from workbench.core.passes.registry import discover
 from workbench.core.session.session import Session
 from workbench.core.session.settings import Settings
 from workbench.core.train.teacher_fit import teacher_misfit
 from workbench.gui.qt_file_actions import QtFileActions
 from workbench.gui.qt_graph_view import QtGraphView
 from workbench.gui.qt_inspector import QtInspector
-from workbench.gui.qt_lazy_panel import LazyPanel
-from workbench.gui.qt_menus import build_menus, refresh_devices, refresh_recent
-from workbench.gui.qt_startup import FirstPaint, Warmup, exit_after_paint, report_paint_and_exit
+from workbench.gui.qt_menus import build_menus, refresh_recent
 from workbench.gui.qt_task_actions import QtTaskActions
 from workbench.gui.qt_variant_list import QtVariantList
+from workbench.gui.qt_window_startup import QtWindowStartup
 from workbench.gui.theme import accent, apply_theme
 from workbench.gui.workers import QtJobRunner
 
@@ -51,7 +50,7 @@ TABS = ("graph", "weights", "train", "benchmark", "compare")
 DOCK_MIN_WIDTH = 180
 
 
-class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
+class QtMainWindow(QtWindowStartup, QtFileActions, QtTaskActions, QMainWindow):
     """Workbench's main window over a `Session` (its workspace, settings and undo)."""
 
     model_opened = Signal(str)  # variant id
@@ -76,6 +75,7 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         self.workspace = self.session.workspace
         self.jobs = QtJobRunner(self)
         self.show_dialogs = True  # tests turn modal dialogs off and read `last_error`
+        self.background_imports = True  # after the first paint (off for a headless render)
         self.last_error: str | None = None
         self._job_panel: Any = None  # the panel that started the running job
         self._job_title = ""
@@ -84,12 +84,7 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
 
         self.graph_view = QtGraphView()
         self.registry = discover()  # entry-point metadata only: nothing imported yet
-        # the panels that are not visible at start are built when first shown
-        self.lazy: dict[str, LazyPanel] = {
-            name: LazyPanel(lambda name=name: self._make_panel(name))  # type: ignore[misc]
-            for name in ("weights", "train", "benchmark", "compare", "passes")}
-        for panel in self.lazy.values():
-            panel.built.connect(self._on_panel_built)
+        self._setup_lazy_panels()  # the panels not visible at start: built when first shown
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.graph_view, "Graph")
@@ -102,8 +97,6 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         self.inspector = QtInspector()
         self.inspector_dock = self._dock("Inspector", self.inspector,
                                          Qt.DockWidgetArea.RightDockWidgetArea)
-        if not self.registry.loaded:
-            self.lazy["passes"].hold("Loading passes…")
         self.passes_dock = self._dock("Passes", self.lazy["passes"],
                                       Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.inspector_dock, self.passes_dock)
@@ -120,104 +113,7 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         self.settings.changed.connect(lambda: refresh_recent(self))
         if remember_layout:
             self.restore_layout()
-        self.warmup = Warmup(self.registry, self)
-        self.warmup.finished.connect(self._on_warmup_finished,
-                                     Qt.ConnectionType.QueuedConnection)
-        self.first_paint = FirstPaint(self.graph_view.view.viewport(),
-                                      lambda: self.graph_view.graph() is not None, self)
-        self.first_paint.painted.connect(self._on_first_paint)
-        self.open_failed.connect(lambda _message: self.start_warmup())
-        # a window opened on nothing loads the passes once it is up
-        QTimer.singleShot(0, lambda: None if self.jobs.busy else self.start_warmup())
-
-    # the panels, built when first shown ------------------------------------------------------
-    @property
-    def weights_panel(self) -> Any:
-        return self.lazy["weights"].widget()
-
-    @property
-    def train_panel(self) -> Any:
-        return self.lazy["train"].widget()
-
-    @property
-    def benchmark_panel(self) -> Any:
-        return self.lazy["benchmark"].widget()
-
-    @property
-    def compare_panel(self) -> Any:
-        return self.lazy["compare"].widget()
-
-    @property
-    def passes_panel(self) -> Any:
-        """The Passes panel (built now if it is not, importing every pass if need be)."""
-        return self.lazy["passes"].widget()
-
-    @passes_panel.setter
-    def passes_panel(self, panel: QWidget) -> None:
-        self.lazy["passes"].put(panel)
-
-    def _make_panel(self, name: str) -> QWidget:
-        if name == "weights":
-            from workbench.gui.qt_weights_panel import QtWeightsPanel
-
-            return QtWeightsPanel()
-        if name == "train":
-            from workbench.gui.qt_train_panel import QtTrainPanel
-
-            return QtTrainPanel()
-        if name == "benchmark":
-            from workbench.gui.qt_benchmark_panel import QtBenchmarkPanel
-
-            return QtBenchmarkPanel()
-        if name == "compare":
-            from workbench.gui.qt_compare_panel import QtComparePanel
-
-            return QtComparePanel(self.workspace)
-        from workbench.gui.qt_passes_panel import QtPassesPanel
-
-        panel = QtPassesPanel(self.registry.load_all())
-        panel.set_busy(self.jobs.busy)
-        return panel
-
-    def _panel_call(self, name: str, method: str, *args: Any) -> Any:
-        """Update a panel now if it is built, or when it is."""
-        return self.lazy[name].call(method, *args)
-
-    def _built(self, name: str) -> Any:
-        """The panel if it is built, else None."""
-        return self.lazy[name].panel
-
-    def _on_panel_built(self, panel: Any) -> None:
-        self._connect_panel(panel)
-        if self.remember_layout:
-            self.restore_splitters(panel)
-
-    # after the first paint: the heavy imports in the background ------------------------------
-    def start_warmup(self) -> None:
-        """Import the passes, torch, onnxruntime and transformers in the background (once)."""
-        if self.warmup.started or exit_after_paint():
-            return
-        if self.jobs.busy:  # a job may be importing torch itself: after it
-            self.jobs.finished.connect(self.start_warmup, Qt.ConnectionType.SingleShotConnection)
-            return
-        self.warmup_label.setText("Loading passes…")
-        self.warmup_label.setVisible(True)
-        self.warmup.start()
-
-    def _on_first_paint(self) -> None:
-        graph = self.graph_view.graph()
-        if exit_after_paint():
-            report_paint_and_exit(len(graph.nodes) if graph is not None else 0)
-            return
-        self.start_warmup()
-
-    def _on_warmup_finished(self, registry: Registry) -> None:
-        failed = len(registry.failed)
-        self.warmup_label.setText(f"Passes ready ({failed} failed plugin(s): Tools ▸ Plugins)"
-                                  if failed else "Passes ready")
-        QTimer.singleShot(4000, self.warmup_label, self.warmup_label.hide)
-        self.lazy["passes"].release()
-        refresh_devices(self)  # torch is in now
+        self._setup_background_imports()
 
     # construction -------------------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
