@@ -63,7 +63,8 @@ def _children_cpu() -> float:
 
 
 def workbench_once(model: Path, config: Path) -> tuple[float, float, str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen",
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "QT_QPA_PLATFORM": "offscreen",
            "WORKBENCH_EXIT_AFTER_PAINT": "1", "WORKBENCH_CONFIG_DIR": str(config),
            "HF_HUB_OFFLINE": "1"}
     cpu, t = _children_cpu(), time.perf_counter()
