@@ -148,6 +148,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--chain", type=int, default=10_000, help="nodes in the chain model")
     parser.add_argument("--no-netron", action="store_true")
+    parser.add_argument("--only", choices=sorted(TARGETS), action="append",
+                        help="measure only this model (repeatable)")
     args = parser.parse_args()
     netron = Netron()
     if args.no_netron:
@@ -161,6 +163,7 @@ def main() -> int:
         models = {"light_zfnet512": light("light_zfnet512"),
                   "light_densenet121": light("light_densenet121"),
                   "chain": chain_model(folder, args.chain)}
+        models = {k: v for k, v in models.items() if not args.only or k in args.only}
         for key, model in models.items():
             workbench_once(model, folder)  # warm the file cache and .pyc files
             wb, nt, wb_cpu, nt_cpu = [], [], [], []
