@@ -767,12 +767,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_doctor(removed, "--json" in argv[1:])
     if argv and argv[0] == "--version":
         return cmd_version("--json" in argv[1:])
-    parser = build_parser()
     commands = {"inspect", "screenshot", "passes", "apply", "export", "run", "train", "project",
                 "distill", "eval", "bench", "compare", "zoo"}
     try:
         if argv and (argv[0] in commands or argv[0] in ("-h", "--help")):
-            args = _parse(parser, argv)
+            args = _parse(build_parser(), argv)  # not for the window: it imports much
             return int(args.func(args))
         gui_args = _parse(build_gui_parser(), argv)
         from workbench.gui.app import run_app

@@ -106,6 +106,8 @@ def test_plots_follow_the_theme_live_and_the_choice_is_saved(qtbot: Any,
                                                              main_window: Any) -> None:
     from workbench.core.session.settings import Settings
 
+    for holder in main_window.lazy.values():  # the panels are built when first shown
+        holder.widget()
     plots = main_window.findChildren(Plot)
     assert len(plots) >= 10
     changes: list[int] = []

@@ -19,6 +19,9 @@ from workbench.gui import theme
 log = logging.getLogger(__name__)
 
 TITLE_PT = 10
+# pyqtgraph is imported with the first panel that plots: set it up for the current theme
+pg.setConfigOptions(antialias=True, background=theme.plot_colors()[0],
+                    foreground=theme.plot_colors()[1])
 _AXES = ("left", "bottom", "right", "top")
 
 

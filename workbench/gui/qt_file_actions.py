@@ -255,7 +255,13 @@ class QtFileActions:
         ok = self.restoreGeometry(QByteArray.fromBase64(layout["geometry"].encode()))
         ok = self.restoreState(QByteArray.fromBase64(
             layout.get("state", "").encode())) and ok
-        for name, splitter in self.splitters().items():
-            if f"splitter:{name}" in layout:
-                splitter.restoreState(QByteArray.fromBase64(layout[f"splitter:{name}"].encode()))
+        self.restore_splitters()
         return bool(ok)
+
+    def restore_splitters(self, panel: Any = None) -> None:
+        """Put back the saved splitter sizes, of `panel` only if given (a panel built late)."""
+        layout = self.settings.window_layout
+        prefix = f"{type(panel).__name__}." if panel is not None else ""
+        for name, splitter in self.splitters().items():
+            if name.startswith(prefix) and f"splitter:{name}" in layout:
+                splitter.restoreState(QByteArray.fromBase64(layout[f"splitter:{name}"].encode()))

@@ -49,12 +49,14 @@ class QtInspector(QTreeWidget):
         self._add(self, "Edges", f"{len(graph.edges):,}")
         self._add(self, "Parameters", f"{graph.parameters:,} ({human_count(graph.parameters)})")
         self._add(self, "Size", human_bytes(graph.size_bytes))
-        self._add(self, "MACs", f"{graph.macs:,} ({human_count(graph.macs)})")
+        macs = graph.memo("macs", lambda: graph.macs)  # once per graph, not per selection
+        self._add(self, "MACs", f"{macs:,} ({human_count(macs)})")
         ins = self._add(self, "Inputs", len(graph.inputs))
         for t in graph.inputs:
             self._add(ins, t.name, f"{t.shape_text()} {t.dtype or ''}")
-        ops = self._add(self, "Ops", len(graph.op_counts()))
-        for op, n in graph.op_counts().items():
+        op_counts = graph.memo("op_counts", graph.op_counts)
+        ops = self._add(self, "Ops", len(op_counts))
+        for op, n in op_counts.items():
             self._add(ops, op, n)
         for w in graph.warnings:
             self._add(self, "Warning", w)

@@ -34,17 +34,13 @@ from workbench.core.passes.registry import discover
 from workbench.core.session.session import Session
 from workbench.core.session.settings import Settings
 from workbench.core.train.teacher_fit import teacher_misfit
-from workbench.gui.qt_benchmark_panel import QtBenchmarkPanel
-from workbench.gui.qt_compare_panel import QtComparePanel
 from workbench.gui.qt_file_actions import QtFileActions
 from workbench.gui.qt_graph_view import QtGraphView
 from workbench.gui.qt_inspector import QtInspector
 from workbench.gui.qt_menus import build_menus, refresh_recent
-from workbench.gui.qt_passes_panel import QtPassesPanel
 from workbench.gui.qt_task_actions import QtTaskActions
-from workbench.gui.qt_train_panel import QtTrainPanel
 from workbench.gui.qt_variant_list import QtVariantList
-from workbench.gui.qt_weights_panel import QtWeightsPanel
+from workbench.gui.qt_window_startup import QtWindowStartup
 from workbench.gui.theme import accent, apply_theme
 from workbench.gui.workers import QtJobRunner
 
@@ -54,7 +50,7 @@ TABS = ("graph", "weights", "train", "benchmark", "compare")
 DOCK_MIN_WIDTH = 180
 
 
-class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
+class QtMainWindow(QtWindowStartup, QtFileActions, QtTaskActions, QMainWindow):
     """Workbench's main window over a `Session` (its workspace, settings and undo)."""
 
     model_opened = Signal(str)  # variant id
@@ -79,6 +75,7 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         self.workspace = self.session.workspace
         self.jobs = QtJobRunner(self)
         self.show_dialogs = True  # tests turn modal dialogs off and read `last_error`
+        self.background_imports = True  # after the first paint (off for a headless render)
         self.last_error: str | None = None
         self._job_panel: Any = None  # the panel that started the running job
         self._job_title = ""
@@ -86,16 +83,13 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         self._step_since = 0.0
 
         self.graph_view = QtGraphView()
-        self.weights_panel = QtWeightsPanel()
-        self.train_panel = QtTrainPanel()
-        self.benchmark_panel = QtBenchmarkPanel()
-        self.compare_panel = QtComparePanel(self.workspace)
+        self.registry = discover()  # entry-point metadata only: nothing imported yet
+        self._setup_lazy_panels()  # the panels not visible at start: built when first shown
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
-        for widget, title in ((self.graph_view, "Graph"), (self.weights_panel, "Weights"),
-                              (self.train_panel, "Train"), (self.benchmark_panel, "Benchmark"),
-                              (self.compare_panel, "Compare")):
-            self.tabs.addTab(widget, title)
+        self.tabs.addTab(self.graph_view, "Graph")
+        for name in TABS[1:]:
+            self.tabs.addTab(self.lazy[name], name.capitalize())
         self.setCentralWidget(self.tabs)
         self.variant_list = QtVariantList(self.workspace)
         self.variants_dock = self._dock("Variants", self.variant_list,
@@ -103,9 +97,7 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         self.inspector = QtInspector()
         self.inspector_dock = self._dock("Inspector", self.inspector,
                                          Qt.DockWidgetArea.RightDockWidgetArea)
-        self.registry = discover()
-        self.passes_panel = QtPassesPanel(self.registry)
-        self.passes_dock = self._dock("Passes", self.passes_panel,
+        self.passes_dock = self._dock("Passes", self.lazy["passes"],
                                       Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.inspector_dock, self.passes_dock)
         self.inspector_dock.raise_()
@@ -121,6 +113,7 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         self.settings.changed.connect(lambda: refresh_recent(self))
         if remember_layout:
             self.restore_layout()
+        self._setup_background_imports()
 
     # construction -------------------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -143,38 +136,50 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         self._ticker = QTimer(self)
         self._ticker.setInterval(1000)
         self._ticker.timeout.connect(self._tick)
+        self.warmup_label = QLabel()  # "Loading passes…" after the first paint
+        self.warmup_label.setVisible(False)
         self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.warmup_label)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
         self.jobs.started.connect(self._on_job_started)
         self.jobs.progress.connect(self._on_job_progress)
         self.jobs.finished.connect(self._on_job_finished)
 
+    def _connect_panel(self, panel: Any) -> None:
+        """Connect a panel's requests to the window, when the panel is built."""
+        if panel is self._built("passes"):
+            panel.apply_requested.connect(self.apply_pass)
+            panel.pick_nodes.connect(self._pick_nodes)
+        elif panel is self._built("train"):
+            panel.start_requested.connect(self.start_training)
+            panel.pause_requested.connect(self.pause_job)
+            panel.stop_requested.connect(self.cancel_job)
+            panel.evaluate_requested.connect(self.evaluate_selected)
+        elif panel is self._built("benchmark"):
+            panel.start_requested.connect(self.start_benchmark)
+            panel.stop_requested.connect(self.cancel_job)
+            panel.profile_requested.connect(self.start_profile)
+            panel.sensitivity_requested.connect(self.start_sensitivity)
+            panel.ignore_requested.connect(self._add_to_ignore)
+        elif panel is self._built("weights"):
+            panel.tensor_selected.connect(self._on_tensor_selected)
+
     def _connect_panels(self) -> None:
-        self.passes_panel.apply_requested.connect(self.apply_pass)
-        self.passes_panel.pick_nodes.connect(self._pick_nodes)
-        self.train_panel.start_requested.connect(self.start_training)
-        self.train_panel.pause_requested.connect(self.pause_job)
-        self.train_panel.stop_requested.connect(self.cancel_job)
-        self.train_panel.evaluate_requested.connect(self.evaluate_selected)
-        self.benchmark_panel.start_requested.connect(self.start_benchmark)
-        self.benchmark_panel.stop_requested.connect(self.cancel_job)
-        self.benchmark_panel.profile_requested.connect(self.start_profile)
-        self.benchmark_panel.sensitivity_requested.connect(self.start_sensitivity)
-        self.benchmark_panel.ignore_requested.connect(self._add_to_ignore)
         self.workspace.added.connect(lambda _id: self._refresh_train_panel())
         self.workspace.removed.connect(lambda _id: self._refresh_train_panel())
         self.workspace.renamed.connect(lambda *_: self._refresh_train_panel())
         self.workspace.selection_changed.connect(self._on_variant_selected)
         self.graph_view.node_selected.connect(self.show_node_details)
-        self.weights_panel.tensor_selected.connect(self._on_tensor_selected)
 
     def splitters(self) -> dict[str, QSplitter]:
-        """The panels' splitters by a stable name, `Panel.index` in the order the panel
+        """The built panels' splitters by a stable name, `Panel.index` in the order the panel
         built them (for the saved layout)."""
         named: dict[str, QSplitter] = {}
-        for panel in (self.weights_panel, self.train_panel, self.benchmark_panel,
-                      self.compare_panel, self.passes_panel):
+        for holder in self.lazy.values():
+            panel = holder.panel
+            if panel is None:
+                continue
             for i, splitter in enumerate(panel.findChildren(QSplitter)):
                 named[f"{type(panel).__name__}.{i}"] = splitter
         return named
@@ -233,7 +238,7 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         teachers = [(e.id, e.name) for e in self.workspace.entries()  # those that fit only
                     if entry is None or (e.id != entry.id
                                          and teacher_misfit(entry.analysis, e.analysis) is None)]
-        self.train_panel.set_variant(entry.name if entry else None, teachers)
+        self._panel_call("train", "set_variant", entry.name if entry else None, teachers)
 
     def _add_to_ignore(self, layers: list[str]) -> None:
         """Put layers into the current pass's ignore list (a prune pass by default)."""
@@ -327,7 +332,7 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         self.progress.setVisible(True)
         self.cancel_button.setEnabled(True)
         self.cancel_button.setVisible(True)
-        self.passes_panel.set_busy(True)
+        self._panel_call("passes", "set_busy", True)
         self._ticker.start()
 
     def _on_job_progress(self, step: Progress) -> None:
@@ -350,15 +355,16 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         self.progress.setVisible(False)
         self.progress.setFormat("%p%")
         self.cancel_button.setVisible(False)
-        self.passes_panel.set_busy(False)
+        self._panel_call("passes", "set_busy", False)
         if panel is not None:
             panel.set_running(False)  # a cancelled job reaches neither done nor failed
-        if panel is self.train_panel:
-            self.train_panel.finish(outcome or "done")
+        train = self._built("train")
+        if panel is not None and panel is train:
+            train.finish(outcome or "done")
             self._refresh_train_panel()
         if outcome == "cancelled":
             self.status_label.setText(f"Cancelled: {self._job_title}.")
-        elif outcome == "stopped" and panel is not self.train_panel:
+        elif outcome == "stopped" and (panel is None or panel is not train):
             self.status_label.setText(f"Stopped: {self._job_title}; what was measured "
                                       "is kept.")
 
@@ -366,16 +372,18 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
     def _on_variant_selected(self, variant_id: object) -> None:
         entry = self.workspace.selected
         busy_panel = self._job_panel if self.jobs.busy else None
+        bench_busy = busy_panel is not None and busy_panel is self._built("benchmark")
+        train_busy = busy_panel is not None and busy_panel is self._built("train")
         if entry is None:
             self.graph_view.set_graph(None)
-            self.weights_panel.set_stats(None)
+            self._panel_call("weights", "set_stats", None)
             self.inspector.show_nothing()
-            self.passes_panel.set_variant(None)
-            self.passes_panel.clear_report()
-            if busy_panel is not self.benchmark_panel:
-                self.benchmark_panel.show_variant(None)
-            if busy_panel is not self.train_panel:
-                self.train_panel.show_history(None, None)
+            self._panel_call("passes", "set_variant", None)
+            self._panel_call("passes", "clear_report")
+            if not bench_busy:
+                self._panel_call("benchmark", "show_variant", None)
+            if not train_busy:
+                self._panel_call("train", "show_history", None, None)
             self._refresh_train_panel()
             self.setWindowTitle("Workbench")
             return
@@ -383,21 +391,23 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
         parent = self.workspace.parent_of(entry.id)
         self.graph_view.set_graph(a.graph)
         self._show_heat(entry.results.get("profile"))  # this variant's own profile, or none
-        self.weights_panel.set_stats(a.stats, parent.analysis.stats if parent else None)
+        self._panel_call("weights", "set_stats", a.stats,
+                         parent.analysis.stats if parent else None)
         self.inspector.show_graph(entry.name, a.graph)
-        self.passes_panel.set_variant(a.variant, a)
+        self._panel_call("passes", "set_variant", a.variant, a)
         self._refresh_train_panel()
         # each panel shows this variant's results, or says it has none; a panel whose job
         # still runs keeps showing (and naming) the variant that job is about
-        if busy_panel is not self.benchmark_panel:
-            self.benchmark_panel.show_variant(entry.name, entry.results)
-        if busy_panel is not self.train_panel:
-            self.train_panel.show_history(entry.name, entry.results.get("history"))
+        if not bench_busy:
+            self._panel_call("benchmark", "show_variant", entry.name, entry.results)
+        if not train_busy:
+            self._panel_call("train", "show_history", entry.name, entry.results.get("history"))
         report = entry.results.get("report")
         if report is not None:
-            self.passes_panel.show_report(report)
+            self._panel_call("passes", "show_report", report)
         else:
-            self.passes_panel.clear_report(f"{entry.name} was not made by a pass: no report.")
+            self._panel_call("passes", "clear_report",
+                             f"{entry.name} was not made by a pass: no report.")
         if parent is not None:
             diff = diff_graphs(parent.analysis.graph, a.graph)
             if diff.comparable:
@@ -436,9 +446,12 @@ class QtMainWindow(QtFileActions, QtTaskActions, QMainWindow):
                 return
             self.inspector.show_node(node)
             tensors = node.param_names
+        weights = self._built("weights")
+        if weights is None:  # the Weights tab was never shown: nothing to select there
+            return
         aliases = weight_aliases(entry.analysis.variant)  # int8 initializer -> float name
         for t in tensors:
-            if self.weights_panel.select_tensor(aliases.get(t, t)):
+            if weights.select_tensor(aliases.get(t, t)):
                 break
 
     def _on_tensor_selected(self, tensor: str) -> None:

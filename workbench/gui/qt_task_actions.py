@@ -68,7 +68,7 @@ class QtTaskActions:
     def apply_pass(self, pass_name: str, values: dict[str, Any]) -> Any:
         """Apply a pass to the selected variant in a worker; returns the worker."""
         def done(result: Any) -> None:
-            self.passes_panel.show_report(result.report)
+            self._panel_call("passes", "show_report", result.report)
             self._status(f"{pass_name}: new variant {result.variant.name}")
             self.pass_applied.emit(result.variant.id)
 

@@ -32,6 +32,7 @@ def render_screenshot(source: str, tab: str, output: str, size: tuple[int, int] 
     window = QtMainWindow(remember_layout=False)
     apply_theme(theme, app)  # after the window, which applies the saved choice
     window.show_dialogs = False  # a headless render never asks anything
+    window.background_imports = False  # nor loads what only a live session uses
     window.resize(*size)
     window.workspace.add(analysis)
     window.show_tab(tab)

@@ -9,10 +9,9 @@ log = logging.getLogger(__name__)
 
 
 def apply_style(app: Any, theme: str = "system") -> None:
-    """Antialiased plots, and the `theme` ("system", "light" or "dark")."""
-    import pyqtgraph as pg
-
+    """The `theme` ("system", "light" or "dark"). Plots are set up (antialiased, themed) by
+    `workbench.gui.plots` when the first panel with a plot is built: pyqtgraph is not
+    imported before then."""
     from workbench.gui.theme import apply_theme
 
-    pg.setConfigOptions(antialias=True)
     apply_theme(theme, app)

@@ -12,6 +12,7 @@ disconnects itself when the object goes) and re-read `accent()`, `series()` or
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
@@ -246,8 +247,9 @@ def style_plot(plot: Any) -> None:
 
 
 def _restyle_plots() -> None:
-    import pyqtgraph as pg
-
+    pg = sys.modules.get("pyqtgraph")
+    if pg is None:  # no plot yet: `workbench.gui.plots` configures it when imported
+        return
     bg, fg = plot_colors()
     pg.setConfigOptions(background=bg, foreground=fg)
     for widget in QApplication.allWidgets():

@@ -12,6 +12,7 @@ from superqt.utils import GeneratorWorker, create_worker
 from workbench.core.errors import CancelledError
 from workbench.core.job_scope import job_scope, release_memory, thaw_memory
 from workbench.core.jobs import CancelToken, Progress
+from workbench.gui.qt_startup import wait_for_warmup
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ class _ScopedWorker(GeneratorWorker):
         # full collection over them (hundreds of ms once a big model is open) would hold the
         # GIL and freeze the window mid-job. `release_memory` hands them back when the user
         # deletes variants, the moment when memory is worth a pause.
+        wait_for_warmup()  # never import torch while the warm-up thread imports it
         with job_scope(freeze_gc=True):
             try:
                 return super().work()

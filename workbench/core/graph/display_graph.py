@@ -183,6 +183,8 @@ def prepare_view(graph: LayerGraph, max_visible: int = 300) -> DisplayGraph:
     The view then only looks up the collapsed display graph: its first paint costs the boxes
     it shows, whatever the number of nodes folded inside them.
     """
+    graph.memo("macs", lambda: graph.macs)  # the inspector's summary looks these up
+    graph.memo("op_counts", graph.op_counts)
     return build_display_graph(graph, default_expanded(graph, max_visible),
                                constant_nodes(graph))
 

@@ -2,12 +2,18 @@
 
 Built-in passes register there too. A plugin that fails to import is listed as failed with
 its error and never takes the app down (compare npe2's `PluginManifest.discover`).
+
+Discovery reads the entry-point metadata only (names, origin): a pass's module, and torch
+with it, is imported when the pass is asked for (`Registry.get`), or when everything is
+(`Registry.plugins`, `passes`, `failed`, `load_all`, which the window runs in a worker after
+its first paint).
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import threading
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 
@@ -27,21 +33,55 @@ class PluginInfo:
     origin: str  # distribution name and version
     pass_cls: type[Pass] | None = None
     error: str | None = None
+    source: EntryPoint | None = field(default=None, compare=False)  # set while not imported
 
     @property
     def ok(self) -> bool:
         return self.pass_cls is not None
 
     @property
+    def pending(self) -> bool:
+        """Known from its metadata only: its module is not imported yet."""
+        return self.source is not None
+
+    @property
     def builtin(self) -> bool:
         return self.origin.startswith("workbench ")
 
 
-@dataclass
 class Registry:
-    """Every discovered pass by name, plus the entry points that failed."""
+    """Every discovered pass by name, plus the entry points that failed.
 
-    plugins: list[PluginInfo] = field(default_factory=list)
+    Entries start as metadata (`PluginInfo.pending`); they are imported on demand, at most
+    once, under a lock (a worker may load everything while the GUI thread asks for one).
+    """
+
+    def __init__(self, plugins: list[PluginInfo] | None = None) -> None:
+        self._plugins = list(plugins or [])
+        self._lock = threading.RLock()
+
+    @property
+    def entries(self) -> list[PluginInfo]:
+        """Every entry point as known now, without importing anything."""
+        return list(self._plugins)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether every entry point has been imported (or has failed)."""
+        return not any(p.pending for p in self._plugins)
+
+    def load_all(self) -> Registry:
+        """Import every pending entry point (once); a later duplicate name is refused."""
+        with self._lock:
+            if not self.loaded:
+                infos = [load_entry_point(p.source) if p.source is not None else p
+                         for p in self._plugins]
+                self._plugins = refuse_duplicates(infos)
+        return self
+
+    @property
+    def plugins(self) -> list[PluginInfo]:
+        return list(self.load_all()._plugins)
 
     @property
     def passes(self) -> dict[str, type[Pass]]:
@@ -51,8 +91,25 @@ class Registry:
     def failed(self) -> list[PluginInfo]:
         return [p for p in self.plugins if not p.ok]
 
+    def _load_one(self, name: str) -> type[Pass] | None:
+        """A built-in pass by its name, importing only its own module: built-ins sort first
+        and never share a name, so no other entry point can take it."""
+        with self._lock:
+            key = name.replace(".", "_")
+            for i, info in enumerate(self._plugins):
+                if info.entry_point == key and info.source is not None and info.builtin:
+                    loaded = load_entry_point(info.source)
+                    self._plugins[i] = loaded
+                    if loaded.pass_cls is not None and loaded.pass_cls.name == name:
+                        return loaded.pass_cls
+                    return None
+                if info.entry_point == key and info.pass_cls is not None \
+                        and info.pass_cls.name == name:
+                    return info.pass_cls
+        return None
+
     def get(self, name: str) -> Pass:
-        cls = self.passes.get(name)
+        cls = self._load_one(name) or self.passes.get(name)
         if cls is None:
             failed = next((p for p in self.failed if p.entry_point == name.replace(".", "_")),
                           None)
@@ -93,12 +150,12 @@ _cache: Registry | None = None
 
 
 def discover(refresh: bool = False) -> Registry:
-    """All passes registered in the `workbench.passes` group (cached)."""
+    """All passes registered in the `workbench.passes` group (cached), as metadata: each
+    is imported when first needed."""
     global _cache
     if _cache is None or refresh:
-        infos = [load_entry_point(ep) for ep in entry_points(group=GROUP)]
-        _cache = Registry(refuse_duplicates(
-            sorted(infos, key=lambda p: (not p.builtin, p.entry_point))))
+        infos = [PluginInfo(ep.name, _origin(ep), source=ep) for ep in entry_points(group=GROUP)]
+        _cache = Registry(sorted(infos, key=lambda p: (not p.builtin, p.entry_point)))
     return _cache
 
 
