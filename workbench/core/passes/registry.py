@@ -13,6 +13,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 from workbench.core.errors import WorkbenchError
 from workbench.core.passes.base import Pass
+from workbench.core.passes.plugin_path import add_plugin_dirs
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ def discover(refresh: bool = False) -> Registry:
     """All passes registered in the `workbench.passes` group (cached)."""
     global _cache
     if _cache is None or refresh:
+        add_plugin_dirs()  # a bundled app's plugin folders (plugin_path.py)
         infos = [load_entry_point(ep) for ep in entry_points(group=GROUP)]
         _cache = Registry(refuse_duplicates(
             sorted(infos, key=lambda p: (not p.builtin, p.entry_point))))
