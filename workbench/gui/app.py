@@ -28,9 +28,16 @@ def run_app(model: str | None = None, load_options: dict[str, Any] | None = None
 
     configure_logging()  # idempotent: `workbench` (cli.main) has usually done it already
     app = create_app()
+    from workbench.gui.single_instance import hand_off, serve_window
+
+    if model and hand_off(model, load_options):  # a running window opens it
+        return 0
+    from workbench.gui.paint_probe import install_paint_probe
     from workbench.gui.qt_main_window import QtMainWindow
 
     window = QtMainWindow()
+    window.probe = install_paint_probe(window, app, bool(model))
+    window.instance_server = serve_window(window)
     window.show()
     if model and (Path(model) / "project.db").is_file():
         window.open_project(model)
