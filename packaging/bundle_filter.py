@@ -31,6 +31,8 @@ STRIP = (
     "libQt6EglFSDeviceIntegration.so*", "libQt6EglFsKmsSupport.so*",
     "*.pyi", "*/__pycache__/*",
 )
+# kept although a STRIP pattern matches: torch checks for it when it is imported
+KEEP = ("torch/bin/torch_shm_manager",)
 # dist-infos of the build tools: never shipped, so no licence either
 BUILD_TOOLS = {"pyinstaller", "pyinstaller-hooks-contrib", "altgraph", "pip", "setuptools",
                "wheel", "packaging"}
@@ -46,7 +48,7 @@ def stripped(toc: list[tuple[str, str, str]]) -> tuple[list[tuple[str, str, str]
     kept, dropped = [], 0
     for entry in toc:
         dest = _norm(entry[0])
-        if any(fnmatch.fnmatch(dest, pattern) for pattern in STRIP):
+        if dest not in KEEP and any(fnmatch.fnmatch(dest, pattern) for pattern in STRIP):
             with contextlib.suppress(OSError):
                 dropped += os.path.getsize(entry[1])
             continue
