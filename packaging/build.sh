@@ -52,6 +52,8 @@ print('commit', write_build_info(Path(sys.argv[1]), Path('.'), 'bundle'))" "$WOR
 rm -rf "$DIST/workbench"
 (cd "$BUILD" && env -u PYTHONPATH "$BUILD/venv/bin/pyinstaller" --noconfirm --log-level WARN \
   --distpath "$DIST" --workpath "$BUILD/work" "$ROOT/packaging/workbench.spec")
+# the desktop installer travels with the bundle (it finds the executable beside it)
+cp "$ROOT/packaging/install-desktop.sh" "$DIST/workbench/"
 end=$(date +%s)
 
 "$VPY" - "$DIST/workbench" "$((end - start))" <<'PY'

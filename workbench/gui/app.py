@@ -16,6 +16,10 @@ def create_app() -> Any:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Workbench")
     app.setOrganizationName("workbench")
+    app.setDesktopFileName("workbench")  # Wayland: the window belongs to workbench.desktop
+    from workbench.gui.app_icon import app_icon
+
+    app.setWindowIcon(app_icon())
     from workbench.gui.style import apply_style
 
     apply_style(app)
