@@ -722,10 +722,11 @@ def cmd_doctor(removed: list[Any], as_json: bool) -> int:
 
 def cmd_version(as_json: bool) -> int:
     """`workbench --version [--json]`: the version, or everything a bug report needs."""
+    from workbench.core.session.about import about, version_line
+
     if not as_json:
-        print(f"workbench {__version__}")
+        print(version_line())
         return 0
-    from workbench.core.session.about import about
 
     print_json(about())
     return 0

@@ -16,6 +16,10 @@ def create_app() -> Any:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Workbench")
     app.setOrganizationName("workbench")
+    app.setDesktopFileName("workbench")  # Wayland: the window belongs to workbench.desktop
+    from workbench.gui.app_icon import app_icon
+
+    app.setWindowIcon(app_icon())
     from workbench.gui.style import apply_style
 
     apply_style(app)
@@ -28,9 +32,16 @@ def run_app(model: str | None = None, load_options: dict[str, Any] | None = None
 
     configure_logging()  # idempotent: `workbench` (cli.main) has usually done it already
     app = create_app()
+    from workbench.gui.single_instance import hand_off, serve_window
+
+    if model and hand_off(model, load_options):  # a running window opens it
+        return 0
+    from workbench.gui.paint_probe import install_paint_probe
     from workbench.gui.qt_main_window import QtMainWindow
 
     window = QtMainWindow()
+    window.probe = install_paint_probe(window, app, bool(model))
+    window.instance_server = serve_window(window)
     window.show()
     if model and (Path(model) / "project.db").is_file():
         window.open_project(model)

@@ -7,8 +7,9 @@ import sys
 from typing import Any
 
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox
+from PySide6.QtWidgets import QInputDialog, QMenu
 
+from workbench.gui.qt_about_dialog import QtAboutDialog
 from workbench.gui.qt_plugins_dialog import QtPluginsDialog
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,8 @@ def build_menus(window: Any) -> None:
     _action(window, tools, "&Plugins…", lambda: QtPluginsDialog(window.registry, window).exec())
     _settings_menu(window)
     help_menu = window.menuBar().addMenu("&Help")
-    _action(window, help_menu, "&About Workbench", lambda: QMessageBox.about(
-        window, "About Workbench",
-        "Workbench — see, prune, quantize, distill, benchmark and export neural networks."))
+    window.about_action = _action(window, help_menu, "&About Workbench", lambda: QtAboutDialog(
+        window, window.settings.device).exec())
 
 
 def _file_menu(window: Any) -> None:

@@ -19,6 +19,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 from workbench.core.errors import WorkbenchError
 from workbench.core.passes.base import Pass
+from workbench.core.passes.plugin_path import add_plugin_dirs
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ def discover(refresh: bool = False) -> Registry:
     is imported when first needed."""
     global _cache
     if _cache is None or refresh:
+        add_plugin_dirs()  # a bundled app's plugin folders (plugin_path.py)
         infos = [PluginInfo(ep.name, _origin(ep), source=ep) for ep in entry_points(group=GROUP)]
         _cache = Registry(sorted(infos, key=lambda p: (not p.builtin, p.entry_point)))
     return _cache
