@@ -40,7 +40,8 @@ def run_app(model: str | None = None, load_options: dict[str, Any] | None = None
     from workbench.gui.qt_main_window import QtMainWindow
 
     window = QtMainWindow()
-    window.probe = install_paint_probe(window, app, bool(model))
+    # with a model, the graph's first paint ends the process (qt_startup.FirstPaint)
+    window.probe = None if model else install_paint_probe(window, app, False)
     window.instance_server = serve_window(window)
     window.show()
     if model and (Path(model) / "project.db").is_file():

@@ -1,6 +1,7 @@
 """Startup timing for `packaging/smoke.sh`: with `WORKBENCH_EXIT_AFTER_PAINT=1` the window
-prints `painted_at=<unix time>` on stderr once it has painted (after the model given on the
-command line has opened, if any) and quits. The launcher subtracts its own start time."""
+prints `painted_at=<unix time>` on stderr once it has painted and quits. This probe serves a
+window opened on nothing; with a model, `qt_startup.FirstPaint` reports the graph's first paint.
+The launcher subtracts its own start time."""
 
 from __future__ import annotations
 

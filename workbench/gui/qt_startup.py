@@ -80,7 +80,7 @@ def report_paint_and_exit(nodes: int) -> None:
     the event loop: the process exits as soon as it can."""
     heavy = [m for m in ("torch", "onnxruntime", "transformers") if m in sys.modules]
     sys.stderr.write(f"workbench: first paint: {nodes} nodes; heavy modules: "
-                     f"{','.join(heavy) or '-'}\n")
+                     f"{','.join(heavy) or '-'}\npainted_at={time.time():.3f}\n")
     sys.stderr.flush()
     QApplication.exit(0)
 
