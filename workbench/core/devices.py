@@ -11,6 +11,11 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 
 
+def is_device_name(device: Any) -> bool:
+    """Whether `device` reads as a device (cpu, cuda, cuda:N, mps), available or not."""
+    return isinstance(device, str) and bool(_DEVICE.match(device))
+
+
 def device_available(device: str) -> bool:
     """Whether torch can use `device` on this machine (patched in tests to fake a GPU)."""
     import torch
@@ -27,7 +32,7 @@ def device_available(device: str) -> bool:
 
 def check_device(device: str) -> str:
     """`device` if it is a device name torch can use here; InvalidParameterError if not."""
-    if not isinstance(device, str) or not _DEVICE.match(device):
+    if not is_device_name(device):
         raise InvalidParameterError(f"Unknown device '{device}': use cpu, cuda, cuda:N or mps.")
     if not device_available(device):
         kind = "MPS" if device == "mps" else "CUDA"

@@ -9,6 +9,7 @@ here is a no-op in a single process.
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -65,8 +66,20 @@ def setup(device: str) -> DistContext:
 
     if not dist.is_initialized():
         backend = "nccl" if device.startswith("cuda") else "gloo"
-        dist.init_process_group(backend)
+        # the elastic agent's store outlives a restart: the keys of the killed attempt (its
+        # workers' addresses) would be read again, so every attempt gets its own prefix
+        store, rank, world = next(dist.rendezvous("env://"))
+        store = dist.PrefixStore(f"workbench/attempt_{restart_count()}", store)
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world)
+        atexit.register(_close)
     return ctx
+
+
+def _close() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def rank_device(device: str, ctx: DistContext) -> str:
@@ -152,8 +165,10 @@ def full_state(model: Any, ctx: DistContext, strategy: str) -> dict[str, Any]:
     if ctx.enabled and strategy == "fsdp":
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-        return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True,
-                                                                    cpu_offload=True))
+        # without cpu_offload every rank gets the whole state (with it, rank 0 alone)
+        state: dict[str, Any] = get_model_state_dict(
+            model, options=StateDictOptions(full_state_dict=True))
+        return {k: v.detach().cpu().clone() for k, v in state.items()}
     inner = getattr(model, "module", model)
     return {k: v.detach().cpu().clone() for k, v in inner.state_dict().items()}
 
@@ -167,7 +182,7 @@ def optimizer_state(model: Any, opt: Any, ctx: DistContext, strategy: str) -> di
         )
 
         state: dict[str, Any] = get_optimizer_state_dict(
-            model, opt, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+            model, opt, options=StateDictOptions(full_state_dict=True))
         return state
     result: dict[str, Any] = opt.state_dict()
     return result
