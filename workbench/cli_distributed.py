@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 from typing import Any
 
-from workbench.core.errors import InvalidParameterError
+from workbench.core.train.distributed import launch_command
+
+__all__ = ["add_launch_options", "launch", "launch_command", "main_only", "needs_launch"]
 
 
 def add_launch_options(p: argparse.ArgumentParser) -> None:
@@ -27,32 +28,6 @@ def add_launch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategy", choices=("ddp", "fsdp"), default="ddp",
                    help="with several processes: replicate the model (ddp) or shard it "
                    "(fsdp)")
-
-
-def launch_command(argv: list[str], nproc: int, max_restarts: int = 0) -> list[str]:
-    """The `torch.distributed.run` command line that runs `workbench ARGV` in `nproc`
-    processes on this machine (the workers see WORLD_SIZE and do not launch again)."""
-    if nproc < 1 or max_restarts < 0:
-        raise InvalidParameterError("--nproc must be at least 1 and --max-restarts at least 0.")
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
-            "--nproc-per-node", str(nproc), "--max-restarts", str(max_restarts),
-            "-m", "workbench", *_without_launch_flags(argv)]
-
-
-def _without_launch_flags(argv: list[str]) -> list[str]:
-    """`argv` less --nproc and --max-restarts (the launcher's, which its parser would take)."""
-    out: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        flag = arg.split("=", 1)[0]
-        if flag in ("--nproc", "--max-restarts"):
-            skip = "=" not in arg
-            continue
-        out.append(arg)
-    return out
 
 
 def needs_launch(args: argparse.Namespace) -> bool:

@@ -10,11 +10,16 @@ here is a no-op in a single process.
 from __future__ import annotations
 
 import atexit
+import json
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.core.errors import InvalidParameterError
+
 STRATEGIES = ("ddp", "fsdp")
+METRICS_ENV = "WORKBENCH_METRICS"  # a launched run's epochs, for the window to tail
 
 
 @dataclass(frozen=True)
@@ -218,3 +223,37 @@ def shard_masks(model: Any, masks: dict[str, Any], strategy: str) -> dict[str, A
         elif p is not None:
             out[name] = mask
     return out
+
+
+def launch_command(argv: list[str], nproc: int, max_restarts: int = 0) -> list[str]:
+    """The `torch.distributed.run` command line that runs `workbench ARGV` in `nproc`
+    processes on this machine (the workers see WORLD_SIZE and do not launch again)."""
+    if nproc < 1 or max_restarts < 0:
+        raise InvalidParameterError("--nproc must be at least 1 and --max-restarts at least 0.")
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
+            "--nproc-per-node", str(nproc), "--max-restarts", str(max_restarts),
+            "-m", "workbench", *_without_launch_flags(argv)]
+
+
+def _without_launch_flags(argv: list[str]) -> list[str]:
+    """`argv` less --nproc and --max-restarts (the launcher's, which its parser would take)."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        flag = arg.split("=", 1)[0]
+        if flag in ("--nproc", "--max-restarts"):
+            skip = "=" not in arg
+            continue
+        out.append(arg)
+    return out
+
+
+def record_epoch(record: dict[str, Any]) -> None:
+    """On rank 0 of a launched run, append an epoch's record for the window to tail."""
+    path = os.environ.get(METRICS_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")

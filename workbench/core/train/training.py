@@ -377,6 +377,8 @@ def train(variant: Variant, dataset: Dataset, cfg: TrainConfig,
                   "val_loss": val.loss, "val_accuracy": val.accuracy, "lr": lr,
                   "seconds": time.perf_counter() - t0}
         run.history.append(record)
+        if ctx.is_main:
+            dd.record_epoch(record)
         score = (val.accuracy if cfg.monitor == "val_accuracy" and val.accuracy is not None
                  else -val.loss)
         if score > run.best_score:
