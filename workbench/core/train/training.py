@@ -226,8 +226,9 @@ def evaluate_shard(model: Any, dataset: Dataset, split: str = "val", device: str
                 float((logits.topk(k, 1).indices == y[:, None]).any(1).sum())]
         conf.index_put_((y, pred.clamp(max=n - 1)), torch.ones(len(y), dtype=torch.float64),
                         accumulate=True)
-    loss, right, top5, count = dd.all_sum([*sums, float(len(y))])
-    conf = dd.all_sum_tensor(conf)
+    # on the run's device: NCCL reduces CUDA tensors only
+    loss, right, top5, count = dd.all_sum([*sums, float(len(y))], device)
+    conf = dd.all_sum_tensor(conf.to(device)).cpu()
     count = max(count, 1.0)
     if dataset.task == "regression":
         return EvalResult(loss / count, None, samples=int(count))
