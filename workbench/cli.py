@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from workbench import __version__
+from workbench.cli_distributed import add_launch_options, launch, main_only, needs_launch
 from workbench.cli_memory import add_memory_option, set_max_memory
 from workbench.cli_output import dumps, install_safe_streams, print_json, raw_stderr
 from workbench.cli_params import add_param_flags, given
@@ -21,6 +22,7 @@ from workbench.cli_zoo import add_zoo_parser
 from workbench.core.errors import InvalidParameterError, WorkbenchError
 from workbench.core.logs import configure_logging, debug_level
 from workbench.core.model.variant import check_input_shape
+from workbench.core.train.distributed import is_main_process
 
 log = logging.getLogger(__name__)
 
@@ -348,7 +350,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             acc = f" · val accuracy {e.val_accuracy:.3f}" if e.val_accuracy is not None else ""
             print(f"    epoch {e.epoch} · loss {e.train_loss:.4f}{acc}", file=sys.stderr)
 
-    run = run_recipe(session, recipe, show, trust=args.trust)
+    run = run_recipe(session, recipe, main_only(show), trust=args.trust)
+    if not is_main_process():  # under torchrun: rank 0 alone prints and writes
+        return 0
     rows = session.compare()
     out: dict[str, Any] = {"steps": run.steps, "variants": run.variant_ids,
                            "comparison": [r.to_json() for r in rows]}
@@ -369,7 +373,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True,
                    help="digits, synthetic, synthetic:regression, an image folder, .npz or .csv")
     add_param_flags(p, train_param_specs())
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
+    add_launch_options(p)
     p.add_argument("--checkpoint-dir", help="write last.pt/best.pt here every epoch")
     p.add_argument("--resume", action="store_true", help="resume from --checkpoint-dir")
     p.add_argument("--json", action="store_true")
@@ -379,14 +384,15 @@ def _train_config(args: argparse.Namespace) -> Any:
     from workbench.core.train.training import TrainConfig, train_param_specs
 
     return TrainConfig.parse(given(args, train_param_specs()), device=args.device,
-                             checkpoint_dir=args.checkpoint_dir, resume=args.resume)
+                             checkpoint_dir=args.checkpoint_dir, resume=args.resume,
+                             strategy=args.strategy)
 
 
 def _train_progress(enabled: bool) -> Callable[[Any], None]:
     from workbench.core.events import BatchDone, EpochDone
 
     def show(step: Any) -> None:
-        if not enabled:
+        if not enabled or not is_main_process():
             return
         event = step.payload
         if isinstance(event, EpochDone):
@@ -406,9 +412,13 @@ def _train_progress(enabled: bool) -> Callable[[Any], None]:
 def cmd_train(args: argparse.Namespace) -> int:
     _check_output(args.output)
     cfg = _train_config(args)
+    if needs_launch(args):
+        return launch(args, args.argv)
     session = _session()
     session.run(session.open(args.source, **_load_options(args)))
     entry = session.run(session.train(args.data, cfg), _train_progress(not args.json))
+    if not is_main_process():  # a distributed run: rank 0 alone writes and prints
+        return 0
     written = session.run(session.export(args.output, entry.id))
     summary = entry.results.get("training", {})
     out = {"test_accuracy": entry.results.get("accuracy"),
@@ -428,6 +438,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_distill(args: argparse.Namespace) -> int:
     _check_output(args.output)
     cfg = _train_config(args)
+    if needs_launch(args):
+        return launch(args, args.argv)
     session = _session()
     show = _train_progress(not args.json)
     teacher = session.run(session.open(args.teacher, trust=args.trust, input_shape=(
@@ -445,6 +457,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
     baseline = session.run(session.train(args.data, cfg, student.id), show)
     result = session.run(session.distill(args.data, cfg, teacher.id, args.temperature,
                                          args.alpha, args.transfer, student.id), show)
+    if not is_main_process():
+        return 0
     written = session.run(session.export(args.output, result.id))
 
     out = {"teacher_accuracy": teacher_acc,
@@ -773,6 +787,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv and (argv[0] in commands or argv[0] in ("-h", "--help")):
             args = _parse(build_parser(), argv)  # not for the window: it imports much
+            args.argv = argv  # what --nproc hands to the launcher
             return int(args.func(args))
         gui_args = _parse(build_gui_parser(), argv)
         from workbench.gui.app import run_app

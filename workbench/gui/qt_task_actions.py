@@ -84,6 +84,11 @@ class QtTaskActions:
             config = TrainConfig.parse(options["config"], device=self.settings.device,
                                        resume=bool(options.get("resume")))
             data, mode = options["dataset"], options["mode"]
+            if mode == "train" and int(options.get("processes") or 1) > 1:
+                from workbench.core.session.launched import launched_train_task
+
+                return launched_train_task(self.session, data, config,
+                                           int(options["processes"]))
             if mode == "distill":
                 return self.session.distill(data, config, options.get("teacher") or "",
                                             options["temperature"], options["alpha"],

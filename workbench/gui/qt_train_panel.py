@@ -84,10 +84,14 @@ class QtTrainPanel(QWidget):
         self.step = QDoubleSpinBox(minimum=0.01, maximum=0.9, value=0.2, singleStep=0.05)
         self.budget = QDoubleSpinBox(minimum=0.0, maximum=1.0, value=0.01, singleStep=0.01,
                                      decimals=3)
+        self.processes = QSpinBox(minimum=1, maximum=64, value=1)
+        self.processes.setToolTip("Train data-parallel in this many processes (torch's "
+                                  "elastic launcher); curves come from rank 0")
         top = QFormLayout()
         top.addRow("Variant", self.variant_label)
         top.addRow("Dataset", ds_row)
         top.addRow("Mode", self.mode)
+        top.addRow("Processes", self.processes)
         self.distill_box = QGroupBox("Distillation")
         f = responsive_form(QFormLayout(self.distill_box), self.distill_box)
         f.addRow("Teacher", self.teacher)
@@ -358,6 +362,9 @@ class QtTrainPanel(QWidget):
         i = self.mode.currentIndex()
         self.distill_box.setVisible(i == 1)
         self.prune_box.setVisible(i == 2)
+        self.processes.setEnabled(i == 0)  # the window launches plain training only
+        if i != 0:
+            self.processes.setValue(1)
         self.sparsity_plot.setVisible(i == 2)
 
     def _browse(self) -> None:
@@ -378,4 +385,4 @@ class QtTrainPanel(QWidget):
             "temperature": self.temperature.value(), "alpha": self.alpha.value(),
             "transfer": self.transfer.isChecked(), "resume": self.resume.isChecked(),
             "rounds": self.rounds.value(), "step": self.step.value(),
-            "budget": self.budget.value()})
+            "budget": self.budget.value(), "processes": self.processes.value()})

@@ -19,7 +19,7 @@ from workbench.core.train.training import TrainConfig
 
 log = logging.getLogger(__name__)
 
-MACHINE_LOCAL = ("checkpoint_dir", "resume", "device")  # never written, never read
+MACHINE_LOCAL = ("checkpoint_dir", "resume", "device", "strategy")  # never written or read
 TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig)
                      if f.name not in MACHINE_LOCAL)
 BENCH_FIELDS = tuple(f.name for f in dataclasses.fields(BenchConfig)

@@ -11,6 +11,7 @@ from typing import Any
 
 from psygnal import Signal
 
+from workbench.core.devices import is_device_name
 from workbench.core.errors import WorkbenchError, first_line
 from workbench.core.fileio import atomic_write_text
 
@@ -79,7 +80,7 @@ class Settings:
         if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION:
             self._warn("is not a Workbench settings file of this version")
             return
-        if data.get("device") in ("cpu", "cuda"):
+        if is_device_name(data.get("device")):
             self.device = data["device"]
         if data.get("theme") in THEMES:
             self.theme = data["theme"]
@@ -112,8 +113,8 @@ class Settings:
             atomic_write_text(self.path, json.dumps(data, indent=2))
 
     def set_device(self, device: str) -> None:
-        if device not in ("cpu", "cuda"):
-            raise ValueError(f"Unknown device '{device}': use cpu or cuda.")
+        if not is_device_name(device):
+            raise ValueError(f"Unknown device '{device}': use cpu, cuda, cuda:N or mps.")
         self.device = device
         self.save()
         self.changed.emit()

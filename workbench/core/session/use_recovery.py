@@ -106,9 +106,11 @@ class RecoveryUseCases:
                config: TrainConfig, options: dict[str, Any] | None = None) -> Task[Any]:
         """`task`, recording its run in the project: `running` when its job starts, then
         `finished`/`stopped` when committed or `failed`/`stopped` when the job raises."""
+        from workbench.core.train.distributed import is_main_process
+
         project = self.project
-        if project is None or not config.checkpoint_dir:
-            return task
+        if project is None or not config.checkpoint_dir or not is_main_process():
+            return task  # rank 0 alone records a distributed run
         previous = project.run_in(config.checkpoint_dir) if config.resume else None
         run_ids: list[str] = []
         inner_job, inner_commit = task.job, task.commit

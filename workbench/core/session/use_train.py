@@ -200,6 +200,7 @@ class TrainingUseCases:
             return replace(config, checkpoint_dir=last)
         root = Path(self.project.folder) / "runs" if self.project is not None else runs_dir()
         folder = str(root / f"{variant.id}-{time.strftime('%Y%m%d-%H%M%S')}")
+        folder = _distributed_run_dir(self, root, config.device) or folder
         self._run_dirs[variant.id] = folder
         return replace(config, checkpoint_dir=folder, resume=False)
 
@@ -216,6 +217,21 @@ class TrainingUseCases:
         if variant_id in self.workspace and value is not None:
             self.workspace.set_result(variant_id, key, value)
         return result
+
+
+def _distributed_run_dir(owner: Any, root: Path, device: str) -> str | None:
+    """Under a multi-process launch, the same folder on every rank and after a restart (the
+    elastic run id and the how-manyth training of this session), so a restarted worker
+    resumes from rank 0's checkpoints; None in a single process."""
+    from workbench.core.train import distributed as dd
+
+    if not dd.context().enabled:
+        return None
+    count = getattr(owner, "_distributed_runs", 0) + 1
+    owner._distributed_runs = count
+    dd.setup(device)
+    run = dd.run_id() or dd.agree(time.strftime("%Y%m%d-%H%M%S"))
+    return str(root / f"distributed-{run}-{count}")
 
 
 def _input_spec(variant: Variant) -> Any:

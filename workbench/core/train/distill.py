@@ -18,19 +18,23 @@ from workbench.core.train.training import TrainConfig, TrainResult, evaluate, tr
 log = logging.getLogger(__name__)
 
 
-def teacher_logits(teacher: Variant, dataset: Dataset, split: str = "train") -> Any:
-    """The teacher's outputs on a split, computed once and cached by the caller.
+def teacher_logits(teacher: Variant, dataset: Dataset, split: str = "train",
+                   device: str = "cpu") -> Any:
+    """The teacher's outputs on a split (on the CPU), computed once and cached by the caller.
 
-    Works for torch teachers and for ONNX teachers (run with ONNX Runtime).
+    Works for torch teachers (run in eval mode on `device`, every rank of a distributed run
+    alike) and for ONNX teachers (run with ONNX Runtime).
     """
     import torch
 
     x, _ = dataset.part(split)
     if teacher.backend == "torch":
-        model = set_mode(teacher.model, False)
+        # a copy on another device: the teacher variant itself never moves
+        model = teacher.model if device == "cpu" else copy.deepcopy(teacher.model).to(device)
+        set_mode(model, False)
         dtype = next((p.dtype for p in model.parameters()), torch.float32)
         with torch.no_grad():
-            return torch.cat([model(x[i:i + 256].to(dtype)).float()
+            return torch.cat([model(x[i:i + 256].to(device, dtype)).float().cpu()
                               for i in range(0, len(x), 256)])
     from workbench.core.model.runtime import run_variant
 
@@ -61,7 +65,10 @@ def distill(teacher: Variant, student: Variant, dataset: Dataset, cfg: TrainConf
     if not 0 <= alpha <= 1:
         raise InvalidParameterError("alpha must be between 0 and 1.")
     yield Progress(0.0, "Computing the teacher's outputs…")
-    logits = teacher_logits(teacher, dataset, "train")
+    from workbench.core.train import distributed as dd
+
+    device = dd.rank_device(cfg.device, dd.setup(cfg.device))  # this rank's GPU, if any
+    logits = teacher_logits(teacher, dataset, "train", device)
     if dataset.task != "classification" or logits.ndim != 2:
         raise InvalidParameterError("Distillation needs a classification teacher and dataset.")
     if transfer:
