@@ -14,7 +14,7 @@ from workbench.core.passes.registry import discover
 
 def passes_imported():
     return sorted(m for m in sys.modules if m.startswith('workbench.core.passes.')
-                  and m.rsplit('.', 1)[1] not in ('base', 'registry'))
+                  and m.rsplit('.', 1)[1] not in ('base', 'registry', 'plugin_path'))
 
 registry = discover()
 entries = registry.entries
