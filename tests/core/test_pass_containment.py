@@ -167,15 +167,16 @@ def test_a_slow_pass_is_abandoned_after_the_time_limit(blocked: None) -> None:
 def test_an_abandoned_pass_is_asked_to_stop_and_muted() -> None:
     v = build_zoo("mlp")
     seen: list[str] = []
-    ctx = PassContext(time_limit_s=0.3, progress=lambda f, m: seen.append(m))
+    # the limit only has to outlast the pass thread's start and fall well inside its 60 s
+    ctx = PassContext(time_limit_s=2.0, progress=lambda f, m: seen.append(m))
     before = set(threading.enumerate())
-    with pytest.raises(PassError, match=r"took longer than 0\.3 s"):
-        apply_pass(Misbehaves(), v, {"how": "cooperative_sleep", "seconds": 30.0}, ctx)
+    with pytest.raises(PassError, match=r"took longer than 2 s"):
+        apply_pass(Misbehaves(), v, {"how": "cooperative_sleep", "seconds": 60.0}, ctx)
     heard = len(seen)
     assert heard > 0
     assert not ctx.cancel.cancelled  # the caller's token is left alone
     for t in set(threading.enumerate()) - before:  # the pass checks its token: it ends
-        t.join(5)
+        t.join(50)  # it checks its token every 10 ms; its own end is 60 s away
         assert not t.is_alive()
     assert len(seen) == heard  # nothing reported after the pass was abandoned
 
