@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from workbench import __version__
+from workbench.cli_device import add_device_option, use_device
 from workbench.cli_distributed import add_launch_options, launch, main_only, needs_launch
 from workbench.cli_memory import add_memory_option, set_max_memory
 from workbench.cli_output import dumps, install_safe_streams, print_json, raw_stderr
@@ -225,7 +226,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     _check_output(args.output)  # fail early: unknown extension, or a target we refuse
     params = _parse_param_args(args.param)
     parse_params(type(discover().get(args.pass_id)), params)  # and a bad pass or parameter
-    session = Session(remember_recent=False)
+    session = use_device(Session(remember_recent=False), args)
     set_max_memory(session, args)
     progress = _progress_printer(not args.json)
     session.run(session.open(args.source, **_load_options(args)), progress)
@@ -304,7 +305,7 @@ def _project_resume(args: argparse.Namespace) -> int:
     """Resume an interrupted training run; the trained variant is saved in the project."""
     from workbench.core.session.session import Session
 
-    session = Session(remember_recent=False)
+    session = use_device(Session(remember_recent=False), args)
     project = session.open_project(args.folder)
     try:
         interrupted = session.interrupted_runs()
@@ -338,7 +339,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     recipe = Recipe.load_file(args.recipe)
     if args.output:
         _check_output(args.output)
-    session = Session(remember_recent=False)
+    session = use_device(Session(remember_recent=False), args)
 
     def show(p: Any) -> None:
         if isinstance(p.payload, StepStarted):
@@ -373,7 +374,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True,
                    help="digits, synthetic, synthetic:regression, an image folder, .npz or .csv")
     add_param_flags(p, train_param_specs())
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
+    add_device_option(p)
     add_launch_options(p)
     p.add_argument("--checkpoint-dir", help="write last.pt/best.pt here every epoch")
     p.add_argument("--resume", action="store_true", help="resume from --checkpoint-dir")
@@ -414,7 +415,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = _train_config(args)
     if needs_launch(args):
         return launch(args, args.argv)
-    session = _session()
+    session = _session(args)
     session.run(session.open(args.source, **_load_options(args)))
     entry = session.run(session.train(args.data, cfg), _train_progress(not args.json))
     if not is_main_process():  # a distributed run: rank 0 alone writes and prints
@@ -440,7 +441,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     cfg = _train_config(args)
     if needs_launch(args):
         return launch(args, args.argv)
-    session = _session()
+    session = _session(args)
     show = _train_progress(not args.json)
     teacher = session.run(session.open(args.teacher, trust=args.trust, input_shape=(
         args.input_shape if args.teacher.startswith("zoo:") else None)))
@@ -481,7 +482,7 @@ def _parameters(entry: Any) -> int | None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    session = _session()
+    session = _session(args)
     entry = session.run(session.open(args.source, **_load_options(args)))
     if args.against:
         reference = session.run(session.open(args.against, trust=args.trust))
@@ -526,11 +527,11 @@ def _add_bench_options(p: argparse.ArgumentParser) -> None:
 
     add_param_flags(p, param_specs(BenchConfig),
                     aliases={"batch_sizes": "--batch", "duration_s": "--duration"})
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    add_device_option(p)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    session = _session()
+    session = _session(args)
     entry = session.run(session.open(args.source, **_load_options(args)))
     result = session.run(session.benchmark(_bench_config(args, entry.analysis.variant)))
     records = [r.to_json() for r in result.records]
@@ -553,7 +554,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from workbench.core.measure.compare import to_csv, to_markdown
 
-    session = _session()
+    session = _session(args)
     for source in args.models:
         entry = session.run(session.open(source, **_load_options(args)))
         session.rename(source, entry.id)
@@ -570,11 +571,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _session() -> Any:
-    """A headless Session for one command (it does not touch the recent-files list)."""
+def _session(args: argparse.Namespace | None = None) -> Any:
+    """A headless Session for one command (it does not touch the recent-files list); its
+    jobs run on the command's `--device`, if it has one."""
     from workbench.core.session.session import Session
 
-    return Session(remember_recent=False)
+    session = Session(remember_recent=False)
+    return use_device(session, args) if getattr(args, "device", None) else session
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -616,7 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output file: .onnx, .pt2, .ts/.pt (TorchScript) or .safetensors")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset for .onnx output")
     p.add_argument("--recipe", help="also write the recipe (JSON) that replays this")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    add_device_option(p)
     p.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help="abandon the pass after this many seconds")
     add_memory_option(p)
@@ -666,6 +669,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("train", "val", "test"), default="test")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--confusion", action="store_true", help="include the confusion matrix")
+    add_device_option(p)
     p.add_argument("--json", action="store_true")
     _add_load_options(p)
     p.set_defaults(func=cmd_eval)
@@ -695,6 +699,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", help="a project folder (made by File ▸ Save as Project)")
     p.add_argument("run", nargs="?", help="resume: the run id (default: the only "
                    "interrupted run)")
+    add_device_option(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_project)
 
@@ -705,6 +710,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=18)
     p.add_argument("--trust", action="store_true",
                    help="allow a pickled source (never read from the recipe itself)")
+    add_device_option(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_run)
 

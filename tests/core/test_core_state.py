@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.core.errors import CancelledError
+from workbench.core.errors import CancelledError, InvalidParameterError
 from workbench.core.fileio import atomic_path, atomic_write_text
 from workbench.core.graph.analysis import analyse, open_model
 from workbench.core.jobs import CancelToken, Progress, run_job
@@ -30,7 +30,7 @@ def test_settings_round_trip(tmp_path: Path) -> None:
     assert len(again.recent_files) == MAX_RECENT
     assert json.loads(path.read_text())["schema"] == 1
     assert len(fired) == MAX_RECENT + 5
-    with pytest.raises(ValueError, match="Unknown device"):
+    with pytest.raises(InvalidParameterError, match="Unknown device"):
         s.set_device("tpu")
 
 

@@ -34,6 +34,8 @@ def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return "cpu"
 
     monkeypatch.setattr(dd, "rank_device", rank_device)
+    # the evaluations between rounds (and any other job) compute on the CPU too
+    monkeypatch.setattr(devices, "job_device", lambda d: devices.check_device(d) and "cpu")
     return seen
 
 

@@ -18,10 +18,10 @@ def is_device_name(device: Any) -> bool:
 
 def device_available(device: str) -> bool:
     """Whether torch can use `device` on this machine (patched in tests to fake a GPU)."""
-    import torch
-
     if device == "cpu":
         return True
+    import torch
+
     if device == "mps":
         return bool(torch.backends.mps.is_available())
     if not torch.cuda.is_available():
@@ -76,3 +76,67 @@ def needs_scaler(precision: str, device: str) -> bool:
     import torch
 
     return device_type(device) == "cuda" and autocast_dtype(precision, device) is torch.float16
+
+
+def job_device(device: str) -> str:
+    """The torch device a job (benchmark, profile, evaluate, sensitivity, a pass) computes
+    on: `device`, checked. Every such job asks here once, so tests patch this to record the
+    device each job receives (and run the work on the CPU)."""
+    return check_device(device)
+
+
+def on_device(model: Any, device: str) -> Any:
+    """`model` itself on the CPU, else a copy moved to `device`: the workspace's variant
+    stays on the CPU, where the graph view, export and every other job find it."""
+    if device == "cpu":
+        return model
+    import copy
+
+    return copy.deepcopy(model).to(device)
+
+
+def synchronize(device: str) -> None:
+    """Wait for the work queued on `device` (a GPU runs asynchronously); no-op on the CPU."""
+    import torch
+
+    kind = device_type(device)
+    if kind == "cuda":
+        torch.cuda.synchronize(device)
+    elif kind == "mps":
+        torch.mps.synchronize()
+
+
+def available_devices() -> list[tuple[str, str]]:
+    """(name, label) of every device torch can use here: the CPU, each CUDA GPU
+    (`cuda:0`, ...) with its name, and MPS on Apple silicon. Imports torch."""
+    import torch
+
+    found = [("cpu", "CPU")]
+    if torch.cuda.is_available():
+        found += [(f"cuda:{i}", f"cuda:{i} · {torch.cuda.get_device_name(i)}")
+                  for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        found.append(("mps", "mps · Apple GPU (Metal)"))
+    return found
+
+
+def ort_providers(device: str, available: list[str] | None = None
+                  ) -> tuple[list[Any], str | None]:
+    """ONNX Runtime's execution providers for `device`, and a note when it cannot honour it.
+
+    `cuda:N` takes the CUDA execution provider on GPU N (then the CPU one for any node it
+    lacks) when this ONNX Runtime has it; otherwise, and for MPS, the CPU provider, said so.
+    """
+    kind = device_type(device)
+    if kind == "cpu":
+        return ["CPUExecutionProvider"], None
+    if available is None:
+        import onnxruntime as ort
+
+        available = list(ort.get_available_providers())
+    if kind == "cuda" and "CUDAExecutionProvider" in available:
+        index = int(device.partition(":")[2] or 0)
+        return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"], None
+    why = ("this ONNX Runtime has no CUDA execution provider (install onnxruntime-gpu)"
+           if kind == "cuda" else "ONNX Runtime has no MPS execution provider")
+    return ["CPUExecutionProvider"], f"ONNX Runtime ran on the CPU: {why}."

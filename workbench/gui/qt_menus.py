@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QInputDialog, QMenu
 
 from workbench.gui.qt_about_dialog import QtAboutDialog
+from workbench.gui.qt_device_menu import build_device_menu
 from workbench.gui.qt_plugins_dialog import QtPluginsDialog
 
 log = logging.getLogger(__name__)
@@ -87,22 +87,7 @@ def refresh_recent(window: Any) -> None:
 
 def _settings_menu(window: Any) -> None:
     settings = window.menuBar().addMenu("&Settings")
-    device = settings.addMenu("&Device")
-    group = QActionGroup(window)
-    window.device_actions = {}
-    for key, label in (("cpu", "CPU"), ("cuda", "GPU (CUDA)")):
-        a = QAction(label, window, checkable=True)
-        a.setChecked(window.settings.device == key)
-        a.setEnabled(key == "cpu" or window.settings.device == key)
-        a.triggered.connect(lambda _=False, k=key: window.settings.set_device(k))
-        group.addAction(a)
-        device.addAction(a)
-        window.device_actions[key] = a
-    # asking for CUDA imports torch: only once it is in (after the first paint), or when
-    # the user opens this menu
-    device.aboutToShow.connect(lambda: refresh_devices(window))
-    if "torch" in sys.modules:
-        refresh_devices(window)
+    build_device_menu(window, settings)
 
     def time_limit() -> None:
         seconds, ok = QInputDialog.getDouble(
@@ -117,19 +102,6 @@ def _settings_menu(window: Any) -> None:
 
     _action(window, settings, "&Memory ceiling…", lambda: ask_memory_ceiling(window))
     _theme_menu(window, settings)
-
-
-def refresh_devices(window: Any) -> None:
-    """Enable Settings ▸ Device ▸ GPU where CUDA is available (imports torch)."""
-    from workbench.core.session.settings import cuda_available
-    from workbench.gui.qt_startup import warmup_running
-
-    if warmup_running():  # torch is being imported: asked again when it is in
-        return
-    has_cuda = cuda_available()
-    cuda = window.device_actions["cuda"]
-    cuda.setEnabled(has_cuda)
-    cuda.setToolTip("" if has_cuda else "No CUDA device is available on this machine.")
 
 
 def _theme_menu(window: Any, settings: QMenu) -> None:

@@ -15,8 +15,8 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QWidget
 
 from workbench.core.passes.registry import Registry
+from workbench.gui.qt_device_menu import refresh_devices
 from workbench.gui.qt_lazy_panel import LazyPanel
-from workbench.gui.qt_menus import refresh_devices
 from workbench.gui.qt_startup import (
     FirstPaint,
     Warmup,

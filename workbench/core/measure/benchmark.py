@@ -18,11 +18,13 @@ import os
 import platform
 import time
 from collections.abc import Callable, Generator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from workbench.core import devices
+from workbench.core.devices import check_device, device_type, on_device, ort_providers, synchronize
 from workbench.core.errors import InvalidParameterError, WorkbenchError, first_line
 from workbench.core.events import LatencySample, RecordDone, WarmupStep
 from workbench.core.job_scope import request_threads
@@ -33,7 +35,7 @@ from workbench.core.params import local, param, parse_values
 log = logging.getLogger(__name__)
 
 RUNTIMES = ("auto", "torch", "torch_compile", "ort")
-DEVICES = ("cpu", "cuda")
+DEVICES = ("cpu", "cuda")  # what recipes of old recorded (the recipe schema still reads them)
 MIN_ITERS = 5  # a duration-bound run still times at least this many iterations
 MAX_SAMPLES = 1_000_000  # a duration-bound run stops here whatever the clock says
 NOISY_TAIL = 2.0  # p99 / p50 above this marks a record as noisy
@@ -78,7 +80,6 @@ class BenchConfig:
         """Raise InvalidParameterError on impossible values (and a missing GPU)."""
         checks = [
             (self.runtime in RUNTIMES, f"runtime must be one of {', '.join(RUNTIMES)}"),
-            (self.device in DEVICES, "device must be cpu or cuda"),
             (isinstance(self.batch_sizes, (list, tuple)) and len(self.batch_sizes) > 0,
              "give at least one batch size"),
             (all(_is_int(b) and b >= 1 for b in self.batch_sizes),
@@ -95,8 +96,7 @@ class BenchConfig:
         for ok, message in checks:
             if not ok:
                 raise InvalidParameterError(message + ".")
-        if self.device == "cuda":
-            _check_cuda(self.runtime)
+        check_device(self.device)  # cpu, cuda, cuda:N or mps, and present here
 
     def resolved_runtime(self, variant: Variant) -> str:
         """The runtime `auto` stands for: ONNX Runtime for ONNX variants, else torch."""
@@ -110,22 +110,6 @@ class BenchConfig:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_cuda(runtime: str) -> None:
-    if runtime in ("torch", "torch_compile", "auto"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise InvalidParameterError("No CUDA device is available to torch; benchmark on "
-                                        "the CPU.")
-    if runtime in ("ort", "auto"):
-        import onnxruntime as ort
-
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise InvalidParameterError(
-                "This ONNX Runtime has no CUDA execution provider (install onnxruntime-gpu); "
-                "benchmark on the CPU.")
 
 
 @dataclass
@@ -247,10 +231,12 @@ def machine_info(threads: int | None = None, device: str = "cpu") -> dict[str, A
     info: dict[str, Any] = {"cpu": cpu_model(), "logical_cores": os.cpu_count(),
                             "usable_cores": usable, "threads": threads,
                             "os": platform.platform(), "machine": platform.machine()}
-    if device == "cuda":
+    if device_type(device) == "cuda":
         import torch
 
-        info["gpu"] = torch.cuda.get_device_name(0)
+        info["gpu"] = torch.cuda.get_device_name(device)
+    elif device == "mps":
+        info["gpu"] = "Apple GPU (MPS)"
     return info
 
 
@@ -304,13 +290,13 @@ class _Runner:
 
 
 def _torch_runner(variant: Variant, cfg: BenchConfig, batch: int, model: Any) -> _Runner:
-    import torch
 
     from workbench.core.model.runtime import torch_inputs
 
-    args = tuple(t.to(cfg.device) for t in torch_inputs(variant, variant.example_inputs(
+    device = cfg.device
+    args = tuple(t.to(device) for t in torch_inputs(variant, variant.example_inputs(
         batch=batch)))
-    sync = torch.cuda.synchronize if cfg.device == "cuda" else None
+    sync = None if device == "cpu" else (lambda: synchronize(device))
 
     def call() -> Any:
         return model(*args)
@@ -330,12 +316,15 @@ def _ort_runner(session: Any, variant: Variant, batch: int) -> _Runner:
     return _Runner(call)
 
 
-def bench_session(model: Any, threads: int | None = None, device: str = "cpu") -> Any:
+def bench_session(model: Any, threads: int | None = None, device: str = "cpu",
+                  providers: list[Any] | None = None) -> Any:
     """The ONNX Runtime session a benchmark uses: `runtime.ort_session` on the CPU (same
-    options as everywhere else), the CUDA execution provider first on a GPU."""
+    options as everywhere else); on `cuda:N`, the CUDA execution provider on GPU N first
+    (`devices.ort_providers`, which `providers` overrides)."""
     from workbench.core.model.runtime import UNSAFE_FP16_OPTIMIZERS, has_float16, ort_session
 
-    if device != "cuda":
+    providers = providers or ort_providers(device)[0]
+    if providers == ["CPUExecutionProvider"]:
         return ort_session(model, threads)
     import onnxruntime as ort
 
@@ -346,7 +335,7 @@ def bench_session(model: Any, threads: int | None = None, device: str = "cpu") -
         options.inter_op_num_threads = 1
     disabled = list(UNSAFE_FP16_OPTIMIZERS) if has_float16(model) else None
     return ort.InferenceSession(model.SerializeToString(), options,
-                                providers=["CUDAExecutionProvider", "CPUExecutionProvider"],
+                                providers=providers,
                                 disabled_optimizers=disabled)
 
 
@@ -359,6 +348,8 @@ def benchmark(variant: Variant, config: BenchConfig, cancel: CancelToken | None 
     previous event), `WarmupStep`, and `RecordDone` when a batch size is done.
     """
     config.validate()
+    # the device this job computes on (`devices.job_device`; the same one outside tests)
+    config = replace(config, device=devices.job_device(config.device))
     cancel = cancel or CancelToken()
     runtime = config.resolved_runtime(variant)
     _check_variant(variant, runtime)
@@ -369,8 +360,8 @@ def benchmark(variant: Variant, config: BenchConfig, cancel: CancelToken | None 
     machine = machine_info(config.threads, config.device)
     stopped = False
     try:
-        make_runner, size, threads_used = yield from _prepare(variant, config, runtime,
-                                                              notes)
+        make_runner, size, threads_used, ran_on = yield from _prepare(variant, config,
+                                                                      runtime, notes)
         machine["threads"] = threads_used
         n_batches = len(config.batch_sizes)
         for k, batch in enumerate(config.batch_sizes):
@@ -383,8 +374,8 @@ def benchmark(variant: Variant, config: BenchConfig, cancel: CancelToken | None 
                                                       n_batches, cancel)
             if samples:
                 record = BenchRecord.from_samples(
-                    samples, runtime, config.device, batch,
-                    peak_memory_bytes=_peak_memory(config.device, runtime), model_bytes=size,
+                    samples, runtime, ran_on, batch,
+                    peak_memory_bytes=_peak_memory(ran_on, runtime), model_bytes=size,
                     threads=threads_used, warmup=max(config.warmup, _min_warmup(runtime)),
                     partial=stopped)
                 records.append(record)
@@ -420,8 +411,11 @@ def _min_warmup(runtime: str) -> int:
 
 
 def _prepare(variant: Variant, cfg: BenchConfig, runtime: str, notes: list[str]
-             ) -> Generator[Progress, None, tuple[Callable[[int], _Runner], int, int | None]]:
-    """Build the model or session once; returns (runner factory, model bytes, threads)."""
+             ) -> Generator[Progress, None,
+                            tuple[Callable[[int], _Runner], int, int | None, str]]:
+    """Build the model or session once; returns (runner factory, model bytes, threads, the
+    device it runs on: ONNX Runtime without a CUDA provider runs on the CPU, said in a
+    note)."""
     if runtime == "ort":
         model = variant.model
         if variant.backend == "torch":
@@ -435,15 +429,21 @@ def _prepare(variant: Variant, cfg: BenchConfig, runtime: str, notes: list[str]
             notes.extend(exported.warnings)
         yield Progress(0.0, "Creating the ONNX Runtime session…")
         try:
-            session = bench_session(model, cfg.threads, cfg.device)
+            providers, why_cpu = ort_providers(cfg.device)
+            session = bench_session(model, cfg.threads, cfg.device, providers)
         except Exception as exc:
             raise WorkbenchError(f"ONNX Runtime cannot load {variant.name}: "
                                  f"{first_line(exc)}") from exc
-        if cfg.device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
+        ran_on = cfg.device
+        if why_cpu:
+            notes.append(why_cpu)
+            ran_on = "cpu"
+        elif cfg.device != "cpu" and "CUDAExecutionProvider" not in session.get_providers():
             notes.append("ONNX Runtime fell back to the CPU for this model.")
+            ran_on = "cpu"
         size = model_bytes(model)
         return (lambda batch: _ort_runner(session, variant, batch)), size, \
-            cfg.threads
+            cfg.threads, ran_on
     import torch
 
     if isinstance(variant.model, torch.jit.ScriptModule) and runtime == "torch_compile":
@@ -451,23 +451,20 @@ def _prepare(variant: Variant, cfg: BenchConfig, runtime: str, notes: list[str]
                                     "does not take; use runtime 'torch'.")
     module = variant.model
     size = model_bytes(module)
-    if cfg.device == "cuda":
-        import copy
-
-        module = copy.deepcopy(module).to("cuda")  # the variant itself stays where it is
+    module = on_device(module, cfg.device)  # a copy on a GPU: the variant stays on the CPU
     model = module
     if runtime == "torch_compile":
         yield Progress(0.0, "torch.compile: the first call of each batch size compiles…")
         model = torch.compile(module)
     return (lambda batch: _torch_runner(variant, cfg, batch, model)), size, \
-        torch.get_num_threads()
+        torch.get_num_threads(), cfg.device
 
 
 def _peak_memory(device: str, runtime: str) -> int | None:
-    if device == "cuda" and runtime != "ort":
+    if device_type(device) == "cuda" and runtime != "ort":
         import torch
 
-        return int(torch.cuda.max_memory_allocated())
+        return int(torch.cuda.max_memory_allocated(device))
     return peak_rss_bytes()
 
 
@@ -488,8 +485,8 @@ def _time_batch(runner: _Runner, cfg: BenchConfig, runtime: str, batch: int, k: 
     mode: Callable[[], Any] = (torch.inference_mode if runtime != "ort"
                                else contextlib.nullcontext)
     warmup = max(cfg.warmup, _min_warmup(runtime))
-    if cfg.device == "cuda" and runtime != "ort":
-        torch.cuda.reset_peak_memory_stats()
+    if device_type(cfg.device) == "cuda" and runtime != "ort":
+        torch.cuda.reset_peak_memory_stats(cfg.device)
     share = 1.0 / n_batches
     i = 0
     while i < warmup:

@@ -14,7 +14,10 @@
   size, for ops without MACs). Hooks add a few microseconds per module call, which lands in
   the parent's exclusive time; functional code outside any submodule lands on the nodes at
   the top level. TorchScript modules cannot be hooked and are refused. A torch variant is
-  profiled eagerly on the CPU; profile its ONNX conversion to see ORT's times.
+  profiled eagerly on the chosen device (a copy of it; on a GPU each hook waits for the
+  device, so a layer's time is its own); profile its ONNX conversion to see ORT's times.
+* ONNX Runtime runs on `cuda:N` through its CUDA execution provider when it has one, and on
+  the CPU otherwise (said in a warning).
 """
 
 from __future__ import annotations
@@ -80,8 +83,12 @@ class LayerProfile:
 
 
 def profile_layers(variant: Variant, runtime: str = "auto", batch: int = 1, iters: int = 20,
-                   warmup: int = 3, threads: int | None = None) -> LayerProfile:
-    """Time each layer of `variant` over `iters` runs (after `warmup` runs) at `batch`."""
+                   warmup: int = 3, threads: int | None = None, device: str = "cpu"
+                   ) -> LayerProfile:
+    """Time each layer of `variant` over `iters` runs (after `warmup` runs) at `batch`, on
+    `device` (cpu, cuda, cuda:N or mps)."""
+    from workbench.core.devices import job_device
+
     if runtime not in ("auto", "ort", "torch"):
         raise InvalidParameterError("runtime must be auto, ort or torch.")
     if batch < 1 or iters < 1 or warmup < 0:
@@ -100,10 +107,11 @@ def profile_layers(variant: Variant, runtime: str = "auto", batch: int = 1, iter
         raise InvalidParameterError(
             f"{variant.name} is a torch model: its layers are profiled in torch. To see ONNX "
             "Runtime's per-node times, convert it (convert.onnx) and profile the ONNX variant.")
+    device = job_device(device)
     graph = describe(variant)
     if runtime == "ort":
-        return _profile_ort(variant, graph, batch, iters, warmup, threads)
-    return _profile_torch(variant, graph, batch, iters, warmup, threads)
+        return _profile_ort(variant, graph, batch, iters, warmup, threads, device)
+    return _profile_torch(variant, graph, batch, iters, warmup, threads, device)
 
 
 def _finish(graph: LayerGraph, runtime: str, batch: int, iters: int,
@@ -120,10 +128,11 @@ def _finish(graph: LayerGraph, runtime: str, batch: int, iters: int,
 
 # ONNX Runtime ------------------------------------------------------------------------------
 def _profile_ort(variant: Variant, graph: LayerGraph, batch: int, iters: int, warmup: int,
-                 threads: int | None) -> LayerProfile:
+                 threads: int | None, device: str = "cpu") -> LayerProfile:
     import onnx
     import onnxruntime as ort
 
+    from workbench.core.devices import ort_providers
     from workbench.core.model.runtime import UNSAFE_FP16_OPTIMIZERS, has_float16, session_feed
 
     model = onnx.ModelProto()
@@ -132,6 +141,7 @@ def _profile_ort(variant: Variant, graph: LayerGraph, batch: int, iters: int, wa
         raise WorkbenchError("The layer graph does not match the ONNX graph node for node.")
     for proto, node in zip(model.graph.node, graph.nodes, strict=True):
         proto.name = node.name  # nameless nodes get the names the graph shows
+    providers, why_cpu = ort_providers(device)
     with temp_dir("profile") as folder:
         options = ort.SessionOptions()
         options.log_severity_level = 3
@@ -145,7 +155,7 @@ def _profile_ort(variant: Variant, graph: LayerGraph, batch: int, iters: int, wa
         disabled = list(UNSAFE_FP16_OPTIMIZERS) if has_float16(model) else None
         try:
             session = ort.InferenceSession(model.SerializeToString(), options,
-                                           providers=["CPUExecutionProvider"],
+                                           providers=providers,
                                            disabled_optimizers=disabled)
             feed = session_feed(session, variant.example_inputs(batch=batch))
             for _ in range(warmup + iters):
@@ -160,7 +170,10 @@ def _profile_ort(variant: Variant, graph: LayerGraph, batch: int, iters: int, wa
         # best effort: only the kernels ORT created itself need ORT's optimized graph
         with contextlib.suppress(Exception):
             mapper.set_optimized(onnx.load(optimized_path, load_external_data=False))
-    return _parse_ort_events(graph, events, batch, iters, warmup, mapper)
+    result = _parse_ort_events(graph, events, batch, iters, warmup, mapper)
+    if why_cpu:
+        result.warnings.append(why_cpu)
+    return result
 
 
 def _parse_ort_events(graph: LayerGraph, events: list[dict[str, Any]], batch: int, iters: int,
@@ -292,16 +305,21 @@ def _prefixes(name: str) -> list[str]:
 
 # torch -------------------------------------------------------------------------------------
 def _profile_torch(variant: Variant, graph: LayerGraph, batch: int, iters: int, warmup: int,
-                   threads: int | None) -> LayerProfile:
+                   threads: int | None, device: str = "cpu") -> LayerProfile:
     import torch
 
+    from workbench.core.devices import synchronize
     from workbench.core.model.runtime import torch_inputs
 
     if isinstance(variant.model, torch.jit.ScriptModule):
         raise WorkbenchError(f"{variant.name} is TorchScript, whose modules cannot be hooked; "
                              "per-layer profiling needs an eager nn.Module.")
-    model = copy.deepcopy(variant.model).eval()  # hooks never touch the variant's model
-    args = torch_inputs(variant, variant.example_inputs(batch=batch))
+    # hooks never touch the variant's model; the copy goes to the device
+    model = copy.deepcopy(variant.model).eval().to(device)
+    args = tuple(a.to(device) for a in torch_inputs(variant, variant.example_inputs(
+        batch=batch)))
+    # a GPU runs asynchronously: each hook waits for it, so time lands on its layer
+    sync = (lambda: synchronize(device)) if device != "cpu" else (lambda: None)
     clock = time.perf_counter_ns
     exclusive: dict[str, int] = defaultdict(int)
     stack: list[list[Any]] = []  # [module name, start ns, children ns]
@@ -309,10 +327,12 @@ def _profile_torch(variant: Variant, graph: LayerGraph, batch: int, iters: int, 
 
     def pre(name: str) -> Any:
         def hook(module: Any, inputs: Any) -> None:
+            sync()
             stack.append([name, clock(), 0])
         return hook
 
     def post(module: Any, inputs: Any, output: Any) -> None:
+        sync()
         end = clock()
         name, start, children = stack.pop()
         elapsed = end - start

@@ -54,14 +54,17 @@ class LayerSensitivity:
 
 def sensitivity(variant: Variant, data: Dataset | None = None, method: str = "prune",
                 ratio: float = 0.5, metric: str = "auto", cancel: CancelToken | None = None,
-                split: str = "val", samples: int = 64) -> Job[list[LayerSensitivity]]:
+                split: str = "val", samples: int = 64, device: str = "cpu"
+                ) -> Job[list[LayerSensitivity]]:
     """Score each prunable layer alone; returns rows sorted most sensitive first.
 
     `ratio` is the share of the layer's weights pruned (ignored for "int8"); `samples` is
-    the number of sample inputs the fidelity metric uses.
+    the number of sample inputs the fidelity metric uses. The scoring runs on `device`
+    (the working copy of the model goes there).
     """
     import torch
 
+    from workbench.core.devices import job_device
     from workbench.core.passes.prune_unstructured import (
         bake_existing_masks,
         select_layers,
@@ -71,7 +74,8 @@ def sensitivity(variant: Variant, data: Dataset | None = None, method: str = "pr
     _check(variant, method, ratio, metric, samples)
     cancel = cancel or CancelToken()
     yield Progress(0.0, "Preparing…")
-    model = set_mode(copy.deepcopy(variant.model), False)
+    device = job_device(device)
+    model = set_mode(copy.deepcopy(variant.model), False).to(device)
     layers = select_layers(model, LAYER_TYPES, [])
     layers = [(n, m) for n, m in layers if tensor_attr(m).is_floating_point()]
     if not layers:
@@ -80,7 +84,7 @@ def sensitivity(variant: Variant, data: Dataset | None = None, method: str = "pr
     for _, m in layers:
         bake_existing_masks(m)  # an earlier non-permanent prune: work on the real weight
     work = dataclasses.replace(variant, model=model)
-    metric, measure = _scorer(work, data, metric, split, samples)
+    metric, measure = _scorer(work, data, metric, split, samples, device)
     baseline = measure()
     rows: list[LayerSensitivity] = []
     n = len(layers)
@@ -157,13 +161,13 @@ def _check(variant: Variant, method: str, ratio: float, metric: str, samples: in
         raise InvalidParameterError("samples must be at least 1.")
 
 
-def _fits(variant: Variant, data: Dataset) -> bool:
+def _fits(variant: Variant, data: Dataset, device: str = "cpu") -> bool:
     """Whether the model's output is (N, classes ≥ the dataset's) on the dataset's inputs."""
     import torch
 
     try:
         with torch.no_grad():
-            out = variant.model(data.x[:2].to(_dtype(variant.model)))
+            out = variant.model(data.x[:2].to(device, _dtype(variant.model)))
     except Exception:
         log.debug("%s does not run on the dataset's inputs", variant.name, exc_info=True)
         return False
@@ -178,12 +182,12 @@ def _dtype(model: Any) -> Any:
     return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
 
-def _scorer(work: Variant, data: Dataset | None, metric: str, split: str, samples: int
-            ) -> tuple[str, Any]:
-    """(resolved metric, a function scoring `work`'s current weights)."""
-    from workbench.core.train.training import evaluate
+def _scorer(work: Variant, data: Dataset | None, metric: str, split: str, samples: int,
+            device: str = "cpu") -> tuple[str, Any]:
+    """(resolved metric, a function scoring `work`'s current weights, on `device`)."""
+    from workbench.core.train.training import evaluate_model
 
-    fits = data is not None and _fits(work, data)
+    fits = data is not None and _fits(work, data, device)
     if metric == "auto":
         if data is not None and fits:
             metric = "loss" if data.task == "regression" else "accuracy"
@@ -203,7 +207,7 @@ def _scorer(work: Variant, data: Dataset | None, metric: str, split: str, sample
             raise InvalidParameterError(f"{data.name} has no {split} split.")
 
         def measure() -> float:
-            result = evaluate(work, data, split)
+            result = evaluate_model(work.model, data, split, device)
             value = result.loss if metric == "loss" else result.accuracy
             assert value is not None  # classification data (checked above) has an accuracy
             return float(value)

@@ -152,11 +152,16 @@ def session_feed(session: Any, inputs: Sequence[Any]) -> dict[str, np.ndarray]:
 
 
 def run_torch(variant: Variant, inputs: Sequence[Any]) -> np.ndarray:
-    """Run a torch variant eagerly under `no_grad`; the first tensor output as numpy."""
+    """Run a torch variant eagerly under `no_grad` (the inputs go to the device its
+    weights are on); the first tensor output as numpy."""
     import torch
 
     model = variant.model
     args = torch_inputs(variant, inputs)
+    where = next((p.device for p in model.parameters()), None) \
+        if isinstance(model, torch.nn.Module) else None
+    if where is not None and where.type != "cpu":
+        args = tuple(a.to(where) if isinstance(a, torch.Tensor) else a for a in args)
     with torch.no_grad():
         out = model(*args)
     return output_to_numpy(first_tensor(out))

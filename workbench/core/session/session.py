@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from workbench.core.devices import check_device
 from workbench.core.errors import CancelledError, InvalidParameterError, WorkbenchError
 from workbench.core.graph.analysis import Analysis, open_model
 from workbench.core.graph.display_graph import prepare_view
@@ -154,7 +155,7 @@ class Session(TrainingUseCases, MeasureUseCases, RecoveryUseCases):
         source = self.entry(variant_id).analysis
         pass_obj = discover().get(pass_name)
         params = parse_params(type(pass_obj), values or {})
-        device = device or self.settings.device
+        device = check_device(device or self.settings.device)  # the pass gets it in its ctx
         limit = time_limit_s if time_limit_s is not None else (
             self.settings.pass_time_limit_s or None)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from psygnal import Signal
 
-from workbench.core.devices import is_device_name
+from workbench.core.devices import check_device, is_device_name
 from workbench.core.errors import WorkbenchError, first_line
 from workbench.core.fileio import atomic_write_text
 
@@ -113,9 +113,10 @@ class Settings:
             atomic_write_text(self.path, json.dumps(data, indent=2))
 
     def set_device(self, device: str) -> None:
-        if not is_device_name(device):
-            raise ValueError(f"Unknown device '{device}': use cpu, cuda, cuda:N or mps.")
-        self.device = device
+        """cpu, cuda, cuda:N or mps, if torch can use it here (InvalidParameterError if not).
+        A saved device that is gone (the settings moved machines) is kept and refused by the
+        first job that needs it, with the same sentence."""
+        self.device = check_device(device)
         self.save()
         self.changed.emit()
 
@@ -163,8 +164,3 @@ def _strings(value: Any) -> list[str]:
     return [v for v in value if isinstance(v, str)][:MAX_RECENT] if isinstance(value, list) \
         else []
 
-
-def cuda_available() -> bool:
-    import torch
-
-    return bool(torch.cuda.is_available())

@@ -55,9 +55,11 @@ class MeasureUseCases:
 
         return Task(f"Benchmarking {variant.name}", job, commit, graceful=True)
 
-    def profile(self, runtime: str = "auto", batch: int = 1, variant_id: str | None = None
-                ) -> Task[LayerProfile]:
-        """Time every layer of a variant (for the heat map); the commit records it."""
+    def profile(self, runtime: str = "auto", batch: int = 1, variant_id: str | None = None,
+                device: str | None = None) -> Task[LayerProfile]:
+        """Time every layer of a variant (for the heat map) on `device` (default: the
+        settings'); the commit records it."""
+        from workbench.core.devices import check_device
         from workbench.core.measure.profile import profile_layers
         from workbench.core.session.session import Task
 
@@ -66,18 +68,21 @@ class MeasureUseCases:
         if runtime not in ("auto", "ort", "torch") or batch < 1:
             raise InvalidParameterError("Profile with runtime auto, ort or torch, at a batch "
                                         "of at least 1.")
+        device = check_device(device or self.settings.device)
 
         def job(token: CancelToken) -> Job[LayerProfile]:
             yield Progress(None, f"Profiling the layers of {variant.name}…")
-            return profile_layers(variant, runtime, batch)
+            return profile_layers(variant, runtime, batch, device=device)
 
         return Task(f"Profiling {variant.name}", job,
                     lambda p: self._keep(entry.id, "profile", p))
 
     def sensitivity(self, method: str = "prune", ratio: float = 0.5,
-                    dataset: str | None = None, variant_id: str | None = None
-                    ) -> Task[list[LayerSensitivity]]:
-        """Score each prunable layer alone, most sensitive first; the commit records it."""
+                    dataset: str | None = None, variant_id: str | None = None,
+                    device: str | None = None) -> Task[list[LayerSensitivity]]:
+        """Score each prunable layer alone, most sensitive first, on `device` (default: the
+        settings'); the commit records it."""
+        from workbench.core.devices import check_device
         from workbench.core.measure.sensitivity import sensitivity
         from workbench.core.session.session import Task
         from workbench.core.train.data import load_dataset
@@ -86,13 +91,15 @@ class MeasureUseCases:
         variant = entry.analysis.variant
         if dataset and not variant.inputs:
             raise InvalidParameterError(f"{variant.name} has no declared input shape.")
+        device = check_device(device or self.settings.device)
 
         def job(token: CancelToken) -> Job[list[LayerSensitivity]]:
             data = None
             if dataset:
                 spec = variant.inputs[0]
                 data = load_dataset(dataset, spec.shape, input_dtype=spec.dtype)
-            return (yield from sensitivity(variant, data, method, ratio, cancel=token))
+            return (yield from sensitivity(variant, data, method, ratio, cancel=token,
+                                           device=device))
 
         return Task(f"Sensitivity of {variant.name}", job,
                     lambda rows: self._keep(entry.id, "sensitivity", rows))

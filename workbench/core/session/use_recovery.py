@@ -35,6 +35,7 @@ class RecoveryUseCases:
 
     project: Any
     workspace: Any
+    settings: Any
 
     def train(self, dataset: str, config: TrainConfig, variant_id: str | None = None
               ) -> Task[Entry]:  # provided by TrainingUseCases
@@ -72,8 +73,9 @@ class RecoveryUseCases:
         except TypeError as exc:
             raise RecoveryError(f"The settings of run {record.id} are damaged: "
                                 f"{first_line(exc)}.") from exc
+        # the device is this machine's choice, not the one the run was started on
         config = dataclasses.replace(config, checkpoint_dir=str(record.checkpoint_dir),
-                                     resume=True)
+                                     resume=True, device=self.settings.device)
         if record.kind == "train":
             return self.train(record.dataset, config, record.variant_id)
         options = record.options

@@ -136,9 +136,12 @@ class TrainingUseCases:
             "rounds": rounds, "step": step, "budget": budget})
 
     def evaluate(self, dataset: str, variant_id: str | None = None, seed: int = 0,
-                 split: str = "test") -> Task[EvalResult | FidelityResult]:
-        """Accuracy on `dataset`'s test split; for an embedding model (no labels), its
-        fidelity against its parent. The commit records it."""
+                 split: str = "test", device: str | None = None
+                 ) -> Task[EvalResult | FidelityResult]:
+        """Accuracy on `dataset`'s test split, on `device` (default: the settings'); for an
+        embedding model (no labels), its fidelity against its parent. The commit records
+        it."""
+        from workbench.core.devices import check_device
         from workbench.core.session.session import Task
         from workbench.core.train.training import evaluate
 
@@ -155,12 +158,13 @@ class TrainingUseCases:
         _input_spec(variant)
         if split not in ("train", "val", "test"):
             raise InvalidParameterError("Evaluate on the train, val or test split.")
+        device = check_device(device or self.settings.device)
 
         def job(token: CancelToken) -> Job[Any]:
             yield Progress(None, f"Evaluating {variant.name} on {dataset}…")
             data = yield from _load(dataset, variant, seed, samples=False)
             token.check()
-            return evaluate(variant, data, split)
+            return evaluate(variant, data, split, device)
 
         key = "accuracy" if split == "test" else f"{split}_accuracy"
         return Task(f"Evaluating {entry.name}", job,

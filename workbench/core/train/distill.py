@@ -124,14 +124,14 @@ def prune_finetune(variant: Variant, dataset: Dataset, rounds: int = 4, step: fl
 
     Stops after the first round whose accuracy falls more than `budget` below the start.
     """
-    from workbench.core.passes import apply_pass
+    from workbench.core.passes import PassContext, apply_pass
     from workbench.core.passes.registry import discover
 
     if rounds < 1 or not 0 < step < 1:
         raise InvalidParameterError("rounds must be ≥ 1 and step in (0, 1).")
     cfg = cfg or TrainConfig(epochs=2)
     cancel = cancel or CancelToken()
-    base = evaluate(variant, dataset, "val").accuracy or 0.0
+    base = evaluate(variant, dataset, "val", cfg.device).accuracy or 0.0
     schedule = PruneSchedule(base)
     prune = discover().get("prune.magnitude")
     current = variant
@@ -140,10 +140,11 @@ def prune_finetune(variant: Variant, dataset: Dataset, rounds: int = 4, step: fl
         sparsity = min(step * i, 0.99)
         yield Progress((i - 1) / rounds, f"round {i}: pruning to {sparsity:.0%}",
                        RoundStarted(i, sparsity))
-        pruned = apply_pass(prune, current, {"sparsity": sparsity, "scope": "global"})
+        pruned = apply_pass(prune, current, {"sparsity": sparsity, "scope": "global"},
+                            PassContext(device=cfg.device))
         tuned = yield from train(pruned.variant, dataset, cfg, cancel,
                                  name=f"{variant.name}·sparse{int(sparsity * 100)}")
-        acc = evaluate(tuned.variant, dataset, "val").accuracy or 0.0
+        acc = evaluate(tuned.variant, dataset, "val", cfg.device).accuracy or 0.0
         ok = base - acc <= budget
         schedule.rounds.append(PruneRound(i, sparsity, acc, tuned.variant, ok))
         yield Progress(i / rounds, f"round {i}: accuracy {acc:.3f}",

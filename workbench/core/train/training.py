@@ -238,9 +238,13 @@ def evaluate_shard(model: Any, dataset: Dataset, split: str = "val", device: str
 
 def evaluate(variant: Variant, dataset: Dataset, split: str = "test",
              device: str = "cpu") -> EvalResult:
-    """Evaluate any variant: torch in eager mode, ONNX with ONNX Runtime."""
+    """Evaluate any variant: torch in eager mode on `device` (a copy goes there; the variant
+    stays on the CPU), ONNX with ONNX Runtime on the CPU."""
+    from workbench.core.devices import job_device, on_device
+
+    device = job_device(device)
     if variant.backend == "torch":
-        return evaluate_model(variant.model, dataset, split, device)
+        return evaluate_model(on_device(variant.model, device), dataset, split, device)
     import torch
 
     from workbench.core.model.runtime import run_variant
