@@ -357,12 +357,11 @@ def benchmark(variant: Variant, config: BenchConfig, cancel: CancelToken | None 
     if config.threads is not None and runtime != "ort":
         request_threads(config.threads)  # the runner's job scope restores it
     records: list[BenchRecord] = []
-    machine = machine_info(config.threads, config.device)
     stopped = False
     try:
         make_runner, size, threads_used, ran_on = yield from _prepare(variant, config,
                                                                       runtime, notes)
-        machine["threads"] = threads_used
+        machine = machine_info(threads_used, ran_on)  # the GPU's name, if one runs it
         n_batches = len(config.batch_sizes)
         for k, batch in enumerate(config.batch_sizes):
             if cancel.cancelled:

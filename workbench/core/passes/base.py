@@ -54,6 +54,9 @@ class PassTimeoutError(PassError):
 class PassContext:
     """What a pass may use: a device, calibration data, progress, cancel, and a log.
 
+    `device` is the user's choice (cpu, cuda, cuda:N or mps; checked by the Session): a
+    pass that computes with a model (calibration, scoring, fine-tuning) may do it there, on
+    a copy; the model it returns is brought back to the CPU, where every variant lives.
     `time_limit_s` (None: no limit) abandons a pass whose `run` takes longer, with a
     PassTimeoutError; the pass then runs on in a daemon thread, its cancel token set, until
     it ends on its own (threads cannot be killed).
@@ -253,6 +256,7 @@ def apply_pass(pass_obj: Pass, source: Any, params: Mapping[str, Any] | Any = No
         if stamp and fingerprint(variant) != stamp:
             raise PassError(f"{name} changed its input variant; the result is discarded.")
         backend = _check_output(name, variant, output)
+        output.model = _on_cpu(output.model)
         new = Variant(
             name=f"{variant.name}·{name}", backend=backend,
             model=output.model, format=output.format or variant.format,
@@ -273,6 +277,16 @@ def apply_pass(pass_obj: Pass, source: Any, params: Mapping[str, Any] | Any = No
     report = PassReport(name, params_json, figures(before_analysis),
                         figures(after_analysis), seconds, output.warnings, output.details)
     return PassResult(new, report, after_analysis)
+
+
+def _on_cpu(model: Any) -> Any:
+    """A torch model that a pass left on a GPU, moved to the CPU (variants live there)."""
+    parameters = getattr(model, "parameters", None)
+    if parameters is None:
+        return model
+    if any(p.device.type != "cpu" for p in parameters()):
+        return model.to("cpu")
+    return model
 
 
 def _contained(pass_name: str, what: str, call: Callable[[], _T]) -> _T:
