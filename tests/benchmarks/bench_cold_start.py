@@ -67,6 +67,9 @@ def workbench_once(model: Path, config: Path) -> tuple[float, float, str]:
     env = {**os.environ, "PYTHONPATH": path, "QT_QPA_PLATFORM": "offscreen",
            "WORKBENCH_EXIT_AFTER_PAINT": "1", "WORKBENCH_CONFIG_DIR": str(config),
            "HF_HUB_OFFLINE": "1"}
+    # an installed app has its .pyc files (pip compiles them); the warm-up run writes them
+    # for the checkout, even where the caller's shell says not to
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     cpu, t = _children_cpu(), time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "workbench", str(model)], env=env,
                           capture_output=True, text=True, timeout=600, check=False)

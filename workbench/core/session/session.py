@@ -17,7 +17,6 @@ from typing import Any, Generic, TypeVar
 
 from workbench.core.errors import CancelledError, InvalidParameterError, WorkbenchError
 from workbench.core.graph.analysis import Analysis, open_model
-from workbench.core.graph.display_graph import prepare_view
 from workbench.core.jobs import CancelToken, Job, Progress, run_job
 from workbench.core.session.commands import AddVariant, DeleteVariant, RenameVariant
 from workbench.core.session.settings import Settings
@@ -128,10 +127,9 @@ class Session(TrainingUseCases, MeasureUseCases, RecoveryUseCases):
         options = {k: v for k, v in load_options.items() if v is not None}
 
         def job(token: CancelToken) -> Job[Analysis]:
-            analysis = yield from open_model(source, token, **options)
-            yield Progress(1.0, "Preparing the graph view…")
-            prepare_view(analysis.graph)  # so the window's first paint only looks it up
-            return analysis
+            # the graph comes first (`GraphReady`), its view prepared so that the window's
+            # first paint only looks it up; the weight statistics after
+            return (yield from open_model(source, token, preview=True, **options))
 
         def commit(analysis: Analysis) -> Entry:
             if self.remember_recent:
