@@ -34,11 +34,10 @@ class JobSignals(QObject):
 class JobWorker(QRunnable):
     """Runs `generator` to its end on a pool thread; see the module doc."""
 
-    _running_workers: ClassVar[set[JobWorker]] = set()  # kept alive until they finish
+    _running_workers: ClassVar[set[JobWorker]] = set()  # their wrappers, until finished
 
     def __init__(self, generator: Generator[Any, None, Any]) -> None:
-        super().__init__()
-        self.setAutoDelete(False)  # Python owns it (`_running_workers`)
+        super().__init__()  # auto-deleted by the pool after `run`, as superqt's workers are
         self._gen = generator
         self._abort = False
         self.signals = JobSignals()
