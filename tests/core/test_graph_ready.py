@@ -13,7 +13,8 @@ from tests.big_onnx import make_big_onnx
 from workbench.core.errors import CancelledError
 from workbench.core.graph import analysis
 from workbench.core.graph.analysis import GraphReady, open_model
-from workbench.core.jobs import CancelToken, run_job
+from workbench.core.jobs import CancelToken
+from workbench.core.session.session import Session
 
 
 def _until_ready(job: Any) -> GraphReady:
@@ -76,10 +77,18 @@ def test_a_cancel_while_waiting_for_the_drawing_stops_before_the_statistics(
     assert spy.calls == []
 
 
-def test_without_preview_no_graph_is_handed_over(tmp_path: Path) -> None:
+def test_the_session_hands_the_graph_over_only_when_asked(tmp_path: Path) -> None:
+    path = str(make_big_onnx(tmp_path / "c.onnx", n_nodes=80))
+    session = Session(remember_recent=False)
     steps: list[Any] = []
-    result = run_job(open_model(str(make_big_onnx(tmp_path / "c.onnx", n_nodes=80))),
-                     steps.append)
-    assert result.stats.summary.numel > 0
+    plain = session.run(session.open(path), steps.append)  # the CLI's way: nothing to wait for
     assert steps
     assert not any(isinstance(s.payload, GraphReady) for s in steps)
+    assert plain.analysis.stats.summary.numel > 0
+    task = session.open(path, preview=True)  # the window's way
+    job = task.job(CancelToken())
+    ready = _until_ready(job)
+    ready.drawn.set()
+    entry = task.commit(_drive(job))
+    assert entry.analysis.graph is ready.graph
+    assert len(session.workspace) == 2

@@ -122,14 +122,17 @@ class Session(TrainingUseCases, MeasureUseCases, RecoveryUseCases):
         return task.commit(result)
 
     # use cases ----------------------------------------------------------------------------
-    def open(self, source: str, **load_options: Any) -> Task[Entry]:
-        """Load and analyse `source` (a path or zoo:NAME); the commit adds it."""
+    def open(self, source: str, *, preview: bool = False, **load_options: Any) -> Task[Entry]:
+        """Load and analyse `source` (a path or zoo:NAME); the commit adds it.
+
+        With `preview` (the window), a step hands the graph over (`GraphReady`), its view
+        prepared so that the first paint only looks it up, and the job waits for it to be
+        drawn before it takes the weight statistics.
+        """
         options = {k: v for k, v in load_options.items() if v is not None}
 
         def job(token: CancelToken) -> Job[Analysis]:
-            # the graph comes first (`GraphReady`), its view prepared so that the window's
-            # first paint only looks it up; the weight statistics after
-            return (yield from open_model(source, token, preview=True, **options))
+            return (yield from open_model(source, token, preview=preview, **options))
 
         def commit(analysis: Analysis) -> Entry:
             if self.remember_recent:
