@@ -27,7 +27,8 @@ except SystemExit as exc:
     print('EXIT', exc.code)
 passes = sorted(m for m in sys.modules if m.startswith('workbench.core.passes.')
                 and m.rsplit('.', 1)[1] not in ('base', 'registry', 'plugin_path'))
-heavy = [m for m in ('torch', 'onnxruntime', 'transformers', 'pyqtgraph') if m in sys.modules]
+heavy = [m for m in ('torch', 'onnxruntime', 'transformers', 'pyqtgraph', 'superqt', 'qtpy')
+         if m in sys.modules]
 panels = [m for m in sys.modules if m.startswith('workbench.gui.qt_')
           and m.endswith(('weights_panel', 'train_panel', 'benchmark_panel', 'compare_panel',
                           'passes_panel'))]

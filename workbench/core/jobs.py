@@ -1,6 +1,7 @@
 """Jobs: generators that yield `Progress` and honour a `CancelToken`.
 
-The GUI runs them with superqt's `create_worker`; the CLI drives them with `run_job`.
+The GUI runs them on a pool thread (`workbench.gui.job_worker`); the CLI drives them with
+`run_job`.
 """
 
 from __future__ import annotations

@@ -48,4 +48,11 @@ def run_app(model: str | None = None, load_options: dict[str, Any] | None = None
         window.open_project(model)
     elif model:
         window.open_source(model, **(load_options or {}))
-    return int(app.exec())
+    code = int(app.exec())
+    from workbench.gui.qt_startup import exit_after_paint
+
+    if exit_after_paint():  # the job cancelled at the first paint ends before the interpreter
+        from PySide6.QtCore import QThreadPool
+
+        QThreadPool.globalInstance().waitForDone(30_000)
+    return code

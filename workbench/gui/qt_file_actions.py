@@ -55,7 +55,7 @@ class QtFileActions:
             return None
         options = {k: v for k, v in options.items() if v is not None}
         return self.jobs.run_task(
-            self.session.open(source, **options),
+            self.session.open(source, preview=True, **options),  # the graph drawn first
             on_done=self._on_opened,
             on_error=lambda exc: self._on_open_error(source, options, exc))
 

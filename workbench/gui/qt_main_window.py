@@ -337,6 +337,7 @@ class QtMainWindow(QtWindowStartup, QtFileActions, QtTaskActions, QMainWindow):
 
     def _on_job_progress(self, step: Progress) -> None:
         """Events go to the panel that started the job; the status bar names the step."""
+        self._show_preview(step.payload)  # an opening job's graph, before its statistics
         if self._job_panel is not None:
             self._job_panel.on_progress(step)
         if step.fraction is None:
@@ -351,6 +352,7 @@ class QtMainWindow(QtWindowStartup, QtFileActions, QtTaskActions, QMainWindow):
     def _on_job_finished(self) -> None:
         panel, outcome = self._job_panel, self.jobs.outcome
         self._job_panel = None
+        self._drop_preview()  # a graph shown early whose job failed or was cancelled
         self._ticker.stop()
         self.progress.setVisible(False)
         self.progress.setFormat("%p%")
@@ -389,7 +391,8 @@ class QtMainWindow(QtWindowStartup, QtFileActions, QtTaskActions, QMainWindow):
             return
         a = entry.analysis
         parent = self.workspace.parent_of(entry.id)
-        self.graph_view.set_graph(a.graph)
+        if not self._keep_preview(a.graph):
+            self.graph_view.set_graph(a.graph)
         self._show_heat(entry.results.get("profile"))  # this variant's own profile, or none
         self._panel_call("weights", "set_stats", a.stats,
                          parent.analysis.stats if parent else None)

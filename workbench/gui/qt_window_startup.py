@@ -4,6 +4,10 @@ A mixin of `QtMainWindow`: the tabs and the Passes dock hold `LazyPanel`s, the w
 to a panel that may not exist yet through `_panel_call`, and once the graph is painted (or the
 window is up with nothing to open) a `Warmup` imports the passes, torch, onnx and onnxruntime
 in the background while the status bar says "Loading passes…".
+
+An opening job hands over its graph (`GraphReady`) before it reads any weight: the graph
+view draws it at once, and keeps it (no second layout) when the variant is added; if the job
+fails or is cancelled instead, the view goes back to the selected variant.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QWidget
 
+from workbench.core.graph.analysis import GraphReady
 from workbench.core.passes.registry import Registry
 from workbench.gui.qt_device_menu import refresh_devices
 from workbench.gui.qt_lazy_panel import LazyPanel
@@ -46,6 +51,7 @@ class QtWindowStartup:
     open_failed: Any
 
     def _setup_lazy_panels(self) -> None:
+        self._previewed: Any = None  # the graph an opening job showed ahead of its commit
         self.lazy = {name: LazyPanel(lambda name=name: self._make_panel(name))  # type: ignore[misc]
                      for name in LAZY_PANELS}
         for panel in self.lazy.values():
@@ -129,6 +135,31 @@ class QtWindowStartup:
         if self.remember_layout:
             self.restore_splitters(panel)
 
+    # an opening job's graph, drawn before its statistics -------------------------------------
+    def _show_preview(self, payload: Any) -> None:
+        if not isinstance(payload, GraphReady):
+            return
+        self._previewed = payload.graph
+        self.graph_view.set_graph(payload.graph)
+        viewport = self.graph_view.view.viewport()
+        if not viewport.isVisible():  # nothing will be painted: the job goes on now
+            payload.drawn.set()
+            return
+        painted = FirstPaint(viewport, lambda: True, self)  # type: ignore[arg-type]
+        painted.painted.connect(payload.drawn.set)
+        painted.painted.connect(painted.deleteLater)
+
+    def _keep_preview(self, graph: Any) -> bool:
+        """Whether the view already shows `graph`, drawn ahead by its opening job."""
+        kept = graph is self._previewed and self.graph_view.graph() is graph
+        self._previewed = None
+        return kept
+
+    def _drop_preview(self) -> None:
+        if self._previewed is not None:
+            self._previewed = None
+            self._on_variant_selected(None)  # type: ignore[attr-defined]
+
     # after the first paint: the heavy imports in the background ------------------------------
     def start_warmup(self) -> None:
         """Import the passes, torch, onnxruntime and transformers in the background (once)."""
@@ -144,6 +175,8 @@ class QtWindowStartup:
     def _on_first_paint(self) -> None:
         graph = self.graph_view.graph()
         if exit_after_paint():
+            # the rest of the opening job (the weight statistics) is not waited for
+            self.jobs.cancel()
             report_paint_and_exit(len(graph.nodes) if graph is not None else 0)
             return
         self.start_warmup()

@@ -1,4 +1,4 @@
-"""Run core jobs in a worker thread with progress and cancel (superqt's create_worker)."""
+"""Run core jobs in a worker thread with progress and cancel (`job_worker.JobWorker`)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
-from superqt.utils import GeneratorWorker, create_worker
 
 from workbench.core.errors import CancelledError
 from workbench.core.job_scope import job_scope, release_memory, thaw_memory
 from workbench.core.jobs import CancelToken, Progress
+from workbench.gui.job_worker import JobWorker
 from workbench.gui.qt_startup import wait_for_warmup
 
 log = logging.getLogger(__name__)
 
 
-class _ScopedWorker(GeneratorWorker):
+class _ScopedWorker(JobWorker):
     """A worker that runs its whole job inside a `job_scope`, on its own thread: process-wide
     state is set and restored there, and an abandoned job is closed there too."""
 
@@ -43,7 +43,7 @@ class QtJobRunner(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._worker: GeneratorWorker | None = None
+        self._worker: JobWorker | None = None
         self._token: CancelToken | None = None
         self._graceful = False
         self._outcome: str | None = None
@@ -60,7 +60,7 @@ class QtJobRunner(QObject):
 
     def run(self, title: str, job_factory: Callable[[CancelToken], Any],
             on_result: Callable[[Any], None], on_error: Callable[[BaseException], None],
-            graceful: bool = False) -> GeneratorWorker:
+            graceful: bool = False) -> JobWorker:
         """Start `job_factory(token)` (a generator) in a worker thread.
 
         A `graceful` job (training) finishes on cancel and still returns its result.
@@ -76,8 +76,7 @@ class QtJobRunner(QObject):
         def generator(tok: CancelToken) -> Any:
             return (yield from job_factory(tok))
 
-        worker = create_worker(generator, token, _start_thread=False, _ignore_errors=True,
-                               _worker_class=_ScopedWorker)
+        worker = _ScopedWorker(generator(token))
         worker.yielded.connect(self._on_yield)
         worker.returned.connect(lambda _result: self._set_outcome(
             "stopped" if token.cancelled else "done"))
@@ -102,7 +101,7 @@ class QtJobRunner(QObject):
         return worker
 
     def run_task(self, task: Any, on_done: Callable[[Any], None],
-                 on_error: Callable[[BaseException], None]) -> GeneratorWorker:
+                 on_error: Callable[[BaseException], None]) -> JobWorker:
         """Run a core `Task`: its job in a worker, its commit here on the GUI thread."""
         task.report = self.progress.emit  # a queued signal: safe from the worker
 

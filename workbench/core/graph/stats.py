@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from workbench.core.graph.stats_kernels import Moments, as_array, distinct, histogram, moments
+from workbench.core.jobs import CancelToken
 from workbench.core.model.variant import Variant
 
 log = logging.getLogger(__name__)
@@ -216,15 +218,18 @@ def nonfinite_weights(variant: Variant) -> dict[str, tuple[int, int]]:
     return out
 
 
-def weight_stats(variant: Variant, bins: int = 64) -> WeightStats:
-    """Histogram, range, moments, sparsity and per-channel ranges of every weight tensor."""
-    return stats_from_tensors(named_weights(variant), bins)
+def weight_stats(variant: Variant, bins: int = 64, cancel: CancelToken | None = None
+                 ) -> WeightStats:
+    """Histogram, range, moments, sparsity and per-channel ranges of every weight tensor
+    (`cancel` is checked between tensors)."""
+    return stats_from_tensors(named_weights(variant), bins, cancel)
 
 
 PARALLEL_MIN = 1 << 18  # tensors of fewer values are measured on the calling thread
 
 
-def stats_from_tensors(weights: dict[str, Any], bins: int = 64) -> WeightStats:
+def stats_from_tensors(weights: dict[str, Any], bins: int = 64,
+                       cancel: CancelToken | None = None) -> WeightStats:
     """Statistics of float tensors (numpy arrays or CPU torch tensors) by name; NaN and ±Inf
     values are counted apart. Big tensors' first passes run on threads (numpy frees the
     GIL in its reductions)."""
@@ -239,9 +244,9 @@ def stats_from_tensors(weights: dict[str, Any], bins: int = 64) -> WeightStats:
         with ThreadPoolExecutor(workers, thread_name_prefix="weight-stats") as pool:
             futures = {n: pool.submit(_measure, arrays[n]) for n in big}
             done = {n: _finish(n, a, futures[n].result() if n in futures else _measure(a),
-                               bins) for n, a in arrays.items()}
+                               bins) for n, a in _checked(arrays, cancel)}
     else:
-        done = {n: _finish(n, a, _measure(a), bins) for n, a in arrays.items()}
+        done = {n: _finish(n, a, _measure(a), bins) for n, a in _checked(arrays, cancel)}
     tensors = {n: done[n][0] for n in arrays}
     total = sum(t.numel for t in tensors.values())
     finite_total = sum(t.numel - t.nonfinite for t in tensors.values())
@@ -271,6 +276,15 @@ def stats_from_tensors(weights: dict[str, Any], bins: int = 64) -> WeightStats:
                           edges, nan=sum(t.nan for t in tensors.values()),
                           inf=sum(t.inf for t in tensors.values()))
     return WeightStats(tensors, summary, bins)
+
+
+def _checked(arrays: dict[str, np.ndarray], cancel: CancelToken | None
+             ) -> Iterator[tuple[str, np.ndarray]]:
+    """The items of `arrays`, `cancel` checked before each."""
+    for item in arrays.items():
+        if cancel is not None:
+            cancel.check()
+        yield item
 
 
 @dataclass(frozen=True)

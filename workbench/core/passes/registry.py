@@ -156,7 +156,11 @@ def discover(refresh: bool = False) -> Registry:
     global _cache
     if _cache is None or refresh:
         add_plugin_dirs()  # a bundled app's plugin folders (plugin_path.py)
-        infos = [PluginInfo(ep.name, _origin(ep), source=ep) for ep in entry_points(group=GROUP)]
+        eps = entry_points(group=GROUP)
+        # one origin per distribution: each reads and parses its METADATA file
+        origins = {id(getattr(ep, "dist", None)): _origin(ep) for ep in eps}
+        infos = [PluginInfo(ep.name, origins[id(getattr(ep, "dist", None))], source=ep)
+                 for ep in eps]
         _cache = Registry(sorted(infos, key=lambda p: (not p.builtin, p.entry_point)))
     return _cache
 

@@ -18,7 +18,6 @@ from typing import Any, Generic, TypeVar
 from workbench.core.devices import check_device
 from workbench.core.errors import CancelledError, InvalidParameterError, WorkbenchError
 from workbench.core.graph.analysis import Analysis, open_model
-from workbench.core.graph.display_graph import prepare_view
 from workbench.core.jobs import CancelToken, Job, Progress, run_job
 from workbench.core.session.commands import AddVariant, DeleteVariant, RenameVariant
 from workbench.core.session.settings import Settings
@@ -124,15 +123,17 @@ class Session(TrainingUseCases, MeasureUseCases, RecoveryUseCases):
         return task.commit(result)
 
     # use cases ----------------------------------------------------------------------------
-    def open(self, source: str, **load_options: Any) -> Task[Entry]:
-        """Load and analyse `source` (a path or zoo:NAME); the commit adds it."""
+    def open(self, source: str, *, preview: bool = False, **load_options: Any) -> Task[Entry]:
+        """Load and analyse `source` (a path or zoo:NAME); the commit adds it.
+
+        With `preview` (the window), a step hands the graph over (`GraphReady`), its view
+        prepared so that the first paint only looks it up, and the job waits for it to be
+        drawn before it takes the weight statistics.
+        """
         options = {k: v for k, v in load_options.items() if v is not None}
 
         def job(token: CancelToken) -> Job[Analysis]:
-            analysis = yield from open_model(source, token, **options)
-            yield Progress(1.0, "Preparing the graph view…")
-            prepare_view(analysis.graph)  # so the window's first paint only looks it up
-            return analysis
+            return (yield from open_model(source, token, preview=preview, **options))
 
         def commit(analysis: Analysis) -> Entry:
             if self.remember_recent:

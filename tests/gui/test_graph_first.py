@@ -1,0 +1,59 @@
+"""Opening a model draws its graph before the weight statistics are taken: the opening job
+hands its graph over (`GraphReady`), the view draws it, and the variant added afterwards
+keeps that drawing; a job that ends without a variant takes its graph back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.big_onnx import make_big_onnx
+from workbench.core.graph.analysis import GraphReady
+from workbench.core.jobs import Progress
+
+
+def chain(tmp_path: Path) -> str:
+    """A 400-node ONNX chain with weights (the light zoo files have none)."""
+    return str(make_big_onnx(tmp_path / "chain.onnx", n_nodes=400))
+
+
+def test_the_graph_is_drawn_before_the_statistics_and_kept_when_the_variant_is_added(
+        qtbot: Any, main_window: Any, tmp_path: Path) -> None:
+    seen: list[tuple[Any, Any, Any]] = []
+
+    def on_progress(step: Progress) -> None:  # connected after the window's own slot
+        if isinstance(step.payload, GraphReady):
+            view = main_window.graph_view
+            seen.append((view.graph(), view.current_layout(), main_window.workspace.selected))
+
+    main_window.jobs.progress.connect(on_progress)
+    with qtbot.waitSignal(main_window.jobs.finished, timeout=120_000):
+        main_window.open_source(chain(tmp_path))
+    assert main_window.jobs.outcome == "done"
+    assert len(seen) == 1
+    graph, layout, selected = seen[0]
+    assert graph is not None
+    assert len(graph.nodes) == 400
+    assert selected is None  # ... while no variant existed yet: no statistics were taken
+    entry = main_window.workspace.selected
+    assert entry is not None
+    assert entry.analysis.graph is graph
+    assert entry.analysis.stats.summary.numel > 0  # the statistics came after
+    # the variant's graph is the one drawn: no second layout
+    assert main_window.graph_view.current_layout() is layout
+    assert main_window.inspector.isVisible()
+
+
+def test_a_cancelled_opening_takes_its_graph_back(qtbot: Any, main_window: Any,
+                                                  tmp_path: Path) -> None:
+    def cancel_on_preview(step: Progress) -> None:
+        if isinstance(step.payload, GraphReady):
+            assert main_window.graph_view.graph() is step.payload.graph
+            main_window.jobs.cancel()  # the job waits for the drawing, then stops
+
+    main_window.jobs.progress.connect(cancel_on_preview)
+    with qtbot.waitSignal(main_window.jobs.finished, timeout=120_000):
+        main_window.open_source(chain(tmp_path))
+    assert main_window.jobs.outcome == "cancelled"
+    assert main_window.workspace.selected is None
+    assert main_window.graph_view.graph() is None  # back to what is selected: nothing
