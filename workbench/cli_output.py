@@ -20,10 +20,13 @@ from workbench.cli_json import Unsupported, indented_json
 log = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SAFE_ASCII = b"\t\n" + bytes(range(0x20, 0x7f))
 
 
 def printable(text: str) -> str:
     """`text` with control characters (all but newline and tab) shown as `\\xNN`."""
+    if text.isascii() and not text.encode("ascii").translate(None, _SAFE_ASCII):
+        return text  # the usual case (JSON text, for one), checked at C speed
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
