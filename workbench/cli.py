@@ -118,17 +118,24 @@ def _progress_printer(enabled: bool) -> Callable[[Any], None]:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from workbench.core.graph.analysis import open_model
+    from workbench.core.graph.display_graph import gc_paused
+
+    with gc_paused():  # a short run of many small acyclic objects: collections only cost
+        return _inspect(args)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from workbench.core.graph.inspection import inspect_model
     from workbench.core.jobs import run_job
 
-    analysis = run_job(open_model(args.model, **_load_options(args)),
+    analysis = run_job(inspect_model(args.model, args.stats, **_load_options(args)),
                        _progress_printer(not args.json))
     summary = analysis.graph.summary()
     summary["source"] = args.model
     load_warnings = list(analysis.variant.metadata.get("load_warnings", []))
     if load_warnings:
         summary["load_warnings"] = load_warnings
-    if args.stats:
+    if analysis.stats is not None:
         summary["weights"] = analysis.stats.to_json()
     if args.json:
         print_json(summary)
@@ -141,7 +148,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(f"  input  {t['name']}: {t['shape']} {t['dtype'] or ''}")
     ops = ", ".join(f"{op}×{n}" for op, n in list(summary["op_counts"].items())[:12])
     print(f"  ops    {ops}")
-    if args.stats:
+    if analysis.stats is not None:
         s = analysis.stats.summary
         print(f"  weights min {s.min:.4g} max {s.max:.4g} mean {s.mean:.4g} std {s.std:.4g} "
               f"sparsity {s.sparsity:.1%}")

@@ -15,13 +15,18 @@ import re
 import sys
 from typing import Any, TextIO
 
+from workbench.cli_json import Unsupported, indented_json
+
 log = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SAFE_ASCII = b"\t\n" + bytes(range(0x20, 0x7f))
 
 
 def printable(text: str) -> str:
     """`text` with control characters (all but newline and tab) shown as `\\xNN`."""
+    if text.isascii() and not text.encode("ascii").translate(None, _SAFE_ASCII):
+        return text  # the usual case (JSON text, for one), checked at C speed
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
@@ -73,7 +78,10 @@ def strict_json(value: Any) -> tuple[Any, int]:
 def dumps(value: Any) -> str:
     """Strict JSON text: non-finite numbers become null, with a `json_notes` entry."""
     try:  # the usual case, one encoding; NaN or Inf somewhere takes the cleaning path
-        return json.dumps(value, default=str, indent=2, allow_nan=False)
+        try:
+            return indented_json(value)  # the same text, faster, for plain values
+        except (Unsupported, RecursionError):
+            return json.dumps(value, default=str, indent=2, allow_nan=False)
     except ValueError:
         pass
     clean, replaced = strict_json(json.loads(json.dumps(value, default=str)))

@@ -8,7 +8,7 @@ from typing import Any
 
 from workbench.core.graph.display_graph import gc_paused
 from workbench.core.graph.layergraph import LayerGraph, Node, TensorInfo, edges_from_nodes
-from workbench.core.graph.macs import onnx_node_macs
+from workbench.core.graph.macs import ONNX_MAC_OPS, onnx_node_macs
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +40,15 @@ def _onnx_layer_graph(model: Any, input_shapes: dict[str, tuple[int, ...]] | Non
         inferred = model
     infos: dict[str, TensorInfo] = {}
     dtypes = _DtypeNames(helper)
+    read_info = _TensorInfoReader(dtypes)
     for vi in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
-        infos[vi.name] = _tensor_info(vi, dtypes)
+        infos[vi.name] = read_info(vi)
     del inferred  # a second copy of every node: drop it before the graph is built
-    # each protobuf field read costs a lookup: read every node's fields once
-    protos = [(n, n.name, n.op_type, n.domain, list(n.input), list(n.output))
-              for n in graph.node]
-    if any(not _static(infos.get(t)) for *_, outs in protos for t in outs if t):
+    # each protobuf field read costs a lookup: read every node's fields once (a slice is
+    # the quickest copy of a repeated field)
+    protos = [(n, n.name, n.op_type, n.domain, n.input[:], n.output[:]) for n in graph.node]
+    static = _StaticShapes()
+    if not all(static(infos.get(t)) for *_, outs in protos for t in outs if t):
         _fill_symbolic_shapes(fixed, infos, dtypes)
     init_sizes: dict[str, int] = {}
     init_bytes = 0
@@ -58,6 +60,7 @@ def _onnx_layer_graph(model: Any, input_shapes: dict[str, tuple[int, ...]] | Non
 
     nodes: list[Node] = []
     used_names: set[str] = set()
+    scopes: dict[str, tuple[str, ...]] = {}  # a scope's module path, by its text
     for i, (n, raw_name, op_type, domain, in_names, out_names) in enumerate(protos):
         first_out = out_names[0] if out_names else ""
         name = raw_name or first_out or f"{op_type}_{i}"
@@ -65,18 +68,21 @@ def _onnx_layer_graph(model: Any, input_shapes: dict[str, tuple[int, ...]] | Non
             name = f"{name}_{i}"
         used_names.add(name)
         param_names = [t for t in in_names if t in init_sizes]
+        op = op_type if not domain or domain == "ai.onnx" else f"{domain}.{op_type}"
         node = Node(
             name=name,
-            op=op_type if not domain or domain == "ai.onnx" else f"{domain}.{op_type}",
+            op=op,
             inputs=[infos.get(t) or TensorInfo(t) for t in in_names if t],
             outputs=[infos.get(t) or TensorInfo(t) for t in out_names if t],
-            attributes={a.name: _attr_value(a, helper) for a in n.attribute},
-            params=sum(init_sizes[t] for t in param_names),
+            attributes=_attributes(n.attribute, helper) if n.attribute else {},
+            params=sum(init_sizes[t] for t in param_names) if param_names else 0,
             param_names=param_names,
-            param_shapes={t: s for t in param_names if (s := infos[t].shape) is not None},
-            module_path=_scope(raw_name, first_out),
+            param_shapes={t: s for t in param_names if (s := infos[t].shape) is not None}
+            if param_names else {},
+            module_path=_scope_of(raw_name, first_out, scopes),
         )
-        node.macs = onnx_node_macs(node)
+        if op.rsplit(".", 1)[-1] in ONNX_MAC_OPS:  # every other op counts 0
+            node.macs = onnx_node_macs(node)
         nodes.append(node)
     real_inputs = [infos.get(i.name, TensorInfo(i.name)) for i in graph.input
                    if i.name not in init_sizes]
@@ -188,6 +194,59 @@ def _tensor_info(vi: Any, dtypes: _DtypeNames) -> TensorInfo:
     return TensorInfo(vi.name, shape, dtypes(t.elem_type))
 
 
+class _TensorInfoReader:
+    """`_tensor_info`, read once per distinct type: a big graph repeats a few shapes, and
+    the serialized type is a quicker key than reading its dimensions one by one."""
+
+    def __init__(self, dtypes: _DtypeNames) -> None:
+        self._dtypes = dtypes
+        self._by_type: dict[bytes, TensorInfo] = {}
+
+    def __call__(self, vi: Any) -> TensorInfo:
+        key = vi.type.SerializeToString()
+        known = self._by_type.get(key)
+        if known is None:
+            known = self._by_type[key] = _tensor_info(vi, self._dtypes)
+        return known if known.name == vi.name else TensorInfo(vi.name, known.shape, known.dtype)
+
+
+class _StaticShapes:
+    """Whether a tensor's shape is known and every dimension a number, once per shape."""
+
+    def __init__(self) -> None:
+        self._shapes: dict[tuple[int | str, ...], bool] = {}
+
+    def __call__(self, info: TensorInfo | None) -> bool:
+        if info is None or info.shape is None:
+            return False
+        known = self._shapes.get(info.shape)
+        if known is None:
+            known = self._shapes[info.shape] = all(isinstance(d, int) for d in info.shape)
+        return known
+
+
+# AttributeProto types read directly (the rest go through onnx.helper)
+_FLOAT, _INT, _FLOATS, _INTS = 1, 2, 6, 7
+
+
+def _attributes(attrs: Any, helper: Any) -> dict[str, Any]:
+    """A node's attributes by name, as `_attr_value` reads them (numbers read directly)."""
+    out: dict[str, Any] = {}
+    for a in attrs:
+        kind = a.type
+        if a.ref_attr_name or kind not in (_INT, _INTS, _FLOAT, _FLOATS):
+            out[a.name] = _attr_value(a, helper)
+        elif kind == _INT:
+            out[a.name] = a.i
+        elif kind == _INTS:
+            out[a.name] = a.ints[:16]
+        elif kind == _FLOAT:
+            out[a.name] = a.f
+        else:
+            out[a.name] = a.floats[:16]
+    return out
+
+
 def _attr_value(attr: Any, helper: Any) -> Any:
     value = helper.get_attribute_value(attr)
     if isinstance(value, bytes):
@@ -198,6 +257,19 @@ def _attr_value(attr: Any, helper: Any) -> Any:
     if hasattr(value, "ListFields"):
         return f"<{type(value).__name__}>"
     return value
+
+
+def _scope_of(node_name: str, output_name: str, scopes: dict[str, tuple[str, ...]]
+              ) -> tuple[str, ...]:
+    """`_scope`, split once per scope: the nodes of a module share everything before the
+    last `/` of their names (`/layer1/0/conv1` of `/layer1/0/conv1/Conv`)."""
+    head, slash, tail = node_name.rpartition("/")
+    if not (slash and tail):
+        return _scope(node_name, output_name)
+    path = scopes.get(head)
+    if path is None:
+        path = scopes[head] = tuple(p for p in head.split("/") if p)
+    return path
 
 
 def _scope(node_name: str, output_name: str) -> tuple[str, ...]:

@@ -154,19 +154,22 @@ class LayerGraph:
             "inputs": [_tensor_json(t) for t in self.inputs],
             "outputs": [_tensor_json(t) for t in self.outputs],
             "op_counts": self.op_counts(),
-            "layers": [
-                {
-                    "name": n.name,
-                    "op": n.op,
-                    "module": ".".join(n.module_path),
-                    "params": n.params,
-                    "macs": n.macs,
-                    "output_shape": list(n.output_shape) if n.output_shape is not None else None,
-                }
-                for n in self.nodes
-            ],
+            "layers": self._layers_json(),
             "warnings": self.warnings,
         }
+
+    def _layers_json(self) -> list[dict[str, Any]]:
+        modules: dict[tuple[str, ...], str] = {}  # a module's dotted name, joined once
+        layers = []
+        for n in self.nodes:
+            module = modules.get(n.module_path)
+            if module is None:
+                module = modules[n.module_path] = ".".join(n.module_path)
+            shape = n.output_shape
+            layers.append({"name": n.name, "op": n.op, "module": module, "params": n.params,
+                           "macs": n.macs,
+                           "output_shape": list(shape) if shape is not None else None})
+        return layers
 
 
 def _tensor_json(t: TensorInfo) -> dict[str, Any]:

@@ -139,6 +139,12 @@ def _mha_macs(module: Any, shapes: list[Any]) -> int:
     return batch * (proj + 2 * lq * lk * e)
 
 
+# every ONNX op type `onnx_node_macs` counts; any other counts 0
+ONNX_MAC_OPS = frozenset({
+    "Conv", "ConvInteger", "QLinearConv", "ConvTranspose", "Gemm", "MatMul", "MatMulInteger",
+    "QLinearMatMul", "FusedMatMul", "Einsum", "Attention", "LSTM", "GRU", "RNN"})
+
+
 def onnx_node_macs(node: Node) -> int:
     """Multiply-accumulates of one ONNX node, from its shapes (0 where unknown or free)."""
     op = node.op.rsplit(".", 1)[-1]

@@ -78,17 +78,23 @@ class WeightStats:
 
     def warnings(self, limit: int = MAX_NONFINITE_WARNINGS) -> list[str]:
         """One sentence per tensor holding NaN or Inf values (at most `limit`, then a tally)."""
-        bad = self.nonfinite_tensors()
-        out = [f"{name} holds {nonfinite_text(nan, inf)} "
-               + ("value; statistics ignore it." if nan + inf == 1 else
-                  "values; statistics ignore them.")
-               for name, (nan, inf) in list(bad.items())[:limit]]
-        if len(bad) > limit:
-            rest = list(bad.values())[limit:]
-            out.append(f"{len(rest)} more tensors hold "
-                       f"{nonfinite_text(sum(n for n, _ in rest), sum(i for _, i in rest))} "
-                       "values; statistics ignore them.")
-        return out
+        return nonfinite_warnings(self.nonfinite_tensors(), limit)
+
+
+def nonfinite_warnings(bad: dict[str, tuple[int, int]], limit: int = MAX_NONFINITE_WARNINGS
+                       ) -> list[str]:
+    """One sentence per tensor of `bad` ((NaN, Inf) counts by name), at most `limit`, then a
+    tally of the rest."""
+    out = [f"{name} holds {nonfinite_text(nan, inf)} "
+           + ("value; statistics ignore it." if nan + inf == 1 else
+              "values; statistics ignore them.")
+           for name, (nan, inf) in list(bad.items())[:limit]]
+    if len(bad) > limit:
+        rest = list(bad.values())[limit:]
+        out.append(f"{len(rest)} more tensors hold "
+                   f"{nonfinite_text(sum(n for n, _ in rest), sum(i for _, i in rest))} "
+                   "values; statistics ignore them.")
+    return out
 
 
 def nonfinite_text(nan: int, inf: int) -> str:

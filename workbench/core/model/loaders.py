@@ -164,7 +164,7 @@ def _load_onnx(path: Path) -> Variant:
 
     _check_onnx_file(path)
     try:
-        model = onnx.load(str(path), load_external_data=True)
+        model = _read_onnx(path)
     except DecodeError as exc:
         raise CorruptModelError(f"{path.name} is not a valid ONNX file (corrupt or truncated)."
                                 ) from exc
@@ -191,6 +191,24 @@ def _load_onnx(path: Path) -> Variant:
                    inputs=onnx_input_specs(model), source=str(path))
 
 
+def _read_onnx(path: Path) -> Any:
+    """`onnx.load(path, load_external_data=True)`, without its walk over every tensor of the
+    graph (node attributes included) when the file names no external data file: only an
+    external tensor has a "location" entry."""
+    import onnx
+
+    if path.suffix != ".onnx":  # onnx picks a text format by other suffixes
+        return onnx.load(str(path), load_external_data=True)
+    data = path.read_bytes()
+    model = onnx.load_model_from_string(data)
+    if b"location" in data or any(i.data_location == onnx.TensorProto.EXTERNAL
+                                  for i in model.graph.initializer):
+        from onnx.external_data_helper import load_external_data_for_model
+
+        load_external_data_for_model(model, os.path.dirname(os.path.abspath(path)))
+    return model
+
+
 def _check_names_are_text(path: Path, model: Any) -> None:
     """Refuse names that are not UTF-8: protobuf hands them over as bytes (ONNX forbids them)."""
     graph = model.graph
@@ -198,7 +216,7 @@ def _check_names_are_text(path: Path, model: Any) -> None:
     names = [*(i.name for i in graph.initializer), *(v.name for v in values)]
     for node in graph.node:
         names += [node.name, node.op_type, node.domain, *node.input, *node.output]
-    if any(isinstance(n, bytes) for n in names):
+    if bytes in set(map(type, names)):
         raise CorruptModelError(f"{path.name} holds names that are not valid UTF-8 text "
                                 "(corrupt, or not written by an ONNX tool).")
 
