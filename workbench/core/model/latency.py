@@ -5,7 +5,13 @@
 faster than its parent (int8 on a CPU without VNNI often is not) uses this probe: one ONNX
 Runtime session per model with the same intra-op threads, a warm-up run each, then rounds
 that run every model once in turn (interleaved, so a busy machine slows them alike) until
-a small time budget is spent; each model's figure is the median of its runs.
+a small time budget is spent; each model's figure is the median of its runs. The rounds
+stop sooner once they settle the comparison (`settled`): after `SETTLE_ROUNDS` rounds,
+when every run of each model is more than `NOISE` quicker, or slower, than every run of
+each other one. Two models of the same speed order their runs that way by chance in about
+one probe of a hundred (a rank test over 5 + 5 runs, 1 in 126, checked again each round),
+and then still need the 5% gap; int8 against float usually settles in a fraction of the
+budget (resnet-mini's ConvInteger: over 10x slower than float).
 
 A probe is any `LatencyProbe`: passes accept one in place of `time_models` so that tests
 can inject timings instead of depending on the speed of the machine they run on.
@@ -31,6 +37,7 @@ MIN_RUNS = 3  # per model, even past the budget (a median needs a few)
 MAX_RUNS = 200
 MAX_THREADS = 2  # the probe is brief and the machine is shared: at most two threads
 NOISE = 0.05  # speedups within 5% of 1.0 are "no faster", not a measured gain or loss
+SETTLE_ROUNDS = 5  # rounds before the comparison may be called settled
 
 LatencyProbe = Callable[[Mapping[str, Any], Sequence[Any], int, float], dict[str, float]]
 
@@ -49,7 +56,8 @@ def time_models(models: Mapping[str, Any], inputs: Sequence[Any], threads: int,
     """Median milliseconds per run of each ONNX model (name -> ModelProto) on `inputs`.
 
     Models run interleaved, one run each per round, with `threads` intra-op threads, for
-    about `budget_s` seconds after a warm-up run each (at least `MIN_RUNS` rounds).
+    about `budget_s` seconds after a warm-up run each (at least `MIN_RUNS` rounds), or
+    fewer once the rounds have `settled` the comparison.
     """
     sessions = {name: ort_session(model, threads) for name, model in models.items()}
     feeds = {name: session_feed(s, inputs) for name, s in sessions.items()}
@@ -59,13 +67,24 @@ def time_models(models: Mapping[str, Any], inputs: Sequence[Any], threads: int,
     clock = time.perf_counter
     start = clock()
     for k in range(MAX_RUNS):
-        if k >= MIN_RUNS and clock() - start > budget_s:
+        if k >= MIN_RUNS and (clock() - start > budget_s or settled(runs)):
             break
         for name, s in sessions.items():
             t0 = clock()
             s.run(None, feeds[name])
             runs[name].append((clock() - t0) * 1e3)
     return {name: statistics.median(ms) for name, ms in runs.items()}
+
+
+def settled(runs: Mapping[str, Sequence[float]]) -> bool:
+    """Whether interleaved `runs` (name -> milliseconds) already rank the models beyond
+    noise: at least `SETTLE_ROUNDS` runs each, and for every pair, every run of one more
+    than `NOISE` quicker than every run of the other."""
+    times = list(runs.values())
+    if len(times) < 2 or min(len(t) for t in times) < SETTLE_ROUNDS:
+        return False
+    return all(max(a) * (1 + NOISE) < min(b) or max(b) * (1 + NOISE) < min(a)
+               for i, a in enumerate(times) for b in times[i + 1:])
 
 
 @dataclass(frozen=True)
