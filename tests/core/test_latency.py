@@ -53,7 +53,7 @@ def test_runs_settle_only_when_every_run_is_beyond_noise_on_one_side() -> None:
     assert settled({"parent": fast, "child": slow})
     assert settled({"parent": slow, "child": fast})
     assert not settled({"parent": fast[:SETTLE_ROUNDS - 1], "child": slow[:SETTLE_ROUNDS - 1]})
-    assert not settled({"parent": fast + [50.0], "child": slow + [42.0]})  # one run overlaps
+    assert not settled({"parent": [*fast, 50.0], "child": [*slow, 42.0]})  # one run overlaps
     edge = max(fast) * (1 + NOISE)  # within the noise band of the slowest fast run
     assert not settled({"parent": fast, "child": [edge] * 5})
     assert not settled({"only": slow})
@@ -77,5 +77,6 @@ def test_time_models_stops_once_the_runs_settle(tmp_path: Path, monkeypatch) -> 
     monkeypatch.setattr(latency, "settled", watched)
     x = np.ones((256, 8), np.float32)
     time_models({"small": small, "big": big}, (x,), threads=1, budget_s=60.0)
-    assert verdicts.count(True) == 1 and verdicts[-1] is True  # stopped at the first True
+    assert verdicts.count(True) == 1  # stopped at the first True
+    assert verdicts[-1] is True
     assert len(verdicts) < latency.MAX_RUNS - latency.MIN_RUNS
