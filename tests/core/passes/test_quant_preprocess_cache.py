@@ -138,3 +138,25 @@ def test_a_damaged_reference_entry_is_recomputed(tmp_path: Path,
     again = reference_outputs.reference_outputs(variant, samples)
     np.testing.assert_allclose(again, first, rtol=1e-6)
     assert artifact_cache.load_onnx(key) is not None  # stored afresh
+
+
+def test_torch_outputs_go_to_disk_only_once_the_content_hash_is_known() -> None:
+    from onnx import numpy_helper
+
+    from workbench.core.model import artifact_cache
+    from workbench.core.model.sample_inputs import sample_inputs
+    from workbench.core.model.zoo import build_zoo
+
+    variant = build_zoo("mlp")
+    samples = sample_inputs(variant, 4, seed=2)
+    digest = reference_outputs.inputs_digest(samples)
+    assert reference_outputs.disk_key(variant, digest) is None  # not hashed just for this
+    assert variant.content_hash is not None  # an export computes it
+    key = reference_outputs.disk_key(variant, digest)
+    assert key is not None
+    reference_outputs.clear_reference_outputs()
+    first = reference_outputs.reference_outputs(variant, samples)
+    found = artifact_cache.load_onnx(key)
+    assert found is not None
+    np.testing.assert_array_equal(numpy_helper.to_array(found[0].graph.initializer[0]),
+                                  first)

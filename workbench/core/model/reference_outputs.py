@@ -9,8 +9,8 @@ outputs past `MAX_BYTES` are not kept at all.
 
 They are also kept on disk in the artifact cache, for a later process (the window opened
 again): keyed by the model's content (a SHA-256 of an ONNX model's bytes, or a torch
-variant's `content_hash`), the inputs' digest, and the runtime's version. A torch variant
-whose content cannot be hashed is only memoised.
+variant's `content_hash`, when its export already computed it), the inputs' digest, and
+the runtime's version. Other torch variants are only memoised.
 """
 
 from __future__ import annotations
@@ -79,11 +79,13 @@ def inputs_digest(inputs: Sequence[tuple[Any, ...]]) -> str:
 
 
 def disk_key(variant: Variant, digest: str) -> Any:
-    """The artifact cache key of `variant`'s outputs on inputs with `digest` (None when
-    the variant's content cannot be hashed)."""
+    """The artifact cache key of `variant`'s outputs on inputs with `digest` (None for a
+    torch variant whose content hash is not known yet)."""
     from workbench.core.model.artifact_cache import derived_key, onnx_digest
 
-    content: str | None = variant.content_hash
+    # a torch variant's hash only when already known (its export computed it): hashing every
+    # weight of a large model just for this would cost more than it saves
+    content: str | None = vars(variant).get("content_hash")
     runtime = _version("torch")
     if variant.backend == "onnx":
         content, runtime = onnx_digest(variant.model), _version("onnxruntime")
