@@ -80,3 +80,35 @@ def test_time_models_stops_once_the_runs_settle(tmp_path: Path, monkeypatch) -> 
     assert verdicts.count(True) == 1  # stopped at the first True
     assert verdicts[-1] is True
     assert len(verdicts) < latency.MAX_RUNS - latency.MIN_RUNS
+
+
+def test_probe_sessions_are_reused_for_the_same_bytes_and_threads(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    built: list[int] = []
+    real = latency.ort_session
+
+    def counting(model, threads=None):
+        built.append(threads)
+        return real(model, threads)
+
+    monkeypatch.setattr(latency, "ort_session", counting)
+    latency.clear_probe_sessions()
+    a = onnx.load(str(make_onnx_mlp(tmp_path / "a.onnx", hidden=8)))
+    b = onnx.load(str(make_onnx_mlp(tmp_path / "b.onnx", hidden=16)))
+    x = np.ones((1, 8), np.float32)
+    time_models({"parent": a, "child": b}, (x,), threads=1, budget_s=0.01)
+    assert built == [1, 1]
+    again = onnx.load(str(tmp_path / "a.onnx"))  # the same bytes, another ModelProto
+    time_models({"parent": again, "child": b}, (x,), threads=1, budget_s=0.01)
+    assert built == [1, 1]
+    time_models({"parent": a, "child": b}, (x,), threads=2, budget_s=0.01)
+    assert built == [1, 1, 2, 2]  # other threads: other sessions
+    c = onnx.load(str(make_onnx_mlp(tmp_path / "c.onnx", hidden=12)))
+    time_models({"parent": a, "child": c}, (x,), threads=1, budget_s=0.01)
+    assert built == [1, 1, 2, 2, 1]  # only the changed model gets a new session
+    monkeypatch.setattr(latency, "SESSIONS_KEPT", 1)
+    time_models({"parent": a, "child": b}, (x,), threads=1, budget_s=0.01)
+    assert len(built) == 6  # (b, 1) was evicted by (c, 1); now it alone is kept
+    time_models({"parent": a, "child": b}, (x,), threads=1, budget_s=0.01)
+    assert len(built) == 8  # one kept: each evicts the other
+    latency.clear_probe_sessions()

@@ -13,16 +13,24 @@ one probe of a hundred (a rank test over 5 + 5 runs, 1 in 126, checked again eac
 and then still need the 5% gap; int8 against float usually settles in a fraction of the
 budget (resnet-mini's ConvInteger: over 10x slower than float).
 
+The sessions of small models are kept for the next probe (`probe_session`: a few, up to
+64 MB of model, keyed by a SHA-256 of the model's bytes and the thread count), so that
+timing int8 against the same float parent again does not build its session again; every
+probe still warms each model up first.
+
 A probe is any `LatencyProbe`: passes accept one in place of `time_models` so that tests
 can inject timings instead of depending on the speed of the machine they run on.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import statistics
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +46,11 @@ MAX_RUNS = 200
 MAX_THREADS = 2  # the probe is brief and the machine is shared: at most two threads
 NOISE = 0.05  # speedups within 5% of 1.0 are "no faster", not a measured gain or loss
 SETTLE_ROUNDS = 5  # rounds before the comparison may be called settled
+SESSIONS_KEPT = 4  # probe sessions kept for the next probe ...
+SESSION_BYTES_KEPT = 64 << 20  # ... while their models' bytes add up to at most this
+
+_sessions: OrderedDict[tuple[str, int], tuple[Any, int]] = OrderedDict()
+_sessions_lock = threading.Lock()
 
 LatencyProbe = Callable[[Mapping[str, Any], Sequence[Any], int, float], dict[str, float]]
 
@@ -59,7 +72,7 @@ def time_models(models: Mapping[str, Any], inputs: Sequence[Any], threads: int,
     about `budget_s` seconds after a warm-up run each (at least `MIN_RUNS` rounds), or
     fewer once the rounds have `settled` the comparison.
     """
-    sessions = {name: ort_session(model, threads) for name, model in models.items()}
+    sessions = {name: probe_session(model, threads) for name, model in models.items()}
     feeds = {name: session_feed(s, inputs) for name, s in sessions.items()}
     for name, s in sessions.items():  # warm-up: allocations, kernel selection
         s.run(None, feeds[name])
@@ -74,6 +87,33 @@ def time_models(models: Mapping[str, Any], inputs: Sequence[Any], threads: int,
             s.run(None, feeds[name])
             runs[name].append((clock() - t0) * 1e3)
     return {name: statistics.median(ms) for name, ms in runs.items()}
+
+
+def probe_session(model: Any, threads: int) -> Any:
+    """An ORT session of ONNX `model` with `threads` intra-op threads: the one a recent probe
+    built for the same bytes and threads, else a new one (then kept, LRU)."""
+    data = model.SerializeToString()
+    key = (hashlib.sha256(data).hexdigest(), int(threads))
+    with _sessions_lock:
+        hit = _sessions.get(key)
+        if hit is not None:
+            _sessions.move_to_end(key)
+            return hit[0]
+    session = ort_session(model, threads)
+    if len(data) > SESSION_BYTES_KEPT:  # a big model's memory is worth more than its set-up
+        return session
+    with _sessions_lock:
+        _sessions[key] = (session, len(data))
+        while len(_sessions) > SESSIONS_KEPT or sum(
+                size for _, size in _sessions.values()) > SESSION_BYTES_KEPT:
+            _sessions.popitem(last=False)
+    return session
+
+
+def clear_probe_sessions() -> None:
+    """Forget the sessions kept for the next probe."""
+    with _sessions_lock:
+        _sessions.clear()
 
 
 def settled(runs: Mapping[str, Sequence[float]]) -> bool:
