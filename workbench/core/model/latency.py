@@ -7,11 +7,12 @@ Runtime session per model with the same intra-op threads, a warm-up run each, th
 that run every model once in turn (interleaved, so a busy machine slows them alike) until
 a small time budget is spent; each model's figure is the median of its runs. The rounds
 stop sooner once they settle the comparison (`settled`): after `SETTLE_ROUNDS` rounds,
-when every run of each model is more than `NOISE` quicker, or slower, than every run of
-each other one. Two models of the same speed order their runs that way by chance in about
-one probe of a hundred (a rank test over 5 + 5 runs, 1 in 126, checked again each round),
-and then still need the 5% gap; int8 against float usually settles in a fraction of the
-budget (resnet-mini's ConvInteger: over 10x slower than float).
+when a Mann-Whitney rank test tells each pair of models apart at p < 0.01 (two-sided,
+normal approximation), counting only pairs of runs more than `NOISE` apart. After 5 + 5
+runs that takes every run of one model 5% quicker than every run of the other (exactly:
+p = 1/126); later rounds outweigh an outlier (9 + 9 runs: 70 of the 81 pairs). Int8
+against float usually settles in a fraction of the budget (resnet-mini's ConvInteger is
+over 10x slower than float here); models within 5% of each other never do.
 
 The sessions of small models are kept for the next probe (`probe_session`: a few, up to
 64 MB of model, keyed by a SHA-256 of the model's bytes and the thread count), so that
@@ -24,8 +25,10 @@ can inject timings instead of depending on the speed of the machine they run on.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
+import math
 import os
 import statistics
 import threading
@@ -46,6 +49,7 @@ MAX_RUNS = 200
 MAX_THREADS = 2  # the probe is brief and the machine is shared: at most two threads
 NOISE = 0.05  # speedups within 5% of 1.0 are "no faster", not a measured gain or loss
 SETTLE_ROUNDS = 5  # rounds before the comparison may be called settled
+SETTLE_Z = 2.576  # two-sided p < 0.01 (normal approximation of Mann-Whitney U)
 SESSIONS_KEPT = 4  # probe sessions kept for the next probe ...
 SESSION_BYTES_KEPT = 64 << 20  # ... while their models' bytes add up to at most this
 
@@ -118,13 +122,23 @@ def clear_probe_sessions() -> None:
 
 def settled(runs: Mapping[str, Sequence[float]]) -> bool:
     """Whether interleaved `runs` (name -> milliseconds) already rank the models beyond
-    noise: at least `SETTLE_ROUNDS` runs each, and for every pair, every run of one more
-    than `NOISE` quicker than every run of the other."""
-    times = list(runs.values())
+    noise: at least `SETTLE_ROUNDS` runs each, and every pair told apart by `_apart`."""
+    times = [sorted(t) for t in runs.values()]
     if len(times) < 2 or min(len(t) for t in times) < SETTLE_ROUNDS:
         return False
-    return all(max(a) * (1 + NOISE) < min(b) or max(b) * (1 + NOISE) < min(a)
-               for i, a in enumerate(times) for b in times[i + 1:])
+    return all(_apart(a, b) for i, a in enumerate(times) for b in times[i + 1:])
+
+
+def _apart(a: list[float], b: list[float]) -> bool:
+    """Mann-Whitney U on sorted runs `a` and `b`, counting a pair only when one run is more
+    than `NOISE` quicker: U at least `SETTLE_Z` standard deviations above its mean."""
+    n, m = len(a), len(b)
+
+    def quicker(x: list[float], y: list[float]) -> int:  # pairs with x clearly quicker
+        return sum(len(y) - bisect.bisect_right(y, v * (1 + NOISE)) for v in x)
+
+    u = max(quicker(a, b), quicker(b, a))
+    return u - n * m / 2 >= SETTLE_Z * math.sqrt(n * m * (n + m + 1) / 12)
 
 
 @dataclass(frozen=True)
