@@ -2,10 +2,13 @@
 
 An entry is keyed by what changes its bytes: the variant's content hash (model structure,
 weights and input specs; never its session id), the format, opset, input specs, dynamic
-batch, and the versions of Workbench, torch and the exporters. Each entry is one plain
-ONNX file, `<sha256 of the key>.onnx`, written atomically. Its metadata carries the key and
-extra strings, and it ends with a SHA-256 of everything before it, so a truncated or damaged
-entry is detected, logged at debug, deleted and rebuilt; reading one only parses protobuf.
+batch, and the versions of Workbench, torch and the exporters. Artifacts derived from
+other bytes (the int8 passes' pre-processed model, a parent's reference outputs) are keyed
+by `derived_key`: a SHA-256 of their source, the step's versions and its options. Each entry
+is one plain ONNX file, `<sha256 of the key>.onnx`, written atomically. Its metadata carries
+the key and extra strings, and it ends with a SHA-256 of everything before it, so a
+truncated or damaged entry is detected, logged at debug, deleted and rebuilt; reading one
+only parses protobuf.
 
 The folder is `set_cache_dir(path)` (a Session points it at `<project>/cache`), otherwise
 `$WORKBENCH_CACHE_DIR/artifacts` or platformdirs' user cache folder. Entries past the size
@@ -90,15 +93,19 @@ class ArtifactKey:
     inputs: tuple[tuple[str, tuple[int, ...], str], ...]
     dynamic_batch: bool
     versions: tuple[tuple[str, str], ...]
+    # settings of the step that derived the artifact (e.g. the nodes a pre-processing kept)
+    options: tuple[tuple[str, str], ...] = ()
 
     @property
     def text(self) -> str:
         """The key as canonical JSON (stored inside the entry and checked on load)."""
-        return json.dumps({"cache_format": CACHE_FORMAT, "content": self.content,
-                           "format": self.format, "opset": self.opset,
-                           "inputs": [list(i) for i in self.inputs],
-                           "dynamic_batch": self.dynamic_batch,
-                           "versions": dict(self.versions)}, sort_keys=True)
+        fields: dict[str, Any] = {
+            "cache_format": CACHE_FORMAT, "content": self.content, "format": self.format,
+            "opset": self.opset, "inputs": [list(i) for i in self.inputs],
+            "dynamic_batch": self.dynamic_batch, "versions": dict(self.versions)}
+        if self.options:  # absent otherwise, so export keys stay what they were
+            fields["options"] = dict(self.options)
+        return json.dumps(fields, sort_keys=True)
 
     @property
     def digest(self) -> str:
@@ -115,6 +122,19 @@ def artifact_key(variant: Any, fmt: str, opset: int, dynamic_batch: bool,
     inputs = tuple((s.name, tuple(s.shape), s.dtype) for s in variant.inputs)
     return ArtifactKey(content, fmt, opset, inputs, dynamic_batch,
                        tuple(sorted(versions.items())))
+
+
+def derived_key(content: str, fmt: str, versions: dict[str, str],
+                options: dict[str, str] | None = None, opset: int = 0) -> ArtifactKey:
+    """The key of an artifact derived from bytes whose SHA-256 is `content` (a model's
+    `onnx_digest`, say) by a step with these `versions` and `options`."""
+    return ArtifactKey(content, fmt, opset, (), False, tuple(sorted(versions.items())),
+                       tuple(sorted((options or {}).items())))
+
+
+def onnx_digest(model: Any) -> str:
+    """SHA-256 of an ONNX ModelProto's serialized bytes."""
+    return hashlib.sha256(model.SerializeToString()).hexdigest()
 
 
 def variant_content_hash(variant: Any) -> str | None:

@@ -4,7 +4,8 @@ Torch variants are exported to ONNX first (`onnx_export` with `fast=True`: the T
 exporter when its graph checks out against torch, else dynamo; a cached export is reused,
 and the report says which exporter made it and how long it took). Every model then goes
 through `quant_pre_process` (shape inference and graph optimisation; symbolic shape inference is
-skipped for transformer-like graphs, or when it fails) in a temporary folder, and then
+skipped for transformer-like graphs, or when it fails) in a temporary folder (its result is
+cached on disk by the float model's bytes, `quant_preprocess`), and then
 through `quantize_dynamic` or `quantize_static` (QDQ or QOperator format, calibrated on
 real sample inputs). Node names in `exclude` are kept in float32.
 
@@ -27,12 +28,14 @@ from typing import Any
 from workbench.core.errors import InvalidParameterError
 from workbench.core.fileio import temp_dir
 from workbench.core.graph.dequant import node_layers
-from workbench.core.job_scope import in_job_scope, quiet_stdout, request_threads
+from workbench.core.job_scope import in_job_scope, request_threads
 from workbench.core.model.cpu import resolve_reduce_range
 from workbench.core.model.latency import LatencyProbe, compare_latency, slower_warning
 from workbench.core.model.variant import Variant
 from workbench.core.passes.base import Pass, PassContext, PassError, PassOutput, param
 from workbench.core.passes.pass_steps import Steps
+from workbench.core.passes.quant_graph import is_transformer, node_names, quiet
+from workbench.core.passes.quant_preprocess import preprocess
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +74,7 @@ class _OrtQuantize(Pass):
 
     def requires(self, variant: Variant, params: Any) -> None:
         if variant.backend == "onnx":
-            _check_exclude(self.name, params.exclude, _node_names(variant.model))
+            _check_exclude(self.name, params.exclude, node_names(variant.model))
 
     def run(self, variant: Variant, params: Any, ctx: PassContext) -> PassOutput:
         import onnx
@@ -86,11 +89,9 @@ class _OrtQuantize(Pass):
         details["reduce_range"], details["reduce_range_reason"] = resolve_reduce_range(
             params.reduce_range)
         with temp_dir("quant") as tmp:
-            src = os.path.join(tmp, "model.onnx")
             steps.start("preprocess", 0.3, "Pre-processing (shape inference, graph "
                         "optimisation)…")
-            onnx.save(fp32, src)
-            pre_path, pre_info = _preprocess(src, tmp, params.exclude)
+            pre_path, pre_info = preprocess(fp32, tmp, params.exclude)
             details["preprocess"] = pre_info
             steps.start("quantize", 0.4, "Quantizing the weights to int8…")
             model = self._quantize_file(pre_path, list(params.exclude), params, variant,
@@ -170,7 +171,7 @@ class _OrtQuantize(Pass):
 
         out = os.path.join(os.path.dirname(pre_path), "quantized.onnx")
         try:
-            with _quiet():
+            with quiet():
                 self._quantize(pre_path, out, exclude, params, variant, inputs, ctx, details,
                                notes)
         except Exception as exc:
@@ -180,7 +181,7 @@ class _OrtQuantize(Pass):
             # inference (seen on transformer-tiny); drop them and let it infer afresh.
             _strip_value_info(pre_path)
             details["preprocess"]["value_info_dropped"] = True
-            with _quiet():
+            with quiet():
                 self._quantize(pre_path, out, exclude, params, variant, inputs, ctx, details,
                                notes)
         return onnx.load(out)
@@ -269,7 +270,7 @@ class _OrtQuantize(Pass):
         try:
             exported = export_onnx(variant, 18, True, steps.within(
                 0.05, 0.28, "Exporting to ONNX: "), fast=True)
-            if not set(params.exclude) <= _node_names(exported.model):
+            if not set(params.exclude) <= node_names(exported.model):
                 # node names picked in (or recorded from) convert.onnx's dynamo export
                 exported = export_onnx(variant, 18, True, steps.within(
                     0.05, 0.28, "Exporting to ONNX with the node names of convert.onnx: "))
@@ -280,7 +281,7 @@ class _OrtQuantize(Pass):
         details["export_seconds"] = round(exported.seconds, 3)
         details["export_cached"] = exported.cached or False
         notes.extend(exported.warnings)
-        _check_exclude(self.name, params.exclude, _node_names(exported.model))
+        _check_exclude(self.name, params.exclude, node_names(exported.model))
         inputs = exported_input_specs(variant, exported.model)
         if exported.parity is None:
             details["fidelity_reference"] = "torch"
@@ -389,7 +390,7 @@ class OrtStaticQuantize(_OrtQuantize):
         pre = onnx.load(src, load_external_data=False)
         reader = _make_reader(pre, data)
         op_types = list(params.op_types) or None
-        if op_types is None and _is_transformer(pre):
+        if op_types is None and is_transformer(pre):
             # Quantizing every Add/Softmax/LayerNorm input of a transformer statically wrecks
             # it (MiniLM: cosine 0.40, against 0.94 with MatMul/Gemm/Gather only).
             op_types = list(TRANSFORMER_STATIC_OPS)
@@ -478,61 +479,11 @@ def _context_samples(data: Any, n: int) -> list[tuple[Any, ...]] | None:
 
 
 # graph helpers -----------------------------------------------------------------------------
-def _node_names(model: Any) -> set[str]:
-    return {n.name for n in model.graph.node if n.name}
-
-
 def _check_exclude(pass_name: str, exclude: Sequence[str], names: set[str]) -> None:
     unknown = [n for n in exclude if n not in names]
     if unknown:
         raise UnknownNodeError(f"{pass_name}: exclude names node(s) the graph does not have: "
                                f"{', '.join(map(repr, unknown))}.")
-
-
-def _is_transformer(model: Any) -> bool:
-    ops = {n.op_type for n in model.graph.node}
-    return "Attention" in ops or ("Softmax" in ops and bool(
-        ops & {"LayerNormalization", "ReduceMean", "SkipLayerNormalization"}))
-
-
-def _preprocess(src: str, folder: str, exclude: Sequence[str]) -> tuple[str, dict[str, Any]]:
-    """Run `quant_pre_process`; returns the new path and how it was run.
-
-    Symbolic shape inference is skipped for transformer-like graphs (it fails on their
-    dynamic sequence axes) and retried without when it fails. Graph optimisation is turned
-    off when it would fuse away a node named in `exclude`.
-    """
-    import onnx
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    model = onnx.load(src, load_external_data=False)
-    skip_symbolic = _is_transformer(model)
-    out = os.path.join(folder, "preprocessed.onnx")
-    info: dict[str, Any] = {"symbolic_shape": not skip_symbolic, "optimized": True}
-    attempts = [(False, skip_symbolic), (False, True)]
-    if skip_symbolic:
-        attempts = attempts[1:]
-    error: Exception | None = None
-    for skip_opt, skip_sym in attempts:
-        try:
-            with _quiet():
-                quant_pre_process(src, out, skip_optimization=skip_opt,
-                                  skip_symbolic_shape=skip_sym)
-            info["symbolic_shape"] = not skip_sym
-            error = None
-            break
-        except Exception as exc:  # symbolic shape inference gives up on some graphs
-            log.debug("quant_pre_process attempt failed (skip_optimization=%s, "
-                      "skip_symbolic_shape=%s)", skip_opt, skip_sym, exc_info=True)
-            error = exc
-    if error is not None:
-        raise PassError(f"quant_pre_process failed: {type(error).__name__}: {error}")
-    if exclude and not set(exclude) <= _node_names(onnx.load(out, load_external_data=False)):
-        with _quiet():
-            quant_pre_process(src, out, skip_optimization=True,
-                              skip_symbolic_shape=not info["symbolic_shape"])
-        info["optimized"] = False
-    return out, info
 
 
 def _strip_value_info(path: str) -> None:
@@ -563,9 +514,3 @@ def _graph_figures(before: Any, after: Any, exclude: Sequence[str]) -> dict[str,
             "excluded": list(exclude), "excluded_honoured": not missing,
             "excluded_missing": missing}
 
-
-def _quiet() -> Any:
-    """The quantization tools' chatter: their root-logger records and warnings are dropped
-    by the app's logging set-up (workbench.core.logs); the progress lines the histogram
-    calibrators print need the job scope's stdout redirect."""
-    return quiet_stdout()
