@@ -338,6 +338,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     recipe = Recipe.load_file(args.recipe)
     if args.output:
         _check_output(args.output)
+    if needs_launch(args):  # every training step of the recipe, data-parallel
+        return launch(args, args.argv)
     session = Session(remember_recent=False)
 
     def show(p: Any) -> None:
@@ -705,6 +707,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=18)
     p.add_argument("--trust", action="store_true",
                    help="allow a pickled source (never read from the recipe itself)")
+    add_launch_options(p, strategy=False)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_run)
 

@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.core import rank_probe
 from workbench.core.errors import InvalidParameterError
 from workbench.core.events import RoundDone, RoundStarted
 from workbench.core.jobs import CancelToken, Job, Progress
@@ -32,10 +33,20 @@ def teacher_logits(teacher: Variant, dataset: Dataset, split: str = "train",
         # a copy on another device: the teacher variant itself never moves
         model = teacher.model if device == "cpu" else copy.deepcopy(teacher.model).to(device)
         set_mode(model, False)
+        before = dict(model.named_buffers()) if rank_probe.enabled() else {}
+        before = {k: v.clone() for k, v in before.items()}
         dtype = next((p.dtype for p in model.parameters()), torch.float32)
         with torch.no_grad():
-            return torch.cat([model(x[i:i + 256].to(device, dtype)).float().cpu()
-                              for i in range(0, len(x), 256)])
+            logits = torch.cat([model(x[i:i + 256].to(device, dtype)).float().cpu()
+                                for i in range(0, len(x), 256)])
+        if rank_probe.enabled():  # the multi-process tests: eval mode on every rank
+            rank_probe.probe("teacher", training=any(m.training for m in model.modules()),
+                             buffers_before=rank_probe.digest(before),
+                             buffers_after=rank_probe.digest(dict(model.named_buffers())),
+                             batchnorms=sum("BatchNorm" in type(m).__name__
+                                            for m in model.modules()),
+                             logits=rank_probe.digest({"logits": logits}))
+        return logits
     from workbench.core.model.runtime import run_variant
 
     return torch.cat([torch.as_tensor(run_variant(teacher, (x[i:i + 256],))).float()
