@@ -5,13 +5,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.core import rank_probe
 from workbench.core.errors import InvalidParameterError
 from workbench.core.events import RoundDone, RoundStarted
-from workbench.core.jobs import CancelToken, Job, Progress
+from workbench.core.jobs import CancelledError, CancelToken, Job, Progress
 from workbench.core.model.variant import Variant, set_mode
 from workbench.core.train.data import Dataset
 from workbench.core.train.training import TrainConfig, TrainResult, evaluate, train
@@ -130,10 +131,14 @@ class PruneSchedule:
 
 def prune_finetune(variant: Variant, dataset: Dataset, rounds: int = 4, step: float = 0.2,
                    cfg: TrainConfig | None = None, budget: float = 0.01,
-                   cancel: CancelToken | None = None) -> Job[PruneSchedule]:
+                   cancel: CancelToken | None = None,
+                   finetune: Callable[[Variant, str], Job[TrainResult]] | None = None
+                   ) -> Job[PruneSchedule]:
     """Each round prunes a further `step` (global magnitude), fine-tunes and evaluates.
 
     Stops after the first round whose accuracy falls more than `budget` below the start.
+    `finetune(pruned, name)` fine-tunes elsewhere (in launched processes, say); a round it
+    gives up on when stopped (`CancelledError`) is dropped and the rounds before it kept.
     """
     from workbench.core.passes import apply_pass
     from workbench.core.passes.registry import discover
@@ -152,8 +157,14 @@ def prune_finetune(variant: Variant, dataset: Dataset, rounds: int = 4, step: fl
         yield Progress((i - 1) / rounds, f"round {i}: pruning to {sparsity:.0%}",
                        RoundStarted(i, sparsity))
         pruned = apply_pass(prune, current, {"sparsity": sparsity, "scope": "global"})
-        tuned = yield from train(pruned.variant, dataset, cfg, cancel,
-                                 name=f"{variant.name}·sparse{int(sparsity * 100)}")
+        name = f"{variant.name}·sparse{int(sparsity * 100)}"
+        try:
+            tuned = yield from (train(pruned.variant, dataset, cfg, cancel, name=name)
+                                if finetune is None else finetune(pruned.variant, name))
+        except CancelledError:
+            if not schedule.rounds:
+                raise
+            break
         acc = evaluate(tuned.variant, dataset, "val").accuracy or 0.0
         ok = base - acc <= budget
         schedule.rounds.append(PruneRound(i, sparsity, acc, tuned.variant, ok))
