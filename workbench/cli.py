@@ -346,6 +346,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     recipe = Recipe.load_file(args.recipe)
     if args.output:
         _check_output(args.output)
+    if needs_launch(args):  # every training step of the recipe, data-parallel
+        return launch(args, args.argv)
     session = use_device(Session(remember_recent=False), args)
 
     def show(p: Any) -> None:
@@ -718,6 +720,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust", action="store_true",
                    help="allow a pickled source (never read from the recipe itself)")
     add_device_option(p)
+    add_launch_options(p, strategy=False)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_run)
 

@@ -1,4 +1,4 @@
-"""`--nproc N` on `workbench train` and `workbench distill`: the same command, started N times
+"""`--nproc N` on `workbench train`, `distill` and `run`: the same command, started N times
 by torch's elastic launcher (`python -m torch.distributed.run`), never by a launcher of ours.
 
 Started by `torchrun` (or by this), a command sees `WORLD_SIZE` and trains data-parallel;
@@ -17,17 +17,18 @@ from workbench.core.train.distributed import launch_command
 __all__ = ["add_launch_options", "launch", "launch_command", "main_only", "needs_launch"]
 
 
-def add_launch_options(p: argparse.ArgumentParser) -> None:
-    """The launch flags of a training command."""
+def add_launch_options(p: argparse.ArgumentParser, strategy: bool = True) -> None:
+    """The launch flags of a training command (`strategy`: with --strategy)."""
     p.add_argument("--nproc", type=int, default=1, metavar="N",
                    help="train data-parallel in N processes on this machine (torch's elastic "
                    "launcher; under torchrun the world size comes from it)")
     p.add_argument("--max-restarts", type=int, default=0, metavar="R",
                    help="with --nproc: restart failed workers up to R times; they resume "
                    "from the last checkpoint")
-    p.add_argument("--strategy", choices=("ddp", "fsdp"), default="ddp",
-                   help="with several processes: replicate the model (ddp) or shard it "
-                   "(fsdp)")
+    if strategy:
+        p.add_argument("--strategy", choices=("ddp", "fsdp"), default="ddp",
+                       help="with several processes: replicate the model (ddp) or shard "
+                       "it (fsdp)")
 
 
 def needs_launch(args: argparse.Namespace) -> bool:

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from workbench.core.errors import WorkbenchError
+from workbench.core.rank_probe import probe
 
 log = logging.getLogger(__name__)
 
@@ -343,6 +344,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
             raise
         except OSError as exc:
             raise _write_error(shown, exc) from exc
+        probe("write", path=str(dest))
     finally:
         _discard(tmp, record)
 

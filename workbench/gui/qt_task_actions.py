@@ -84,11 +84,10 @@ class QtTaskActions:
             config = TrainConfig.parse(options["config"], device=self.settings.device,
                                        resume=bool(options.get("resume")))
             data, mode = options["dataset"], options["mode"]
-            if mode == "train" and int(options.get("processes") or 1) > 1:
-                from workbench.core.session.launched import launched_train_task
+            if int(options.get("processes") or 1) > 1:
+                from workbench.core.session.launched_jobs import launched_task
 
-                return launched_train_task(self.session, data, config,
-                                           int(options["processes"]))
+                return launched_task(self.session, mode, data, config, options)
             if mode == "distill":
                 return self.session.distill(data, config, options.get("teacher") or "",
                                             options["temperature"], options["alpha"],

@@ -85,8 +85,9 @@ class QtTrainPanel(QWidget):
         self.budget = QDoubleSpinBox(minimum=0.0, maximum=1.0, value=0.01, singleStep=0.01,
                                      decimals=3)
         self.processes = QSpinBox(minimum=1, maximum=64, value=1)
-        self.processes.setToolTip("Train data-parallel in this many processes (torch's "
-                                  "elastic launcher); curves come from rank 0")
+        self.processes.setToolTip("Train, distill or prune-and-fine-tune data-parallel in this "
+                                  "many processes (torch's elastic launcher); curves come "
+                                  "from rank 0")
         top = QFormLayout()
         top.addRow("Variant", self.variant_label)
         top.addRow("Dataset", ds_row)
@@ -362,9 +363,6 @@ class QtTrainPanel(QWidget):
         i = self.mode.currentIndex()
         self.distill_box.setVisible(i == 1)
         self.prune_box.setVisible(i == 2)
-        self.processes.setEnabled(i == 0)  # the window launches plain training only
-        if i != 0:
-            self.processes.setValue(1)
         self.sparsity_plot.setVisible(i == 2)
 
     def _browse(self) -> None:

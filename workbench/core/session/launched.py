@@ -1,5 +1,6 @@
 """Training in several processes from the window: the variant's recipe plus a training step,
 replayed by `workbench run` under torch's elastic launcher, with live curves from rank 0.
+(`launched_jobs` does the same for distillation and prune-and-fine-tune.)
 
 Rank 0 appends one JSON line per epoch to the file `WORKBENCH_METRICS` names; the job tails
 it and yields the epochs as they come, so nothing blocks while the workers train. Cancelling
@@ -27,26 +28,58 @@ class LaunchError(WorkbenchError):
     """The launched workers failed (their last words are in the message)."""
 
 
-def train_recipe(variant: Any, dataset: str, config: Any) -> dict[str, Any]:
-    """The recipe (as JSON) that rebuilds `variant` and trains it on `dataset`."""
+def start_recipe(variant: Any, folder: Path) -> dict[str, Any]:
+    """The recipe (as JSON) that rebuilds `variant` in the workers: its lineage when that
+    replays cheaply and exactly, else (a lineage that trains) the variant written to a file
+    in `folder`, which the workers load as it is."""
+    from workbench.core.model.export import export_variant
     from workbench.core.session.recipe import Recipe
+    from workbench.core.session.recipe_steps import DistillStep, TrainStep
 
-    body = Recipe.of(variant).to_json()
-    params = {k: v for k, v in asdict(config).items()
-              if k not in ("device", "checkpoint_dir", "resume", "strategy")}
-    body["steps"].append({"train": {"dataset": dataset, **params}})
+    recipe = Recipe.of(variant)
+    if not any(isinstance(s, (TrainStep, DistillStep)) for s in recipe.steps):
+        return recipe.to_json()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{variant.id}.pt2"  # training again would give another model
+    export_variant(variant, path)
+    return Recipe(str(path), (), {}).to_json()
+
+
+def train_recipe(variant: Any, dataset: str, config: Any, folder: Path) -> dict[str, Any]:
+    """The recipe (as JSON) that rebuilds `variant` and trains it on `dataset`."""
+    body = start_recipe(variant, folder)
+    body["steps"].append({"train": {"dataset": dataset, **train_params(config)}})
     return body
+
+
+def train_params(config: Any) -> dict[str, Any]:
+    """A TrainConfig's fields as a recipe step holds them (no machine-local ones)."""
+    return {k: v for k, v in asdict(config).items()
+            if k not in ("device", "checkpoint_dir", "resume", "strategy")}
 
 
 def launched_train(variant: Any, dataset: str, config: Any, nproc: int, folder: Path,
                    cancel: CancelToken, max_restarts: int = 0) -> Job[Path]:
-    """Train `variant` in `nproc` processes; the trained model's file (in `folder`)."""
+    """Train `variant` in `nproc` processes; the trained weights' file (in `folder`)."""
+    body = train_recipe(variant, dataset, config, folder)
+    return (yield from launched_recipe(body, config.epochs, nproc, folder, cancel,
+                                       max_restarts, device=config.device))
+
+
+def launched_recipe(body: dict[str, Any], epochs: int, nproc: int, folder: Path,
+                    cancel: CancelToken, max_restarts: int = 0,
+                    device: str = "cpu") -> Job[Path]:
+    """Replay the recipe `body` (one training step of `epochs`) in `nproc` processes; the
+    last variant's weights (a safetensors file in `folder`). Rank 0's epochs come as
+    `EpochDone` events."""
     folder.mkdir(parents=True, exist_ok=True)
-    recipe, output, metrics = folder / "recipe.json", folder / "trained.pt2", \
+    # the weights alone: the window puts them in its own copy of the model, which keeps
+    # its layers (a reloaded .pt2 is a graph, with nothing left to prune) and its lineage
+    recipe, output, metrics = folder / "recipe.json", folder / "trained.safetensors", \
         folder / "metrics.jsonl"
-    recipe.write_text(json.dumps(train_recipe(variant, dataset, config)), encoding="utf-8")
+    recipe.write_text(json.dumps(body), encoding="utf-8")
     metrics.unlink(missing_ok=True)
-    argv = ["run", str(recipe), "-o", str(output), "--json"]
+    argv = ["run", str(recipe), "-o", str(output), "--device", device, "--json"]
     env = {**os.environ, METRICS_ENV: str(metrics)}
     yield Progress(0.0, f"Starting {nproc} processes…")
     with open(folder / "stdout.txt", "wb") as out, open(folder / "stderr.txt", "wb") as err:
@@ -58,8 +91,8 @@ def launched_train(variant: Any, dataset: str, config: Any, nproc: int, folder: 
             done = proc.poll() is not None
             records = _read_records(metrics)
             for record in records[seen:]:
-                yield Progress(record["epoch"] / max(config.epochs, 1),
-                               f"epoch {record['epoch']}/{config.epochs} done",
+                yield Progress(record["epoch"] / max(epochs, 1),
+                               f"epoch {record['epoch']}/{epochs} done",
                                EpochDone.of(record))
             seen = len(records)
             if done:
@@ -79,6 +112,28 @@ def launched_train(variant: Any, dataset: str, config: Any, nproc: int, folder: 
     return output
 
 
+def train_step(config: Any, dataset: str, **extra: Any) -> dict[str, Any]:
+    """The lineage step a training records (as `train()` writes it)."""
+    return {"pass": "train", "params": {**asdict(config), "dataset": dataset, "alpha": 0.0,
+                                        "temperature": 4.0, **extra}}
+
+
+def trained_child(variant: Any, weights: Path, name: str, step: dict[str, Any]) -> Any:
+    """A child of `variant` holding the launched run's `weights`, its lineage `step` added."""
+    import copy
+
+    from safetensors.torch import load_file
+
+    from workbench.core.model.variant import Variant, new_variant_id, set_mode
+
+    model = copy.deepcopy(variant.model).float()
+    model.load_state_dict(load_file(str(weights)))
+    return Variant(name=name, backend="torch", model=set_mode(model, False),
+                   format=variant.format, inputs=variant.inputs, source=variant.source,
+                   parent=variant.id, recipe=(*variant.recipe, step),
+                   metadata=dict(variant.metadata), id=new_variant_id())
+
+
 def _read_records(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
@@ -95,20 +150,21 @@ def launched_train_task(session: Any, dataset: str, config: Any, nproc: int,
                         variant_id: str | None = None) -> Any:
     """A Task that trains the selected variant in `nproc` processes; the commit adds the
     trained model (its curves came live from rank 0)."""
-    from workbench.core.graph.analysis import open_model
+    from workbench.core.graph.analysis import analyse
     from workbench.core.session.session import Task
-    from workbench.core.session.settings import runs_dir
 
     entry = session.entry(variant_id)
     variant = entry.analysis.variant
     config.validate()
-    folder = runs_dir() / f"{variant.id}-{nproc}proc-{time.strftime('%Y%m%d-%H%M%S')}"
+    folder = run_folder(variant, nproc)
     history: list[dict[str, Any]] = []
 
     def job(token: CancelToken) -> Job[Any]:
-        output = yield from _collect(launched_train(variant, dataset, config, nproc, folder,
-                                                    token), history)
-        return (yield from open_model(str(output), token))
+        output = yield from collect(launched_train(variant, dataset, config, nproc, folder,
+                                                   token), history)
+        trained = trained_child(variant, output, f"{variant.name}·trained",
+                                train_step(config, dataset))
+        return (yield from analyse(trained))
 
     def commit(analysis: Any) -> Any:
         return session._add(analysis, {"history": history})
@@ -116,7 +172,14 @@ def launched_train_task(session: Any, dataset: str, config: Any, nproc: int,
     return Task(f"Training {variant.name} in {nproc} processes", job, commit)
 
 
-def _collect(job: Job[Path], history: list[dict[str, Any]]) -> Job[Path]:
+def run_folder(variant: Any, nproc: int) -> Path:
+    """A new folder for a launched run of `variant` (its recipe, logs and output)."""
+    from workbench.core.session.settings import runs_dir
+
+    return runs_dir() / f"{variant.id}-{nproc}proc-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def collect(job: Job[Path], history: list[dict[str, Any]]) -> Job[Path]:
     """`job`'s progress passed on, its epochs kept in `history`."""
     while True:
         try:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.core import rank_probe
 from workbench.core.errors import InvalidParameterError
 from workbench.core.events import RoundDone, RoundStarted
-from workbench.core.jobs import CancelToken, Job, Progress
+from workbench.core.jobs import CancelledError, CancelToken, Job, Progress
 from workbench.core.model.variant import Variant, set_mode
 from workbench.core.train.data import Dataset
 from workbench.core.train.training import TrainConfig, TrainResult, evaluate, train
@@ -32,10 +34,20 @@ def teacher_logits(teacher: Variant, dataset: Dataset, split: str = "train",
         # a copy on another device: the teacher variant itself never moves
         model = teacher.model if device == "cpu" else copy.deepcopy(teacher.model).to(device)
         set_mode(model, False)
+        before = dict(model.named_buffers()) if rank_probe.enabled() else {}
+        before = {k: v.clone() for k, v in before.items()}
         dtype = next((p.dtype for p in model.parameters()), torch.float32)
         with torch.no_grad():
-            return torch.cat([model(x[i:i + 256].to(device, dtype)).float().cpu()
-                              for i in range(0, len(x), 256)])
+            logits = torch.cat([model(x[i:i + 256].to(device, dtype)).float().cpu()
+                                for i in range(0, len(x), 256)])
+        if rank_probe.enabled():  # the multi-process tests: eval mode on every rank
+            rank_probe.probe("teacher", training=any(m.training for m in model.modules()),
+                             buffers_before=rank_probe.digest(before),
+                             buffers_after=rank_probe.digest(dict(model.named_buffers())),
+                             batchnorms=sum("BatchNorm" in type(m).__name__
+                                            for m in model.modules()),
+                             logits=rank_probe.digest({"logits": logits}))
+        return logits
     from workbench.core.model.runtime import run_variant
 
     return torch.cat([torch.as_tensor(run_variant(teacher, (x[i:i + 256],))).float()
@@ -119,10 +131,14 @@ class PruneSchedule:
 
 def prune_finetune(variant: Variant, dataset: Dataset, rounds: int = 4, step: float = 0.2,
                    cfg: TrainConfig | None = None, budget: float = 0.01,
-                   cancel: CancelToken | None = None) -> Job[PruneSchedule]:
+                   cancel: CancelToken | None = None,
+                   finetune: Callable[[Variant, str], Job[TrainResult]] | None = None
+                   ) -> Job[PruneSchedule]:
     """Each round prunes a further `step` (global magnitude), fine-tunes and evaluates.
 
     Stops after the first round whose accuracy falls more than `budget` below the start.
+    `finetune(pruned, name)` fine-tunes elsewhere (in launched processes, say); a round it
+    gives up on when stopped (`CancelledError`) is dropped and the rounds before it kept.
     """
     from workbench.core.passes import PassContext, apply_pass
     from workbench.core.passes.registry import discover
@@ -142,8 +158,14 @@ def prune_finetune(variant: Variant, dataset: Dataset, rounds: int = 4, step: fl
                        RoundStarted(i, sparsity))
         pruned = apply_pass(prune, current, {"sparsity": sparsity, "scope": "global"},
                             PassContext(device=cfg.device))
-        tuned = yield from train(pruned.variant, dataset, cfg, cancel,
-                                 name=f"{variant.name}·sparse{int(sparsity * 100)}")
+        name = f"{variant.name}·sparse{int(sparsity * 100)}"
+        try:
+            tuned = yield from (train(pruned.variant, dataset, cfg, cancel, name=name)
+                                if finetune is None else finetune(pruned.variant, name))
+        except CancelledError:
+            if not schedule.rounds:
+                raise
+            break
         acc = evaluate(tuned.variant, dataset, "val", cfg.device).accuracy or 0.0
         ok = base - acc <= budget
         schedule.rounds.append(PruneRound(i, sparsity, acc, tuned.variant, ok))

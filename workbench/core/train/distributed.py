@@ -154,6 +154,17 @@ def broadcast_masks(masks: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def broadcast_buffers(module: Any) -> None:
+    """Rank 0's buffers (BatchNorm statistics) in `module` on every rank: each rank's last
+    training step updated them from its own shard, so every replica evaluates one model."""
+    if not context().enabled:
+        return
+    import torch.distributed as dist
+
+    for buf in module.buffers():
+        dist.broadcast(buf.data, 0)
+
+
 def agree(value: Any) -> Any:
     """Rank 0's `value` (any picklable object) on every rank."""
     if not context().enabled:

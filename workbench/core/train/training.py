@@ -374,7 +374,11 @@ def train(variant: Variant, dataset: Dataset, cfg: TrainConfig,
         state = dd.full_state(model, ctx, cfg.strategy) if fsdp else None
         if state is not None:
             eval_model.load_state_dict(state)
+        elif ctx.enabled:
+            dd.broadcast_buffers(eval_model)  # BatchNorm statistics differ by shard
         val = evaluate_shard(eval_model, dataset, "val", device)
+        _probe_epoch(epoch + 1, val, masks, state if state is not None else
+                     eval_model.state_dict())
         lr = opt.param_groups[0]["lr"]
         record = {"epoch": epoch + 1, "train_loss": total_loss / max(seen, 1),
                   "train_accuracy": correct / max(seen, 1) if dataset.task ==
@@ -422,6 +426,20 @@ def train(variant: Variant, dataset: Dataset, cfg: TrainConfig,
                   variant.metadata.get("num_classes")}, id=new_variant_id())
     return TrainResult(new, run.history, run.best_epoch, stopped, early, test,
                        str(ckpt_dir / "best.pt") if ckpt_dir else None)
+
+
+def _probe_epoch(epoch: int, val: EvalResult, masks: dict[str, Any],
+                 weights: dict[str, Any]) -> None:
+    """Record this rank's masks and weights after an epoch (for the multi-process tests)."""
+    from workbench.core import rank_probe
+
+    if not rank_probe.enabled():
+        return
+    local_masks = {k: m.to_local() if hasattr(m, "to_local") else m for k, m in masks.items()}
+    zeros = {k: v == 0 for k, v in weights.items() if v.ndim >= 2 and v.is_floating_point()}
+    rank_probe.probe("epoch", epoch=epoch, val_samples=val.samples,
+                     masks=rank_probe.digest(local_masks), mask_names=sorted(masks),
+                     zeros=rank_probe.digest(zeros), weights=rank_probe.digest(weights))
 
 
 def _backward_step(model: Any, opt: Any, scaler: Any, loss: Any, grad_clip: float) -> None:
