@@ -360,7 +360,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             acc = f" · val accuracy {e.val_accuracy:.3f}" if e.val_accuracy is not None else ""
             print(f"    epoch {e.epoch} · loss {e.train_loss:.4f}{acc}", file=sys.stderr)
 
-    run = run_recipe(session, recipe, main_only(show), trust=args.trust)
+    from pathlib import Path
+
+    start = Path(args.start_weights) if args.start_weights else None
+    run = run_recipe(session, recipe, main_only(show), trust=args.trust,
+                     start_weights=start)
     if not is_main_process():  # under torchrun: rank 0 alone prints and writes
         return 0
     rows = session.compare()
@@ -721,6 +725,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow a pickled source (never read from the recipe itself)")
     add_device_option(p)
     add_launch_options(p, strategy=False)
+    # the window's launched workers: weights to load before the first training step
+    p.add_argument("--start-weights", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_run)
 

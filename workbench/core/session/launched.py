@@ -29,15 +29,14 @@ class LaunchError(WorkbenchError):
 
 
 def start_recipe(variant: Any, folder: Path) -> dict[str, Any]:
-    """The recipe (as JSON) that rebuilds `variant` in the workers: its lineage when that
-    replays cheaply and exactly, else (a lineage that trains) the variant written to a file
-    in `folder`, which the workers load as it is."""
+    """The recipe (as JSON) that rebuilds `variant` in the workers for evaluation only (a
+    teacher): its lineage when that replays cheaply and exactly, else (a lineage that
+    trains) the variant written to a `.pt2` in `folder`, which the workers load as it is."""
     from workbench.core.model.export import export_variant
     from workbench.core.session.recipe import Recipe
-    from workbench.core.session.recipe_steps import DistillStep, TrainStep
 
     recipe = Recipe.of(variant)
-    if not any(isinstance(s, (TrainStep, DistillStep)) for s in recipe.steps):
+    if not _trains(recipe):
         return recipe.to_json()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{variant.id}.pt2"  # training again would give another model
@@ -45,11 +44,43 @@ def start_recipe(variant: Any, folder: Path) -> dict[str, Any]:
     return Recipe(str(path), (), {}).to_json()
 
 
-def train_recipe(variant: Any, dataset: str, config: Any, folder: Path) -> dict[str, Any]:
-    """The recipe (as JSON) that rebuilds `variant` and trains it on `dataset`."""
-    body = start_recipe(variant, folder)
+def student_recipe(variant: Any, folder: Path) -> tuple[dict[str, Any], Path | None]:
+    """The recipe (as JSON) that rebuilds `variant` in the workers so they can train it, and
+    the weights they load into it before training (None: the recipe rebuilds it exactly).
+
+    A lineage that trains is replayed without its training steps, which gives the same
+    modules (a `.pt2` holds an eval-mode graph: no dropout and frozen BatchNorm statistics
+    when trained again), and the variant's own weights are loaded over them."""
+    from workbench.core.model.export import export_variant
+    from workbench.core.session.recipe import Recipe
+
+    recipe = Recipe.of(variant)
+    if not _trains(recipe):
+        return recipe.to_json(), None
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / f"{variant.id}.safetensors"
+    export_variant(variant, weights)
+    steps = tuple(s for s in recipe.steps if not _is_training(s))
+    return Recipe(recipe.source, steps, recipe.load).to_json(), weights
+
+
+def _is_training(step: Any) -> bool:
+    from workbench.core.session.recipe_steps import DistillStep, TrainStep
+
+    return isinstance(step, (TrainStep, DistillStep))
+
+
+def _trains(recipe: Any) -> bool:
+    return any(_is_training(s) for s in recipe.steps)
+
+
+def train_recipe(variant: Any, dataset: str, config: Any,
+                 folder: Path) -> tuple[dict[str, Any], Path | None]:
+    """The recipe (as JSON) that rebuilds `variant` and trains it on `dataset`, and the
+    weights the workers load before training (see `student_recipe`)."""
+    body, weights = student_recipe(variant, folder)
     body["steps"].append({"train": {"dataset": dataset, **train_params(config)}})
-    return body
+    return body, weights
 
 
 def train_params(config: Any) -> dict[str, Any]:
@@ -61,17 +92,18 @@ def train_params(config: Any) -> dict[str, Any]:
 def launched_train(variant: Any, dataset: str, config: Any, nproc: int, folder: Path,
                    cancel: CancelToken, max_restarts: int = 0) -> Job[Path]:
     """Train `variant` in `nproc` processes; the trained weights' file (in `folder`)."""
-    body = train_recipe(variant, dataset, config, folder)
+    body, weights = train_recipe(variant, dataset, config, folder)
     return (yield from launched_recipe(body, config.epochs, nproc, folder, cancel,
-                                       max_restarts, device=config.device))
+                                       max_restarts, device=config.device,
+                                       start_weights=weights))
 
 
 def launched_recipe(body: dict[str, Any], epochs: int, nproc: int, folder: Path,
-                    cancel: CancelToken, max_restarts: int = 0,
-                    device: str = "cpu") -> Job[Path]:
+                    cancel: CancelToken, max_restarts: int = 0, device: str = "cpu",
+                    start_weights: Path | None = None) -> Job[Path]:
     """Replay the recipe `body` (one training step of `epochs`) in `nproc` processes; the
     last variant's weights (a safetensors file in `folder`). Rank 0's epochs come as
-    `EpochDone` events."""
+    `EpochDone` events. `start_weights` go into the model before its first training step."""
     folder.mkdir(parents=True, exist_ok=True)
     # the weights alone: the window puts them in its own copy of the model, which keeps
     # its layers (a reloaded .pt2 is a graph, with nothing left to prune) and its lineage
@@ -80,6 +112,8 @@ def launched_recipe(body: dict[str, Any], epochs: int, nproc: int, folder: Path,
     recipe.write_text(json.dumps(body), encoding="utf-8")
     metrics.unlink(missing_ok=True)
     argv = ["run", str(recipe), "-o", str(output), "--device", device, "--json"]
+    if start_weights is not None:
+        argv += ["--start-weights", str(start_weights)]
     env = {**os.environ, METRICS_ENV: str(metrics)}
     yield Progress(0.0, f"Starting {nproc} processes…")
     with open(folder / "stdout.txt", "wb") as out, open(folder / "stderr.txt", "wb") as err:
@@ -99,7 +133,10 @@ def launched_recipe(body: dict[str, Any], epochs: int, nproc: int, folder: Path,
                 break
             if cancel.cancelled:
                 os.killpg(proc.pid, signal.SIGTERM)  # the agent, and through it every rank
-                proc.wait(timeout=60)
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
                 raise CancelledError("The run was stopped.")
             time.sleep(0.2)
     finally:

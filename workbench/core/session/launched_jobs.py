@@ -20,6 +20,7 @@ from workbench.core.session.launched import (
     launched_train,
     run_folder,
     start_recipe,
+    student_recipe,
     train_params,
     train_step,
     trained_child,
@@ -65,13 +66,14 @@ def launched_distill_task(session: Any, dataset: str, config: Any, nproc: int,
     history: list[dict[str, Any]] = []
 
     def job(token: CancelToken) -> Job[Any]:
-        body = start_recipe(variant, folder)
+        body, weights = student_recipe(variant, folder)
         body["steps"].append({"distill": {
             "dataset": dataset, "teacher": _nested(start_recipe(teacher, folder)),
             "temperature": temperature, "alpha": alpha, "transfer": transfer,
             **train_params(config)}})
         output = yield from collect(launched_recipe(body, config.epochs, nproc, folder,
-                                                    token, device=config.device), history)
+                                                    token, device=config.device,
+                                                    start_weights=weights), history)
         step = train_step(config, dataset, alpha=alpha, temperature=temperature,
                           transfer=transfer, teacher=_lineage(teacher))
         return (yield from analyse(trained_child(variant, output, f"{variant.name}·distilled",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.jobs import CancelToken, Job, Progress
@@ -53,10 +54,17 @@ class RecipeRun:
     steps: list[dict[str, Any]] = field(default_factory=list)
     variant: Variant | None = None
     report: Any = None
+    start_weights: Path | None = None  # see `replay_task`
+    weights_loaded: bool = False
 
 
-def replay_task(session: Session, recipe: Recipe, trust: bool = False) -> Task[RecipeRun]:
+def replay_task(session: Session, recipe: Recipe, trust: bool = False,
+                start_weights: Path | None = None) -> Task[RecipeRun]:
     """A task replaying `recipe`; its commit adds every variant the recipe made to `session`.
+
+    `start_weights` (a safetensors file) go into the model just before its first training or
+    distillation step (or at the end): the launched workers of a model whose lineage trains
+    rebuild its modules by replaying the lineage without training, then take its weights.
 
     Everything that needs no work is checked now: the passes and their parameters, the
     training and benchmark settings, the export targets. `trust` is the caller's, never the
@@ -70,8 +78,10 @@ def replay_task(session: Session, recipe: Recipe, trust: bool = False) -> Task[R
     def job(token: CancelToken) -> Job[tuple[Session, RecipeRun]]:
         scratch = Session(settings=session.settings, remember_recent=False)
         scratch.project = session.project  # checkpoints go to the project's runs folder
-        run = RecipeRun([])
+        run = RecipeRun([], start_weights=start_weights)
         final = yield from _replay(scratch, recipe, token, run, trust, task, 0)
+        if start_weights is not None and not run.weights_loaded:
+            _load_weights(scratch, final, start_weights)
         run.variant = scratch.workspace.get(final).analysis.variant
         return scratch, run
 
@@ -88,9 +98,26 @@ def replay_task(session: Session, recipe: Recipe, trust: bool = False) -> Task[R
 
 
 def run_recipe(session: Session, recipe: Recipe, on_progress: Any = None,
-               trust: bool = False, cancel: CancelToken | None = None) -> RecipeRun:
+               trust: bool = False, cancel: CancelToken | None = None,
+               start_weights: Path | None = None) -> RecipeRun:
     """Replay `recipe` on this thread (the CLI, tests) and add its variants to `session`."""
-    return session.run(replay_task(session, recipe, trust), on_progress, cancel)
+    return session.run(replay_task(session, recipe, trust, start_weights), on_progress,
+                       cancel)
+
+
+def _load_weights(scratch: Session, variant_id: str, path: Path) -> None:
+    """Load `path` into the replay's own model (`scratch` is this replay's session, so no
+    variant of the user's is touched); a clear error when they do not fit."""
+    from safetensors.torch import load_file
+
+    from workbench.core.errors import WorkbenchError
+
+    model = scratch.workspace.get(variant_id).analysis.variant.model
+    try:
+        model.load_state_dict(load_file(str(path)))
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise WorkbenchError(f"The model's weights ({path.name}) do not fit the model its "
+                             f"recipe rebuilds: {str(exc).splitlines()[0]}") from exc
 
 
 def _check_exports(recipe: Recipe) -> None:
@@ -115,6 +142,10 @@ def _replay(scratch: Session, recipe: Recipe, token: CancelToken, run: RecipeRun
     for i, step in enumerate(recipe.steps):
         token.check()
         kind = step_kind(step)
+        if (run.start_weights is not None and depth == 0 and not run.weights_loaded
+                and isinstance(step, (TrainStep, DistillStep))):
+            _load_weights(scratch, current, run.start_weights)
+            run.weights_loaded = True
         yield Progress(i / max(total, 1), f"[{i + 1}/{total}] {describe(step)}",
                        StepStarted(i, total, kind, describe(step), depth))
         out: dict[str, Any] = {}

@@ -152,7 +152,10 @@ def prune_finetune(variant: Variant, dataset: Dataset, rounds: int = 4, step: fl
     prune = discover().get("prune.magnitude")
     current = variant
     for i in range(1, rounds + 1):
-        cancel.check()
+        if cancel.cancelled:  # stopped between rounds: keep the rounds already done
+            if not schedule.rounds:
+                cancel.check()
+            break
         sparsity = min(step * i, 0.99)
         yield Progress((i - 1) / rounds, f"round {i}: pruning to {sparsity:.0%}",
                        RoundStarted(i, sparsity))
