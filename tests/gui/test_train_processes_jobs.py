@@ -86,6 +86,11 @@ def test_distill_and_prune_in_two_processes(qtbot: Any, main_window: Any) -> Non
     assert len(rounds) == 2
     assert [round(s, 1) for s, _ in panel._rounds][-2:] == [0.3, 0.6]  # drawn per round
     assert _sparsity(workspace.get(rounds[-1])) >= 0.6 - 1e-3
+    from workbench.core.session.settings import runs_dir
+
+    handed = [p.name for p in runs_dir().rglob("*") if p.suffix in (".pt2", ".safetensors")]
+    assert handed == []  # models handed to the workers and back are gone; recipes, logs stay
+    assert list(runs_dir().rglob("recipe.json"))
 
     workspace.select(student)
     panel.mode.setCurrentIndex(1)

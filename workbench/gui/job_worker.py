@@ -78,9 +78,10 @@ class JobWorker(QRunnable):
                 result = self.work()
             if not self._abort:
                 self.signals.returned.emit(result)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit too: the runner must hear the job end
             self.signals.errored.emit(exc)
-        self.signals.finished.emit()
+        finally:
+            self.signals.finished.emit()
 
     def work(self) -> Any:
         """Step the generator until it returns or `quit()` is asked; its return value."""

@@ -62,13 +62,20 @@ def preprocess_key(fp32: Any, exclude: Sequence[str]) -> Any:
 
 
 def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
     import onnx
     import onnxruntime
 
     import workbench
 
+    try:  # symbolic shape inference succeeds or not by sympy's version
+        sympy = version("sympy")
+    except PackageNotFoundError:
+        sympy = "none"
     return {"workbench": workbench.__version__, "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__, "revision": str(PREPROCESS_REVISION)}
+            "onnxruntime": onnxruntime.__version__, "sympy": sympy,
+            "revision": str(PREPROCESS_REVISION)}
 
 
 def run_preprocess(src: str, folder: str, exclude: Sequence[str]

@@ -142,6 +142,9 @@ def launched_recipe(body: dict[str, Any], epochs: int, nproc: int, folder: Path,
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+        # the models handed to the workers can be big; their recipe and logs stay
+        for handed in [*folder.glob("*.pt2"), *([start_weights] if start_weights else [])]:
+            handed.unlink(missing_ok=True)
     if proc.returncode != 0 or not output.exists():
         tail = (folder / "stderr.txt").read_text(errors="replace").strip().splitlines()[-3:]
         raise LaunchError(f"The {nproc} training processes failed (exit {proc.returncode}): "
@@ -156,7 +159,8 @@ def train_step(config: Any, dataset: str, **extra: Any) -> dict[str, Any]:
 
 
 def trained_child(variant: Any, weights: Path, name: str, step: dict[str, Any]) -> Any:
-    """A child of `variant` holding the launched run's `weights`, its lineage `step` added."""
+    """A child of `variant` holding the launched run's `weights` (the file is removed once
+    read), its lineage `step` added."""
     import copy
 
     from safetensors.torch import load_file
@@ -165,6 +169,7 @@ def trained_child(variant: Any, weights: Path, name: str, step: dict[str, Any]) 
 
     model = copy.deepcopy(variant.model).float()
     model.load_state_dict(load_file(str(weights)))
+    weights.unlink(missing_ok=True)  # the child holds them now
     return Variant(name=name, backend="torch", model=set_mode(model, False),
                    format=variant.format, inputs=variant.inputs, source=variant.source,
                    parent=variant.id, recipe=(*variant.recipe, step),
