@@ -57,3 +57,25 @@ def test_a_cancelled_opening_takes_its_graph_back(qtbot: Any, main_window: Any,
     assert main_window.jobs.outcome == "cancelled"
     assert main_window.workspace.selected is None
     assert main_window.graph_view.graph() is None  # back to what is selected: nothing
+
+
+def test_a_node_clicked_while_the_graph_is_previewed_is_the_new_models(
+        qtbot: Any, main_window: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    from tests.conftest import open_and_wait
+
+    open_and_wait(qtbot, main_window, "zoo:mlp")  # the selected variant, until the commit
+    shown: list[Any] = []
+    monkeypatch.setattr(main_window.inspector, "show_node", shown.append)
+    previewed: list[Any] = []
+
+    def click_on_preview(step: Progress) -> None:
+        if isinstance(step.payload, GraphReady):
+            graph = step.payload.graph
+            previewed.append(graph)
+            main_window.show_node_details(graph.nodes[1].name)
+
+    main_window.jobs.progress.connect(click_on_preview)
+    with qtbot.waitSignal(main_window.jobs.finished, timeout=120_000):
+        main_window.open_source(chain(tmp_path))
+    assert len(previewed) == 1
+    assert shown == [previewed[0].nodes[1]]  # the chain's node, not a name in the MLP

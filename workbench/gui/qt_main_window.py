@@ -428,9 +428,11 @@ class QtMainWindow(QtWindowStartup, QtFileActions, QtTaskActions, QMainWindow):
     def show_node_details(self, name: str) -> None:
         """Fill the inspector and the Weights tab for a node or a group id."""
         entry = self.workspace.selected
-        if entry is None:
+        # an opening job shows its graph before its variant exists: look the node up there
+        previewed = getattr(self, "_previewed", None)
+        if entry is None and previewed is None:
             return
-        graph = entry.analysis.graph
+        graph = previewed if previewed is not None else entry.analysis.graph
         for kind, tensors in (("input", graph.inputs), ("output", graph.outputs)):
             if name.startswith(f"{kind}:"):
                 tensor = next((t for t in tensors if t.name == name[len(kind) + 1:]), None)
@@ -450,8 +452,8 @@ class QtMainWindow(QtWindowStartup, QtFileActions, QtTaskActions, QMainWindow):
             self.inspector.show_node(node)
             tensors = node.param_names
         weights = self._built("weights")
-        if weights is None:  # the Weights tab was never shown: nothing to select there
-            return
+        if weights is None or previewed is not None or entry is None:
+            return  # no Weights tab yet, or its weights are the previous variant's
         aliases = weight_aliases(entry.analysis.variant)  # int8 initializer -> float name
         for t in tensors:
             if weights.select_tensor(aliases.get(t, t)):
