@@ -7,9 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.big_onnx import make_big_onnx
 from workbench.core.graph.analysis import GraphReady
 from workbench.core.jobs import Progress
+from workbench.gui import qt_file_actions
 
 
 def chain(tmp_path: Path) -> str:
@@ -17,6 +20,11 @@ def chain(tmp_path: Path) -> str:
     return str(make_big_onnx(tmp_path / "chain.onnx", n_nodes=400))
 
 
+SKIP = pytest.mark.skipif(not qt_file_actions.PREVIEW, reason="graph first is off in the "
+                          "window (a job-thread crash under investigation)")
+
+
+@SKIP
 def test_the_graph_is_drawn_before_the_statistics_and_kept_when_the_variant_is_added(
         qtbot: Any, main_window: Any, tmp_path: Path) -> None:
     seen: list[tuple[Any, Any, Any]] = []
@@ -44,6 +52,7 @@ def test_the_graph_is_drawn_before_the_statistics_and_kept_when_the_variant_is_a
     assert main_window.inspector.isVisible()
 
 
+@SKIP
 def test_a_cancelled_opening_takes_its_graph_back(qtbot: Any, main_window: Any,
                                                   tmp_path: Path) -> None:
     def cancel_on_preview(step: Progress) -> None:
@@ -59,6 +68,7 @@ def test_a_cancelled_opening_takes_its_graph_back(qtbot: Any, main_window: Any,
     assert main_window.graph_view.graph() is None  # back to what is selected: nothing
 
 
+@SKIP
 def test_a_node_clicked_while_the_graph_is_previewed_is_the_new_models(
         qtbot: Any, main_window: Any, tmp_path: Path, monkeypatch: Any) -> None:
     from tests.conftest import open_and_wait

@@ -29,6 +29,7 @@ class JobSignals(QObject):
     errored = Signal(object)
     aborted = Signal()
     finished = Signal()
+    done = Signal(object)  # the worker, let go of on this object's (the GUI) thread
 
 
 class JobWorker(QRunnable):
@@ -41,7 +42,9 @@ class JobWorker(QRunnable):
         self._gen = generator
         self._abort = False
         self.signals = JobSignals()
-        self.signals.finished.connect(lambda: JobWorker._running_workers.discard(self))
+        # no closure over `self` here: that cycle left finished workers to the cyclic
+        # collector, which could then delete their signals' QObject on a job's thread
+        self.signals.done.connect(_let_go)
 
     def __getattr__(self, name: str) -> Any:
         """`worker.yielded` and the like are the signals' (as with superqt)."""
@@ -82,6 +85,7 @@ class JobWorker(QRunnable):
             self.signals.errored.emit(exc)
         finally:
             self.signals.finished.emit()
+            self.signals.done.emit(self)
 
     def work(self) -> Any:
         """Step the generator until it returns or `quit()` is asked; its return value."""
@@ -94,6 +98,11 @@ class JobWorker(QRunnable):
             except StopIteration as stop:
                 return stop.value
             self.signals.yielded.emit(step)
+
+
+def _let_go(worker: JobWorker) -> None:
+    """Drop a finished worker (on the GUI thread, where its signals' QObject lives)."""
+    JobWorker._running_workers.discard(worker)
 
 
 def _log_warning(message: Any, category: type[Warning], filename: str, lineno: int,
